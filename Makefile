@@ -1,0 +1,102 @@
+# lemongate: top-level, non-recursive build.
+# `make` builds the four binaries into build/; `make check` builds the unit tests twice
+# (plain, and with AddressSanitizer + UBSan) and runs every test, root-only testbed ones included.
+
+CC      ?= cc
+PREFIX  ?= /usr/local
+BUILD   := build
+PKGS    := libnetfilter_queue libmnl
+
+WARN    := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes \
+           -Wpointer-arith -Wcast-qual -Wformat=2
+CFLAGS  ?= -O2 -g
+ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -fstack-protector-strong -D_FORTIFY_SOURCE=2 \
+              -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
+SAN_CFLAGS := -std=gnu11 $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
+              -fno-sanitize-recover=all -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
+NFQ_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lnetfilter_queue -lnfnetlink -lmnl)
+LIBS_DP    := $(NFQ_LIBS) -lpthread
+LIBS_SRV   := -lcrypto
+
+POLICY_SRC := $(wildcard policy/*.c)
+DP_SRC     := $(filter-out dataplane/main.c,$(wildcard dataplane/*.c))
+CTL_SRC    := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
+SRVCORE_SRC:= $(wildcard servers/core/*.c)
+IMAPD_SRC  := servers/imapd.c
+SUBMITD_SRC:= servers/submitd.c
+
+BINS := $(BUILD)/lemongated $(BUILD)/lemongatectl $(BUILD)/lemongate-imapd $(BUILD)/lemongate-submitd
+
+# obj(VARIANT, SOURCES): object paths of SOURCES in build/VARIANT/
+obj = $(patsubst %.c,$(BUILD)/$(1)/%.o,$(2))
+
+all: $(BINS)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -c -o $@ $<
+
+$(BUILD)/asan/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN_CFLAGS) -c -o $@ $<
+
+# Component libraries, per variant.
+define component_libs
+$(BUILD)/$(1)/libpolicy.a: $(call obj,$(1),$(POLICY_SRC))
+	@rm -f $$@; ar rcs $$@ $$^
+$(BUILD)/$(1)/libdataplane.a: $(call obj,$(1),$(DP_SRC))
+	@rm -f $$@; ar rcs $$@ $$^
+$(BUILD)/$(1)/libctl.a: $(call obj,$(1),$(CTL_SRC))
+	@rm -f $$@; ar rcs $$@ $$^
+$(BUILD)/$(1)/libsrvcore.a: $(call obj,$(1),$(SRVCORE_SRC))
+	@rm -f $$@; ar rcs $$@ $$^
+endef
+$(eval $(call component_libs,obj))
+$(eval $(call component_libs,asan))
+
+$(BUILD)/lemongated: $(BUILD)/obj/dataplane/main.o $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libpolicy.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_DP)
+$(BUILD)/lemongatectl: $(BUILD)/obj/ctl/main.o $(BUILD)/obj/libctl.a $(BUILD)/obj/libpolicy.a
+	$(CC) $(CFLAGS) -o $@ $^
+$(BUILD)/lemongate-imapd: $(call obj,obj,$(IMAPD_SRC)) $(BUILD)/obj/libsrvcore.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_SRV)
+$(BUILD)/lemongate-submitd: $(call obj,obj,$(SUBMITD_SRC)) $(BUILD)/obj/libsrvcore.a
+	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_SRV)
+
+# Unit tests: COMPONENT/tests/test_NAME.c -> build/VARIANT/tests/COMPONENT_NAME
+TEST_SRC := $(wildcard policy/tests/test_*.c dataplane/tests/test_*.c ctl/tests/test_*.c servers/tests/test_*.c)
+test_name = $(subst /tests/test_,_,$(basename $(1)))
+TESTS_PLAIN := $(foreach t,$(TEST_SRC),$(BUILD)/tests/$(call test_name,$(t)))
+TESTS_ASAN  := $(foreach t,$(TEST_SRC),$(BUILD)/asan-tests/$(call test_name,$(t)))
+
+define test_rules
+$(BUILD)/tests/$(call test_name,$(1)): $(call obj,obj,$(1)) $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libctl.a $(BUILD)/obj/libsrvcore.a $(BUILD)/obj/libpolicy.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LIBS_DP) $$(LIBS_SRV)
+$(BUILD)/asan-tests/$(call test_name,$(1)): $(call obj,asan,$(1)) $(BUILD)/asan/libdataplane.a $(BUILD)/asan/libctl.a $(BUILD)/asan/libsrvcore.a $(BUILD)/asan/libpolicy.a
+	@mkdir -p $$(dir $$@)
+	$$(CC) -fsanitize=address,undefined -o $$@ $$^ $$(LIBS_DP) $$(LIBS_SRV)
+endef
+$(foreach t,$(TEST_SRC),$(eval $(call test_rules,$(t))))
+
+tests: $(TESTS_PLAIN) $(TESTS_ASAN)
+
+check: all tests
+	@tests/run $(BUILD)
+
+demo: all
+	@testbed/demo
+
+deps:
+	scripts/setup.sh
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/sbin
+	install -m 0755 $(BUILD)/lemongated $(BUILD)/lemongatectl $(DESTDIR)$(PREFIX)/sbin/
+
+clean:
+	rm -rf $(BUILD)
+
+.PHONY: all tests check demo deps install clean
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

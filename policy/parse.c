@@ -1,0 +1,469 @@
+/* The configuration language: one statement per line, words separated by blanks,
+ * '#' starts a comment, "double quotes" group a word. The grammar is in README.md. */
+#include "policy/policy.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define LG_MAX_WORDS     40
+#define LG_MAX_WORD_LEN  256
+#define LG_MAX_FILE_SIZE (1u << 20)
+
+struct word {
+	char text[LG_MAX_WORD_LEN];
+	unsigned col;
+};
+
+struct stmt {
+	struct word w[LG_MAX_WORDS];
+	size_t n;
+	unsigned line;
+};
+
+/* Line on which each single-valued setting was given; 0 = not given. */
+struct seen {
+	unsigned inside_if, outside_if, nat_public, nat_ports, queue, max_flows;
+	unsigned timeout_est, timeout_trans, control_socket;
+};
+
+static void diag_add(struct lg_diags *d, enum lg_diag_level level, unsigned line,
+		     unsigned col, const char *fmt, ...)
+{
+	va_list ap;
+	struct lg_diag *item;
+
+	if (level == LG_DIAG_ERROR)
+		d->errors++;
+	else
+		d->warnings++;
+	if (d->count >= LG_MAX_DIAGS) {
+		d->dropped++;
+		return;
+	}
+	item = &d->items[d->count++];
+	item->level = level;
+	item->line = line;
+	item->col = col;
+	va_start(ap, fmt);
+	vsnprintf(item->msg, sizeof(item->msg), fmt, ap);
+	va_end(ap);
+}
+
+#define ERR(d, line, col, ...) diag_add(d, LG_DIAG_ERROR, line, col, __VA_ARGS__)
+
+/* Split one line into words. Returns 0, or -1 after reporting a lexical error. */
+static int lex_line(const char *s, size_t len, unsigned line, struct stmt *st,
+		    struct lg_diags *d)
+{
+	size_t i = 0;
+
+	st->n = 0;
+	st->line = line;
+	while (i < len) {
+		struct word *w;
+		size_t wl = 0;
+		unsigned col;
+
+		while (i < len && (s[i] == ' ' || s[i] == '\t' || s[i] == '\r'))
+			i++;
+		if (i >= len || s[i] == '#')
+			break;
+		col = (unsigned)i + 1;
+		if (st->n >= LG_MAX_WORDS) {
+			ERR(d, line, col, "too many words in one statement (at most %d)", LG_MAX_WORDS);
+			return -1;
+		}
+		w = &st->w[st->n];
+		w->col = col;
+		if (s[i] == '"') {
+			i++;
+			while (i < len && s[i] != '"') {
+				if ((unsigned char)s[i] < 0x20) {
+					ERR(d, line, (unsigned)i + 1, "control character in quoted string");
+					return -1;
+				}
+				if (wl + 1 >= LG_MAX_WORD_LEN) {
+					ERR(d, line, col, "word longer than %d characters", LG_MAX_WORD_LEN - 1);
+					return -1;
+				}
+				w->text[wl++] = s[i++];
+			}
+			if (i >= len) {
+				ERR(d, line, col, "unterminated quoted string");
+				return -1;
+			}
+			i++;
+		} else {
+			while (i < len && s[i] != ' ' && s[i] != '\t' && s[i] != '\r' && s[i] != '#') {
+				if ((unsigned char)s[i] < 0x20 || s[i] == '"') {
+					ERR(d, line, (unsigned)i + 1, "unexpected character 0x%02x",
+					    (unsigned char)s[i]);
+					return -1;
+				}
+				if (wl + 1 >= LG_MAX_WORD_LEN) {
+					ERR(d, line, col, "word longer than %d characters", LG_MAX_WORD_LEN - 1);
+					return -1;
+				}
+				w->text[wl++] = s[i++];
+			}
+		}
+		w->text[wl] = '\0';
+		st->n++;
+	}
+	return 0;
+}
+
+static bool expect_args(const struct stmt *st, size_t want, const char *usage, struct lg_diags *d)
+{
+	if (st->n == want)
+		return true;
+	if (st->n < want)
+		ERR(d, st->line, st->w[st->n - 1].col, "missing argument; expected: %s", usage);
+	else
+		ERR(d, st->line, st->w[want].col, "unexpected '%s'; expected: %s",
+		    st->w[want].text, usage);
+	return false;
+}
+
+static bool once(unsigned *seen_line, const struct stmt *st, const char *what, struct lg_diags *d)
+{
+	if (*seen_line) {
+		ERR(d, st->line, st->w[0].col, "'%s' given twice (first on line %u)", what, *seen_line);
+		return false;
+	}
+	*seen_line = st->line;
+	return true;
+}
+
+static int parse_uint(const char *text, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -1;
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (errno || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static bool valid_ifname(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= LG_IFNAME_MAX || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (s[i] == '/' || s[i] == ':' || (unsigned char)s[i] <= ' ')
+			return false;
+	return true;
+}
+
+static void do_interface(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+			 struct lg_diags *d)
+{
+	const char *usage = "interface inside|outside NAME";
+	char *dst;
+
+	if (!expect_args(st, 3, usage, d))
+		return;
+	if (strcmp(st->w[1].text, "inside") == 0) {
+		if (!once(&seen->inside_if, st, "interface inside", d))
+			return;
+		dst = pol->inside_if;
+	} else if (strcmp(st->w[1].text, "outside") == 0) {
+		if (!once(&seen->outside_if, st, "interface outside", d))
+			return;
+		dst = pol->outside_if;
+	} else {
+		ERR(d, st->line, st->w[1].col, "expected 'inside' or 'outside', got '%s'", st->w[1].text);
+		return;
+	}
+	if (!valid_ifname(st->w[2].text)) {
+		ERR(d, st->line, st->w[2].col, "'%s' is not a valid interface name", st->w[2].text);
+		return;
+	}
+	strcpy(dst, st->w[2].text);
+}
+
+static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		   struct lg_diags *d)
+{
+	const char *what = st->n > 1 ? st->w[1].text : "";
+
+	if (st->n < 3) {
+		ERR(d, st->line, st->w[st->n - 1].col,
+		    "missing argument; expected: nat inside PREFIX... | nat public ADDR | nat ports LO-HI");
+		return;
+	}
+	if (strcmp(what, "inside") == 0) {
+		for (size_t i = 2; i < st->n; i++) {
+			struct lg_prefix4 p;
+
+			if (lg_prefix4_parse(st->w[i].text, &p) < 0) {
+				ERR(d, st->line, st->w[i].col,
+				    "'%s' is not an IPv4 prefix (like 10.77.0.0/24, host bits zero)",
+				    st->w[i].text);
+				continue;
+			}
+			if (pol->nat_inside_count >= LG_MAX_PREFIXES) {
+				ERR(d, st->line, st->w[i].col, "too many inside prefixes (at most %d)",
+				    LG_MAX_PREFIXES);
+				return;
+			}
+			pol->nat_inside[pol->nat_inside_count++] = p;
+		}
+	} else if (strcmp(what, "public") == 0) {
+		if (!expect_args(st, 3, "nat public ADDR", d) ||
+		    !once(&seen->nat_public, st, "nat public", d))
+			return;
+		if (lg_addr4_parse(st->w[2].text, &pol->nat_public) < 0 || pol->nat_public == 0)
+			ERR(d, st->line, st->w[2].col, "'%s' is not an IPv4 address", st->w[2].text);
+	} else if (strcmp(what, "ports") == 0) {
+		const char *text = st->w[2].text, *dash = strchr(text, '-');
+		char lo_text[8];
+		unsigned long lo, hi;
+
+		if (!expect_args(st, 3, "nat ports LO-HI", d) ||
+		    !once(&seen->nat_ports, st, "nat ports", d))
+			return;
+		if (!dash || (size_t)(dash - text) >= sizeof(lo_text)) {
+			ERR(d, st->line, st->w[2].col, "expected a port range LO-HI, got '%s'", text);
+			return;
+		}
+		memcpy(lo_text, text, (size_t)(dash - text));
+		lo_text[dash - text] = '\0';
+		if (parse_uint(lo_text, 1024, 65535, &lo) < 0 ||
+		    parse_uint(dash + 1, 1024, 65535, &hi) < 0 || lo > hi) {
+			ERR(d, st->line, st->w[2].col,
+			    "port range '%s' must be LO-HI with 1024 <= LO <= HI <= 65535", text);
+			return;
+		}
+		pol->port_lo = (uint16_t)lo;
+		pol->port_hi = (uint16_t)hi;
+	} else {
+		ERR(d, st->line, st->w[1].col, "unknown nat setting '%s' (inside, public, ports)", what);
+	}
+}
+
+static void do_timeout(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		       struct lg_diags *d)
+{
+	uint64_t secs;
+	bool est;
+
+	if (!expect_args(st, 3, "timeout established|transitory DURATION", d))
+		return;
+	if (strcmp(st->w[1].text, "established") == 0)
+		est = true;
+	else if (strcmp(st->w[1].text, "transitory") == 0)
+		est = false;
+	else {
+		ERR(d, st->line, st->w[1].col,
+		    "unknown timeout '%s' (established, transitory); RFC 5383 section 4.1 (L5383-4.1a) "
+		    "forbids duration or age limits", st->w[1].text);
+		return;
+	}
+	if (!once(est ? &seen->timeout_est : &seen->timeout_trans, st,
+		  est ? "timeout established" : "timeout transitory", d))
+		return;
+	if (lg_duration_parse(st->w[2].text, &secs) < 0 || secs > UINT32_MAX) {
+		ERR(d, st->line, st->w[2].col, "'%s' is not a duration (like 2h4m, 300s)", st->w[2].text);
+		return;
+	}
+	if (est && secs < LG_EST_IDLE_FLOOR) {
+		ERR(d, st->line, st->w[2].col,
+		    "established idle timeout %s is below 2h4m (7440 s), which RFC 5382 REQ-5 and "
+		    "RFC 5383 section 7 forbid (N5382-R5, L5383-7)", st->w[2].text);
+		return;
+	}
+	if (!est && secs < LG_TRANS_IDLE_FLOOR) {
+		ERR(d, st->line, st->w[2].col,
+		    "transitory idle timeout %s is below 4m (240 s), which RFC 5382 REQ-5 forbids "
+		    "(N5382-R5)", st->w[2].text);
+		return;
+	}
+	if (est)
+		pol->timeout_established = (uint32_t)secs;
+	else
+		pol->timeout_transitory = (uint32_t)secs;
+}
+
+static void do_queue(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		     struct lg_diags *d)
+{
+	unsigned long first, count = 1;
+
+	if (st->n != 2 && st->n != 4) {
+		ERR(d, st->line, st->w[0].col, "expected: queue NUM [count N]");
+		return;
+	}
+	if (!once(&seen->queue, st, "queue", d))
+		return;
+	if (parse_uint(st->w[1].text, 0, 65535, &first) < 0) {
+		ERR(d, st->line, st->w[1].col, "queue number '%s' must be 0..65535", st->w[1].text);
+		return;
+	}
+	if (st->n == 4) {
+		if (strcmp(st->w[2].text, "count") != 0) {
+			ERR(d, st->line, st->w[2].col, "expected 'count', got '%s'", st->w[2].text);
+			return;
+		}
+		if (parse_uint(st->w[3].text, 1, LG_MAX_QUEUES, &count) < 0 || first + count > 65536) {
+			ERR(d, st->line, st->w[3].col, "queue count '%s' must be 1..%d", st->w[3].text,
+			    LG_MAX_QUEUES);
+			return;
+		}
+	}
+	pol->queue_first = (uint16_t)first;
+	pol->queue_count = (uint16_t)count;
+}
+
+static void do_max_flows(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+			 struct lg_diags *d)
+{
+	unsigned long n;
+
+	if (!expect_args(st, 2, "max-flows N", d) || !once(&seen->max_flows, st, "max-flows", d))
+		return;
+	if (parse_uint(st->w[1].text, 16, 100000000ul, &n) < 0) {
+		ERR(d, st->line, st->w[1].col, "max-flows '%s' must be 16..100000000", st->w[1].text);
+		return;
+	}
+	pol->max_flows = (uint32_t)n;
+}
+
+static void do_control(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		       struct lg_diags *d)
+{
+	if (!expect_args(st, 3, "control socket PATH", d))
+		return;
+	if (strcmp(st->w[1].text, "socket") != 0) {
+		ERR(d, st->line, st->w[1].col, "expected 'socket', got '%s'", st->w[1].text);
+		return;
+	}
+	if (!once(&seen->control_socket, st, "control socket", d))
+		return;
+	if (st->w[2].text[0] != '/' || strlen(st->w[2].text) >= LG_PATH_MAX) {
+		ERR(d, st->line, st->w[2].col, "control socket must be an absolute path under %d bytes",
+		    LG_PATH_MAX);
+		return;
+	}
+	strcpy(pol->control_socket, st->w[2].text);
+}
+
+static void statement(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		      struct lg_diags *d)
+{
+	const char *kw = st->w[0].text;
+
+	if (strcmp(kw, "interface") == 0)
+		do_interface(st, pol, seen, d);
+	else if (strcmp(kw, "nat") == 0)
+		do_nat(st, pol, seen, d);
+	else if (strcmp(kw, "timeout") == 0)
+		do_timeout(st, pol, seen, d);
+	else if (strcmp(kw, "queue") == 0)
+		do_queue(st, pol, seen, d);
+	else if (strcmp(kw, "max-flows") == 0)
+		do_max_flows(st, pol, seen, d);
+	else if (strcmp(kw, "control") == 0)
+		do_control(st, pol, seen, d);
+	else
+		ERR(d, st->line, st->w[0].col, "unknown statement '%s'", kw);
+}
+
+static void validate(struct lg_policy *pol, const struct seen *seen, unsigned eof_line,
+		     struct lg_diags *d)
+{
+	if (!seen->inside_if)
+		ERR(d, eof_line, 1, "missing 'interface inside NAME'");
+	if (!seen->outside_if)
+		ERR(d, eof_line, 1, "missing 'interface outside NAME'");
+	if (seen->inside_if && seen->outside_if && strcmp(pol->inside_if, pol->outside_if) == 0)
+		ERR(d, seen->outside_if, 1, "inside and outside interface are both '%s'", pol->inside_if);
+	if (pol->nat_inside_count == 0)
+		ERR(d, eof_line, 1, "missing 'nat inside PREFIX'");
+	if (!seen->nat_public)
+		ERR(d, eof_line, 1, "missing 'nat public ADDR'");
+	else if (lg_policy_is_inside(pol, pol->nat_public))
+		ERR(d, seen->nat_public, 1, "the public address lies inside a 'nat inside' prefix");
+}
+
+int lg_policy_parse(const char *name, const char *text, size_t len, struct lg_policy *pol,
+		    struct lg_diags *d)
+{
+	struct stmt *st;
+	struct seen seen = { 0 };
+	unsigned line = 0;
+	size_t pos = 0;
+
+	memset(d, 0, sizeof(*d));
+	snprintf(d->file, sizeof(d->file), "%s", name);
+	lg_policy_defaults(pol);
+	st = malloc(sizeof(*st));
+	if (!st) {
+		ERR(d, 0, 0, "out of memory");
+		return -1;
+	}
+	while (pos < len) {
+		const char *nl = memchr(text + pos, '\n', len - pos);
+		size_t line_len = nl ? (size_t)(nl - (text + pos)) : len - pos;
+
+		line++;
+		if (memchr(text + pos, '\0', line_len)) {
+			ERR(d, line, 1, "NUL byte in configuration");
+		} else if (lex_line(text + pos, line_len, line, st, d) == 0 && st->n > 0) {
+			statement(st, pol, &seen, d);
+		}
+		pos += line_len + (nl ? 1 : 0);
+	}
+	free(st);
+	validate(pol, &seen, line + (line == 0), d);
+	return d->errors ? -1 : 0;
+}
+
+int lg_policy_load(const char *path, struct lg_policy *pol, struct lg_diags *d)
+{
+	FILE *f = fopen(path, "r");
+	char *buf;
+	size_t n;
+	int rc;
+
+	if (!f) {
+		int e = errno;
+
+		memset(d, 0, sizeof(*d));
+		snprintf(d->file, sizeof(d->file), "%s", path);
+		ERR(d, 0, 0, "cannot open: %s", strerror(e));
+		return -1;
+	}
+	buf = malloc(LG_MAX_FILE_SIZE + 1);
+	if (!buf) {
+		fclose(f);
+		memset(d, 0, sizeof(*d));
+		snprintf(d->file, sizeof(d->file), "%s", path);
+		ERR(d, 0, 0, "out of memory");
+		return -1;
+	}
+	n = fread(buf, 1, LG_MAX_FILE_SIZE + 1, f);
+	if (ferror(f) || n > LG_MAX_FILE_SIZE) {
+		bool too_big = !ferror(f);
+
+		fclose(f);
+		free(buf);
+		memset(d, 0, sizeof(*d));
+		snprintf(d->file, sizeof(d->file), "%s", path);
+		ERR(d, 0, 0, too_big ? "file larger than 1 MiB" : "read error");
+		return -1;
+	}
+	fclose(f);
+	rc = lg_policy_parse(path, buf, n, pol, d);
+	free(buf);
+	return rc;
+}

@@ -1,0 +1,107 @@
+#include "policy/policy.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+void lg_policy_defaults(struct lg_policy *pol)
+{
+	memset(pol, 0, sizeof(*pol));
+	pol->port_lo = 1024;
+	pol->port_hi = 65535;
+	pol->queue_first = 0;
+	pol->queue_count = 1;
+	pol->max_flows = 262144;
+	pol->timeout_established = LG_EST_IDLE_FLOOR;
+	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
+}
+
+static uint32_t prefix_mask(uint8_t len)
+{
+	return len == 0 ? 0 : htonl(0xffffffffu << (32 - len));
+}
+
+bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be)
+{
+	for (size_t i = 0; i < pol->nat_inside_count; i++) {
+		const struct lg_prefix4 *p = &pol->nat_inside[i];
+
+		if ((addr_be & prefix_mask(p->len)) == p->addr)
+			return true;
+	}
+	return false;
+}
+
+int lg_addr4_parse(const char *text, uint32_t *addr_be)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, text, &a) != 1)
+		return -1;
+	*addr_be = a.s_addr;
+	return 0;
+}
+
+int lg_prefix4_parse(const char *text, struct lg_prefix4 *out)
+{
+	char buf[INET_ADDRSTRLEN + 4];
+	const char *slash = strchr(text, '/');
+	unsigned long len = 32;
+
+	if (strlen(text) >= sizeof(buf))
+		return -1;
+	if (slash) {
+		char *end;
+
+		if (slash[1] < '0' || slash[1] > '9')
+			return -1;
+		len = strtoul(slash + 1, &end, 10);
+		if (*end != '\0' || len > 32)
+			return -1;
+		memcpy(buf, text, (size_t)(slash - text));
+		buf[slash - text] = '\0';
+	} else {
+		strcpy(buf, text);
+	}
+	if (lg_addr4_parse(buf, &out->addr) < 0)
+		return -1;
+	out->len = (uint8_t)len;
+	if ((out->addr & ~prefix_mask(out->len)) != 0)
+		return -1; /* host bits set: almost always a typo */
+	return 0;
+}
+
+void lg_diags_print(const struct lg_diags *diags, FILE *out)
+{
+	for (size_t i = 0; i < diags->count; i++) {
+		const struct lg_diag *d = &diags->items[i];
+
+		fprintf(out, "%s:%u:%u: %s: %s\n", diags->file, d->line, d->col,
+			d->level == LG_DIAG_ERROR ? "error" : "warning", d->msg);
+	}
+	if (diags->dropped)
+		fprintf(out, "%s: %zu more diagnostics not shown\n", diags->file, diags->dropped);
+}
+
+void lg_policy_summary(const struct lg_policy *pol, FILE *out)
+{
+	char addr[INET_ADDRSTRLEN], est[32], trans[32];
+
+	fprintf(out, "interfaces: inside %s, outside %s\n", pol->inside_if, pol->outside_if);
+	fprintf(out, "nat inside:");
+	for (size_t i = 0; i < pol->nat_inside_count; i++) {
+		inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
+		fprintf(out, " %s/%u", addr, pol->nat_inside[i].len);
+	}
+	inet_ntop(AF_INET, &pol->nat_public, addr, sizeof(addr));
+	fprintf(out, "\nnat public: %s ports %u-%u\n", addr, pol->port_lo, pol->port_hi);
+	fprintf(out, "queues: %u-%u (%u thread%s)\n", pol->queue_first,
+		pol->queue_first + pol->queue_count - 1, pol->queue_count,
+		pol->queue_count == 1 ? "" : "s");
+	lg_duration_format(pol->timeout_established, est, sizeof(est));
+	lg_duration_format(pol->timeout_transitory, trans, sizeof(trans));
+	fprintf(out, "timeouts: established %s, transitory %s, no duration limit\n", est, trans);
+	fprintf(out, "max flows: %u\n", pol->max_flows);
+	fprintf(out, "control socket: %s\n",
+		pol->control_socket[0] ? pol->control_socket : "(default for this network namespace)");
+}

@@ -1,0 +1,85 @@
+/* lemongate policy: the operator's configuration, its parser and its validator.
+ * Linked by lemongated (to run) and by lemongatectl (to check files). */
+#ifndef LG_POLICY_H
+#define LG_POLICY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define LG_IFNAME_MAX     16
+#define LG_PATH_MAX       108 /* sun_path */
+#define LG_MAX_PREFIXES   32
+#define LG_MAX_DIAGS      64
+#define LG_MAX_QUEUES     16
+
+/* Floors that RFC 5382 REQ-5 and RFC 5383 section 7 put on idle timers, in seconds. */
+#define LG_EST_IDLE_FLOOR   7440u /* 2h4m */
+#define LG_TRANS_IDLE_FLOOR 240u  /* 4m */
+
+struct lg_prefix4 {
+	uint32_t addr; /* network byte order, host bits zero */
+	uint8_t len;
+};
+
+struct lg_policy {
+	char inside_if[LG_IFNAME_MAX];
+	char outside_if[LG_IFNAME_MAX];
+	struct lg_prefix4 nat_inside[LG_MAX_PREFIXES];
+	size_t nat_inside_count;
+	uint32_t nat_public; /* network byte order; 0 = unset */
+	uint16_t port_lo, port_hi;
+	uint16_t queue_first, queue_count;
+	uint32_t max_flows;
+	uint32_t timeout_established; /* seconds */
+	uint32_t timeout_transitory;  /* seconds */
+	char control_socket[LG_PATH_MAX]; /* empty: the per-netns default */
+};
+
+enum lg_diag_level { LG_DIAG_ERROR, LG_DIAG_WARNING };
+
+struct lg_diag {
+	enum lg_diag_level level;
+	unsigned line, col;
+	char msg[160];
+};
+
+struct lg_diags {
+	char file[256];
+	struct lg_diag items[LG_MAX_DIAGS];
+	size_t count;
+	size_t errors, warnings;
+	size_t dropped; /* diagnostics beyond LG_MAX_DIAGS */
+};
+
+void lg_policy_defaults(struct lg_policy *pol);
+
+/* Parse a configuration held in memory. NAME is used in diagnostics.
+ * Returns 0 when the result is valid (warnings allowed), -1 on any error;
+ * POL is then unspecified and must not be used. */
+int lg_policy_parse(const char *name, const char *text, size_t len,
+		    struct lg_policy *pol, struct lg_diags *diags);
+
+/* Read and parse PATH. Same return convention; an unreadable file is an error
+ * reported in DIAGS at line 0. */
+int lg_policy_load(const char *path, struct lg_policy *pol, struct lg_diags *diags);
+
+/* Print every diagnostic as "FILE:LINE:COL: error|warning: message". */
+void lg_diags_print(const struct lg_diags *diags, FILE *out);
+
+/* Print a human summary of the effective policy. */
+void lg_policy_summary(const struct lg_policy *pol, FILE *out);
+
+bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be);
+
+/* Durations: "90", "90s", "4m", "2h4m", "1d2h", "30d". Returns 0 or -1. */
+int lg_duration_parse(const char *text, uint64_t *seconds);
+/* Format seconds as the shortest "1d2h3m4s" form ("0s" for zero). */
+void lg_duration_format(uint64_t seconds, char *buf, size_t size);
+
+/* "10.77.0.0/24" or "10.77.0.2" (a /32). Rejects set host bits. 0 or -1. */
+int lg_prefix4_parse(const char *text, struct lg_prefix4 *out);
+int lg_addr4_parse(const char *text, uint32_t *addr_be);
+
+#endif

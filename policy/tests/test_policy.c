@@ -1,0 +1,163 @@
+#include "lgtest.h"
+#include "policy/policy.h"
+
+#include <arpa/inet.h>
+
+static const char good[] =
+	"# testbed\n"
+	"interface inside gw-in\n"
+	"interface outside \"gw-out\"   # quoted\n"
+	"nat inside 10.77.0.0/24 10.78.0.0/16\n"
+	"nat public 198.51.100.1\n"
+	"nat ports 20000-29999\n"
+	"queue 3 count 2\n"
+	"timeout established 3h\n"
+	"timeout transitory 5m\n"
+	"max-flows 1000\n";
+
+static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
+{
+	return lg_policy_parse("t.conf", text, strlen(text), pol, d);
+}
+
+/* Parse TEXT, expect failure with a first error at LINE:COL whose message contains WANT. */
+static void expect_error(const char *text, unsigned line, unsigned col, const char *want)
+{
+	struct lg_policy pol;
+	struct lg_diags d;
+	int rc = parse(text, &pol, &d);
+
+	CHECK(rc == -1, "parse of bad config succeeded (want '%s')", want);
+	CHECK(d.count > 0, "no diagnostic for '%s'", want);
+	if (d.count == 0)
+		return;
+	CHECK(d.items[0].line == line && d.items[0].col == col, "'%s' at %u:%u, want %u:%u",
+	      d.items[0].msg, d.items[0].line, d.items[0].col, line, col);
+	CHECK(strstr(d.items[0].msg, want) != NULL, "message '%s' lacks '%s'", d.items[0].msg, want);
+}
+
+static void test_good(void)
+{
+	struct lg_policy pol;
+	struct lg_diags d;
+	char buf[INET_ADDRSTRLEN];
+
+	CHECK_EQ_INT(parse(good, &pol, &d), 0, "good config parses");
+	CHECK_EQ_INT(d.count, 0, "no diagnostics");
+	CHECK_EQ_STR(pol.inside_if, "gw-in", "inside if");
+	CHECK_EQ_STR(pol.outside_if, "gw-out", "outside if");
+	CHECK_EQ_INT(pol.nat_inside_count, 2, "two prefixes");
+	CHECK_EQ_INT(pol.nat_inside[1].len, 16, "second prefix len");
+	inet_ntop(AF_INET, &pol.nat_public, buf, sizeof(buf));
+	CHECK_EQ_STR(buf, "198.51.100.1", "public");
+	CHECK_EQ_INT(pol.port_lo, 20000, "port lo");
+	CHECK_EQ_INT(pol.port_hi, 29999, "port hi");
+	CHECK_EQ_INT(pol.queue_first, 3, "queue first");
+	CHECK_EQ_INT(pol.queue_count, 2, "queue count");
+	CHECK_EQ_INT(pol.timeout_established, 10800, "est timeout");
+	CHECK_EQ_INT(pol.timeout_transitory, 300, "trans timeout");
+	CHECK_EQ_INT(pol.max_flows, 1000, "max flows");
+	CHECK(lg_policy_is_inside(&pol, inet_addr("10.77.0.2")), "10.77.0.2 inside");
+	CHECK(lg_policy_is_inside(&pol, inet_addr("10.78.200.1")), "10.78.200.1 inside");
+	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
+}
+
+static void test_defaults_meet_floors(void)
+{
+	struct lg_policy pol;
+	struct lg_diags d;
+	const char *minimal = "interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			      "nat public 192.0.2.1\n";
+
+	CHECK_EQ_INT(parse(minimal, &pol, &d), 0, "minimal config parses");
+	CHECK(pol.timeout_established >= LG_EST_IDLE_FLOOR, "N5382-R5: default established >= 2h4m");
+	CHECK(pol.timeout_transitory >= LG_TRANS_IDLE_FLOOR, "N5382-R5: default transitory >= 4m");
+}
+
+static void test_errors(void)
+{
+	expect_error("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+		     "nat public 192.0.2.1\ntimeout established 2h\n",
+		     5, 21, "N5382-R5");
+	expect_error("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+		     "nat public 192.0.2.1\ntimeout transitory 239\n",
+		     5, 20, "below 4m");
+	expect_error("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+		     "nat public 192.0.2.1\ntimeout lifetime 24h\n",
+		     5, 9, "L5383-4.1a");
+	expect_error("bogus thing\n", 1, 1, "unknown statement 'bogus'");
+	expect_error("  nat inside 10.0.0.1/8\n", 1, 14, "host bits");
+	expect_error("nat inside 10.0.0.0/33\n", 1, 12, "not an IPv4 prefix");
+	expect_error("nat public 999.1.1.1\n", 1, 12, "not an IPv4 address");
+	expect_error("nat ports 2000-1000\n", 1, 11, "port range");
+	expect_error("nat ports 80-1000\n", 1, 11, "port range");
+	expect_error("interface inside \"abc\n", 1, 18, "unterminated");
+	expect_error("interface inside a b\n", 1, 20, "unexpected 'b'");
+	expect_error("interface inside\n", 1, 11, "missing argument");
+	expect_error("interface inside a/b\n", 1, 18, "not a valid interface name");
+	expect_error("interface inside a\ninterface inside b\n", 2, 1, "given twice (first on line 1)");
+	expect_error("queue 1 count 99\n", 1, 15, "queue count");
+	expect_error("max-flows lots\n", 1, 11, "max-flows");
+	expect_error("control socket relative.sock\n", 1, 16, "absolute path");
+	expect_error("", 1, 1, "missing 'interface inside");
+	expect_error("interface inside x\ninterface outside x\nnat inside 10.0.0.0/8\nnat public 1.2.3.4\n",
+		     2, 1, "both 'x'");
+	expect_error("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\nnat public 10.1.1.1\n",
+		     4, 1, "public address lies inside");
+	expect_error("nat inside 10.0.0.0/8\x01\n", 1, 22, "unexpected character");
+}
+
+static void test_nul_and_many_errors(void)
+{
+	struct lg_policy pol;
+	struct lg_diags d;
+	char text[8192];
+	size_t n = 0;
+	const char nul_text[] = "nat public 1.2.3.4\0junk\n";
+
+	CHECK_EQ_INT(lg_policy_parse("t.conf", nul_text, sizeof(nul_text) - 1, &pol, &d), -1, "NUL rejected");
+	CHECK(d.count > 0 && strstr(d.items[0].msg, "NUL") != NULL, "NUL reported");
+	for (int i = 0; i < 200; i++)
+		n += (size_t)snprintf(text + n, sizeof(text) - n, "junk%d\n", i);
+	CHECK_EQ_INT(lg_policy_parse("t.conf", text, n, &pol, &d), -1, "200 errors fail");
+	CHECK_EQ_INT(d.count, LG_MAX_DIAGS, "diagnostics capped");
+	CHECK(d.dropped > 0, "dropped counted");
+}
+
+static void test_durations(void)
+{
+	static const struct { const char *text; long long secs; } cases[] = {
+		{ "7440", 7440 }, { "2h4m", 7440 }, { "4m", 240 }, { "1d2h3m4s", 93784 },
+		{ "30d", 2592000 }, { "0s", 0 }, { "", -1 }, { "h", -1 }, { "2h30", -1 },
+		{ "4m2h", -1 }, { "2x", -1 }, { "-5", -1 }, { "99999999999999999999", -1 },
+		{ "2h2h", -1 }, { " 5", -1 },
+	};
+	char buf[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		uint64_t s = 0;
+		int rc = lg_duration_parse(cases[i].text, &s);
+
+		if (cases[i].secs < 0)
+			CHECK(rc == -1, "duration '%s' should be refused", cases[i].text);
+		else
+			CHECK(rc == 0 && (long long)s == cases[i].secs, "duration '%s' = %llu",
+			      cases[i].text, (unsigned long long)s);
+	}
+	lg_duration_format(7440, buf, sizeof(buf));
+	CHECK_EQ_STR(buf, "2h4m", "format 7440");
+	lg_duration_format(93784, buf, sizeof(buf));
+	CHECK_EQ_STR(buf, "1d2h3m4s", "format 93784");
+	lg_duration_format(0, buf, sizeof(buf));
+	CHECK_EQ_STR(buf, "0s", "format 0");
+}
+
+int main(void)
+{
+	test_good();
+	test_defaults_meet_floors();
+	test_errors();
+	test_nul_and_many_errors();
+	test_durations();
+	return lgtest_finish();
+}
