@@ -1,0 +1,225 @@
+#include "dataplane/engine.h"
+
+#include "dataplane/nat.h"
+#include "dataplane/tcpstate.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_S 1000000000ull
+
+/* One lock serialises the table for now; the flow-table issue replaces it with a
+ * lock-free table. Counters live under the same lock. */
+struct lg_engine {
+	pthread_mutex_t lock;
+	struct lg_policy pol;
+	struct lg_flowtab *flows;
+	struct lg_engine_stats st;
+};
+
+struct lg_engine *lg_engine_create(const struct lg_policy *pol)
+{
+	struct lg_engine *e = calloc(1, sizeof(*e));
+
+	if (!e)
+		return NULL;
+	e->pol = *pol;
+	e->flows = lg_flowtab_create(pol->max_flows, pol->nat_public, pol->port_lo, pol->port_hi);
+	if (!e->flows || pthread_mutex_init(&e->lock, NULL) != 0) {
+		lg_flowtab_destroy(e->flows);
+		free(e);
+		return NULL;
+	}
+	return e;
+}
+
+void lg_engine_destroy(struct lg_engine *e)
+{
+	if (!e)
+		return;
+	lg_flowtab_destroy(e->flows);
+	pthread_mutex_destroy(&e->lock);
+	free(e);
+}
+
+static uint64_t idle_limit_ns(const struct lg_engine *e, const struct lg_flow *f)
+{
+	uint32_t s = lg_tcp_is_transitory(f->state) ? e->pol.timeout_transitory
+						    : e->pol.timeout_established;
+	return (uint64_t)s * NS_PER_S;
+}
+
+static bool expired(const struct lg_engine *e, const struct lg_flow *f, uint64_t now_ns)
+{
+	return now_ns > f->last_ns && now_ns - f->last_ns > idle_limit_ns(e, f);
+}
+
+static enum lg_verdict drop(struct lg_engine *e, enum lg_drop_reason why)
+{
+	e->st.dropped[why]++;
+	return LG_VERDICT_DROP;
+}
+
+static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+{
+	struct lg_flow *f = lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr, p->dport);
+
+	if (f && expired(e, f, now_ns)) {
+		lg_flowtab_remove(e->flows, f);
+		e->st.flows_expired++;
+		f = NULL;
+	}
+	if (!f) {
+		enum lg_flowtab_error err;
+
+		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN)
+			return drop(e, LG_DROP_NO_FLOW_OUT);
+		f = lg_flowtab_insert(e->flows, p->saddr, p->sport, p->daddr, p->dport, now_ns, &err);
+		if (!f)
+			return drop(e, err == LG_FLOWTAB_FULL ? LG_DROP_TABLE_FULL : LG_DROP_NO_PORT);
+		e->st.flows_created++;
+	}
+	f->state = (uint8_t)lg_tcp_next(f->state, true, p->tcp_flags);
+	f->last_ns = now_ns;
+	f->pkts_out++;
+	f->bytes_out += p->len;
+	e->st.packets_out++;
+	e->st.bytes_out += p->len;
+	lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
+	return LG_VERDICT_ACCEPT;
+}
+
+static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+{
+	struct lg_flow *f = lg_flowtab_find_public(e->flows, p->dport, p->saddr, p->sport);
+
+	if (f && expired(e, f, now_ns)) {
+		lg_flowtab_remove(e->flows, f);
+		e->st.flows_expired++;
+		f = NULL;
+	}
+	if (!f)
+		return drop(e, LG_DROP_UNSOLICITED);
+	f->state = (uint8_t)lg_tcp_next(f->state, false, p->tcp_flags);
+	f->last_ns = now_ns;
+	f->pkts_in++;
+	f->bytes_in += p->len;
+	e->st.packets_in++;
+	e->st.bytes_in += p->len;
+	lg_nat_rewrite_dst(p, f->in_addr, f->in_port);
+	return LG_VERDICT_ACCEPT;
+}
+
+enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
+				 uint64_t now_ns, bool *modified, size_t *len_out)
+{
+	struct lg_pkt p;
+	enum lg_pkt_status status = lg_pkt_parse(buf, caplen, &p);
+	enum lg_verdict v;
+
+	*modified = false;
+	*len_out = caplen;
+	pthread_mutex_lock(&e->lock);
+	if (status != LG_PKT_OK) {
+		e->st.malformed[status]++;
+		v = drop(e, LG_DROP_MALFORMED);
+	} else if (p.daddr == e->pol.nat_public) {
+		v = inbound(e, &p, now_ns);
+		*modified = v == LG_VERDICT_ACCEPT;
+	} else if (lg_policy_is_inside(&e->pol, p.saddr)) {
+		v = outbound(e, &p, now_ns);
+		*modified = v == LG_VERDICT_ACCEPT;
+	} else {
+		e->st.passed_untranslated++;
+		v = LG_VERDICT_ACCEPT;
+	}
+	pthread_mutex_unlock(&e->lock);
+	if (*modified)
+		*len_out = p.len;
+	return v;
+}
+
+struct expire_ctx {
+	struct lg_engine *e;
+	uint64_t now_ns;
+	size_t removed;
+};
+
+static bool expire_one(struct lg_flow *f, void *arg)
+{
+	struct expire_ctx *c = arg;
+
+	if (!expired(c->e, f, c->now_ns))
+		return false;
+	c->removed++;
+	return true;
+}
+
+size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns)
+{
+	struct expire_ctx c = { e, now_ns, 0 };
+
+	pthread_mutex_lock(&e->lock);
+	lg_flowtab_walk(e->flows, expire_one, &c);
+	e->st.flows_expired += c.removed;
+	pthread_mutex_unlock(&e->lock);
+	return c.removed;
+}
+
+struct snap_ctx {
+	const struct lg_engine *e;
+	uint64_t now_ns;
+	struct lg_flow_view *out;
+	size_t n, max;
+};
+
+static bool snap_one(struct lg_flow *f, void *arg)
+{
+	struct snap_ctx *c = arg;
+	struct lg_flow_view *v;
+	uint64_t idle, limit;
+
+	if (c->n >= c->max)
+		return false;
+	v = &c->out[c->n++];
+	v->flow = *f;
+	idle = c->now_ns > f->last_ns ? c->now_ns - f->last_ns : 0;
+	limit = idle_limit_ns(c->e, f);
+	v->idle_s = idle / NS_PER_S;
+	v->age_s = c->now_ns > f->created_ns ? (c->now_ns - f->created_ns) / NS_PER_S : 0;
+	v->expires_in_s = idle < limit ? (limit - idle) / NS_PER_S : 0;
+	return false;
+}
+
+size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max)
+{
+	struct snap_ctx c = { e, now_ns, out, 0, max };
+
+	pthread_mutex_lock(&e->lock);
+	lg_flowtab_walk(e->flows, snap_one, &c);
+	pthread_mutex_unlock(&e->lock);
+	return c.n;
+}
+
+void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
+{
+	pthread_mutex_lock(&e->lock);
+	*out = e->st;
+	out->flows_active = lg_flowtab_count(e->flows);
+	out->flows_capacity = lg_flowtab_capacity(e->flows);
+	pthread_mutex_unlock(&e->lock);
+}
+
+const char *lg_drop_reason_name(enum lg_drop_reason reason)
+{
+	static const char *const names[LG_DROP_REASON_COUNT] = {
+		[LG_DROP_MALFORMED] = "malformed",
+		[LG_DROP_NO_FLOW_OUT] = "no_flow_outbound",
+		[LG_DROP_UNSOLICITED] = "unsolicited_inbound",
+		[LG_DROP_TABLE_FULL] = "table_full",
+		[LG_DROP_NO_PORT] = "no_public_port",
+	};
+
+	return (unsigned)reason < LG_DROP_REASON_COUNT ? names[reason] : "unknown";
+}

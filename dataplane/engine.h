@@ -1,0 +1,59 @@
+/* The packet path without its I/O: parse -> flow lookup -> state -> NAT -> verdict.
+ * Fed by the NFQUEUE threads (and later by pcap replay); safe to call from several threads. */
+#ifndef LG_ENGINE_H
+#define LG_ENGINE_H
+
+#include "dataplane/flowtab.h"
+#include "dataplane/packet.h"
+#include "policy/policy.h"
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+enum lg_verdict { LG_VERDICT_ACCEPT, LG_VERDICT_DROP };
+
+enum lg_drop_reason {
+	LG_DROP_MALFORMED,    /* see malformed[] for the detail */
+	LG_DROP_NO_FLOW_OUT,  /* outbound non-SYN without a flow */
+	LG_DROP_UNSOLICITED,  /* inbound without a flow */
+	LG_DROP_TABLE_FULL,
+	LG_DROP_NO_PORT,
+	LG_DROP_REASON_COUNT
+};
+
+struct lg_engine_stats {
+	uint64_t packets_in, packets_out, bytes_in, bytes_out;
+	uint64_t passed_untranslated; /* queued but neither from inside nor to our public address */
+	uint64_t dropped[LG_DROP_REASON_COUNT];
+	uint64_t malformed[LG_PKT_STATUS_COUNT];
+	uint64_t flows_created, flows_expired;
+	uint64_t flows_active, flows_capacity;
+};
+
+/* A copy of one flow, taken under the engine's lock, for the control socket. */
+struct lg_flow_view {
+	struct lg_flow flow;
+	uint64_t idle_s, age_s, expires_in_s;
+};
+
+struct lg_engine;
+
+struct lg_engine *lg_engine_create(const struct lg_policy *pol);
+void lg_engine_destroy(struct lg_engine *e);
+
+/* Decide on one IPv4 packet of CAPLEN bytes at BUF, rewriting it in place.
+ * *LEN_OUT is the length to hand back when *MODIFIED is set. */
+enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
+				 uint64_t now_ns, bool *modified, size_t *len_out);
+
+/* Remove flows idle past their deadline. Returns how many. */
+size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns);
+
+/* Snapshot flows into OUT (at most MAX); returns the number written. */
+size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max);
+
+void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out);
+const char *lg_drop_reason_name(enum lg_drop_reason reason);
+
+#endif

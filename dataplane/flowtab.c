@@ -1,0 +1,252 @@
+#include "dataplane/flowtab.h"
+
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#define PORT_SPACE 65536
+
+struct lg_flowtab {
+	struct lg_flow *slots;
+	uint32_t *in_buckets, *pub_buckets; /* slot index + 1; 0 = empty */
+	uint32_t *free_list;
+	uint8_t *in_use;                    /* per slot */
+	uint8_t port_used[PORT_SPACE / 8];
+	size_t capacity, count, free_top, bucket_mask;
+	uint32_t pub_addr;
+	uint16_t port_lo, port_hi;
+	uint64_t seed, rng;
+	uint32_t next_id;
+};
+
+/* Keyed so that remote parties cannot aim many tuples at one chain. */
+static uint64_t mix(uint64_t seed, uint64_t a, uint64_t b)
+{
+	uint64_t h = seed ^ (a * 0x9e3779b97f4a7c15ull);
+
+	h ^= b + 0x632be59bd9b4e019ull + (h << 6) + (h >> 2);
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return h;
+}
+
+static size_t hash_inside(const struct lg_flowtab *t, uint32_t ia, uint16_t ip, uint32_t ra,
+			  uint16_t rp)
+{
+	return mix(t->seed, ((uint64_t)ia << 32) | ra, ((uint64_t)ip << 16) | rp) & t->bucket_mask;
+}
+
+static size_t hash_public(const struct lg_flowtab *t, uint16_t pp, uint32_t ra, uint16_t rp)
+{
+	return mix(t->seed ^ 0x5bd1e995u, ra, ((uint64_t)pp << 16) | rp) & t->bucket_mask;
+}
+
+static uint64_t next_random(struct lg_flowtab *t)
+{
+	/* xorshift64*: port choice needs to be unpredictable to outsiders, not cryptographic */
+	t->rng ^= t->rng >> 12;
+	t->rng ^= t->rng << 25;
+	t->rng ^= t->rng >> 27;
+	return t->rng * 0x2545f4914f6cdd1dull;
+}
+
+struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint16_t port_lo,
+				     uint16_t port_hi)
+{
+	struct lg_flowtab *t;
+	size_t buckets = 1;
+
+	if (max_flows == 0 || port_lo > port_hi)
+		return NULL;
+	t = calloc(1, sizeof(*t));
+	if (!t)
+		return NULL;
+	while (buckets < max_flows)
+		buckets <<= 1;
+	t->capacity = max_flows;
+	t->bucket_mask = buckets - 1;
+	t->slots = calloc(max_flows, sizeof(*t->slots));
+	t->in_buckets = calloc(buckets, sizeof(uint32_t));
+	t->pub_buckets = calloc(buckets, sizeof(uint32_t));
+	t->free_list = calloc(max_flows, sizeof(uint32_t));
+	t->in_use = calloc(max_flows, 1);
+	if (!t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use ||
+	    getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed) ||
+	    getrandom(&t->rng, sizeof(t->rng), 0) != sizeof(t->rng)) {
+		lg_flowtab_destroy(t);
+		return NULL;
+	}
+	t->rng |= 1;
+	for (size_t i = 0; i < max_flows; i++)
+		t->free_list[i] = (uint32_t)(max_flows - 1 - i);
+	t->free_top = max_flows;
+	t->pub_addr = pub_addr;
+	t->port_lo = port_lo;
+	t->port_hi = port_hi;
+	return t;
+}
+
+void lg_flowtab_destroy(struct lg_flowtab *t)
+{
+	if (!t)
+		return;
+	free(t->slots);
+	free(t->in_buckets);
+	free(t->pub_buckets);
+	free(t->free_list);
+	free(t->in_use);
+	free(t);
+}
+
+struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				       uint32_t rem_addr, uint16_t rem_port)
+{
+	uint32_t i = t->in_buckets[hash_inside(t, in_addr, in_port, rem_addr, rem_port)];
+
+	while (i) {
+		struct lg_flow *f = &t->slots[i - 1];
+
+		if (f->in_addr == in_addr && f->in_port == in_port && f->rem_addr == rem_addr &&
+		    f->rem_port == rem_port)
+			return f;
+		i = f->next_by_inside;
+	}
+	return NULL;
+}
+
+struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
+				       uint32_t rem_addr, uint16_t rem_port)
+{
+	uint32_t i = t->pub_buckets[hash_public(t, pub_port, rem_addr, rem_port)];
+
+	while (i) {
+		struct lg_flow *f = &t->slots[i - 1];
+
+		if (f->pub_port == pub_port && f->rem_addr == rem_addr && f->rem_port == rem_port)
+			return f;
+		i = f->next_by_public;
+	}
+	return NULL;
+}
+
+static bool port_taken(const struct lg_flowtab *t, uint16_t port_host)
+{
+	return t->port_used[port_host / 8] & (1u << (port_host % 8));
+}
+
+static void port_mark(struct lg_flowtab *t, uint16_t port_host, bool used)
+{
+	if (used)
+		t->port_used[port_host / 8] |= (uint8_t)(1u << (port_host % 8));
+	else
+		t->port_used[port_host / 8] &= (uint8_t)~(1u << (port_host % 8));
+}
+
+/* A random starting point, then the next free port: O(range) only when nearly exhausted. */
+static int port_alloc(struct lg_flowtab *t, uint16_t *port_host)
+{
+	uint32_t range = (uint32_t)t->port_hi - t->port_lo + 1;
+	uint32_t start = (uint32_t)(next_random(t) % range);
+
+	for (uint32_t k = 0; k < range; k++) {
+		uint16_t p = (uint16_t)(t->port_lo + (start + k) % range);
+
+		if (!port_taken(t, p)) {
+			port_mark(t, p, true);
+			*port_host = p;
+			return 0;
+		}
+	}
+	return -1;
+}
+
+struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				  uint32_t rem_addr, uint16_t rem_port, uint64_t now_ns,
+				  enum lg_flowtab_error *err)
+{
+	struct lg_flow *f;
+	uint32_t slot;
+	uint16_t port;
+	size_t hi, hp;
+
+	if (t->free_top == 0) {
+		*err = LG_FLOWTAB_FULL;
+		return NULL;
+	}
+	if (port_alloc(t, &port) < 0) {
+		*err = LG_FLOWTAB_NO_PORT;
+		return NULL;
+	}
+	slot = t->free_list[--t->free_top];
+	f = &t->slots[slot];
+	memset(f, 0, sizeof(*f));
+	f->id = ++t->next_id;
+	f->in_addr = in_addr;
+	f->in_port = in_port;
+	f->rem_addr = rem_addr;
+	f->rem_port = rem_port;
+	f->pub_addr = t->pub_addr;
+	f->pub_port = htons(port);
+	f->created_ns = now_ns;
+	f->last_ns = now_ns;
+	hi = hash_inside(t, in_addr, in_port, rem_addr, rem_port);
+	hp = hash_public(t, f->pub_port, rem_addr, rem_port);
+	f->next_by_inside = t->in_buckets[hi];
+	t->in_buckets[hi] = slot + 1;
+	f->next_by_public = t->pub_buckets[hp];
+	t->pub_buckets[hp] = slot + 1;
+	t->in_use[slot] = 1;
+	t->count++;
+	return f;
+}
+
+static void unlink_chain(struct lg_flowtab *t, uint32_t *head, uint32_t slot1, bool by_inside)
+{
+	uint32_t *link = head;
+
+	while (*link) {
+		struct lg_flow *cur = &t->slots[*link - 1];
+		uint32_t *next = by_inside ? &cur->next_by_inside : &cur->next_by_public;
+
+		if (*link == slot1) {
+			*link = *next;
+			return;
+		}
+		link = next;
+	}
+}
+
+void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
+{
+	uint32_t slot = (uint32_t)(f - t->slots);
+
+	unlink_chain(t, &t->in_buckets[hash_inside(t, f->in_addr, f->in_port, f->rem_addr,
+						  f->rem_port)], slot + 1, true);
+	unlink_chain(t, &t->pub_buckets[hash_public(t, f->pub_port, f->rem_addr, f->rem_port)],
+		     slot + 1, false);
+	port_mark(t, ntohs(f->pub_port), false);
+	t->in_use[slot] = 0;
+	t->free_list[t->free_top++] = slot;
+	t->count--;
+}
+
+size_t lg_flowtab_count(const struct lg_flowtab *t)
+{
+	return t->count;
+}
+
+size_t lg_flowtab_capacity(const struct lg_flowtab *t)
+{
+	return t->capacity;
+}
+
+void lg_flowtab_walk(struct lg_flowtab *t, bool (*fn)(struct lg_flow *f, void *arg), void *arg)
+{
+	for (size_t i = 0; i < t->capacity; i++)
+		if (t->in_use[i] && fn(&t->slots[i], arg))
+			lg_flowtab_remove(t, &t->slots[i]);
+}

@@ -1,0 +1,48 @@
+/* The flow table: every NATed TCP connection, findable from its inside tuple and from its
+ * public tuple. Capacity and memory are fixed at creation; nothing is allocated per packet.
+ * Not thread-safe: the caller serialises access (the engine holds one lock). */
+#ifndef LG_FLOWTAB_H
+#define LG_FLOWTAB_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct lg_flow {
+	uint32_t id;
+	uint32_t in_addr, rem_addr, pub_addr; /* network byte order */
+	uint16_t in_port, rem_port, pub_port; /* network byte order */
+	uint8_t state;                        /* enum lg_tcp_state */
+	uint64_t created_ns, last_ns;
+	uint64_t pkts_out, pkts_in, bytes_out, bytes_in;
+	uint32_t next_by_inside, next_by_public; /* slot index + 1; 0 ends a chain */
+};
+
+enum lg_flowtab_error { LG_FLOWTAB_FULL = 1, LG_FLOWTAB_NO_PORT };
+
+struct lg_flowtab;
+
+/* PORT_LO..PORT_HI (host order) is the public port range on PUB_ADDR. NULL on failure. */
+struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint16_t port_lo,
+				     uint16_t port_hi);
+void lg_flowtab_destroy(struct lg_flowtab *t);
+
+struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				       uint32_t rem_addr, uint16_t rem_port);
+struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
+				       uint32_t rem_addr, uint16_t rem_port);
+
+/* Create a flow with a fresh random public port. NULL with *ERR set when the table is full
+ * or no port is free. */
+struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				  uint32_t rem_addr, uint16_t rem_port, uint64_t now_ns,
+				  enum lg_flowtab_error *err);
+void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f);
+
+size_t lg_flowtab_count(const struct lg_flowtab *t);
+size_t lg_flowtab_capacity(const struct lg_flowtab *t);
+
+/* Call FN for every flow; FN returns true to remove that flow. */
+void lg_flowtab_walk(struct lg_flowtab *t, bool (*fn)(struct lg_flow *f, void *arg), void *arg);
+
+#endif

@@ -1,0 +1,228 @@
+#include "dataplane/engine.h"
+#include "dataplane/tcpstate.h"
+#include "lgtest.h"
+#include "pktbuild.h"
+
+#define S (1000000000ull)
+
+static struct lg_engine *make_engine(uint32_t max_flows, uint16_t lo, uint16_t hi)
+{
+	struct lg_policy pol;
+
+	lg_policy_defaults(&pol);
+	strcpy(pol.inside_if, "in");
+	strcpy(pol.outside_if, "out");
+	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
+	pol.nat_inside_count = 1;
+	pol.nat_public = inet_addr("198.51.100.1");
+	pol.max_flows = max_flows;
+	pol.port_lo = lo;
+	pol.port_hi = hi;
+	return lg_engine_create(&pol);
+}
+
+static enum lg_verdict run(struct lg_engine *e, uint8_t *buf, size_t len, uint64_t now,
+			   bool *mod)
+{
+	size_t out_len;
+
+	return lg_engine_packet(e, buf, len, now, mod, &out_len);
+}
+
+static uint16_t rd_port(const uint8_t *buf, size_t off)
+{
+	uint16_t v;
+
+	memcpy(&v, buf + off, 2);
+	return ntohs(v);
+}
+
+static uint32_t rd_addr(const uint8_t *buf, size_t off)
+{
+	uint32_t v;
+
+	memcpy(&v, buf + off, 4);
+	return v;
+}
+
+static void test_nat_both_ways(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+	struct lg_flow_view views[4];
+
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 1 * S, &mod), LG_VERDICT_ACCEPT, "outbound SYN accepted");
+	CHECK(mod, "outbound SYN rewritten");
+	CHECK_EQ_INT(rd_addr(buf, 12), inet_addr("198.51.100.1"), "source is the public address");
+	pub = rd_port(buf, 20);
+	CHECK(pub >= 20000 && pub <= 29999, "public port %u in range", pub);
+	CHECK_EQ_INT(rd_addr(buf, 16), inet_addr("198.51.100.2"), "destination untouched");
+	CHECK_EQ_INT(rd_port(buf, 22), 143, "destination port untouched");
+	CHECK(checksums_ok(buf, len), "outbound checksums valid");
+
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "SYN-ACK accepted");
+	CHECK_EQ_INT(rd_addr(buf, 16), inet_addr("10.77.0.2"), "reply to the inside host");
+	CHECK_EQ_INT(rd_port(buf, 22), 40000, "reply to the inside port");
+	CHECK(checksums_ok(buf, len), "inbound checksums valid");
+
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_ACK, "a1 NOOP\r\n");
+	CHECK_EQ_INT(run(e, buf, len, 3 * S, &mod), LG_VERDICT_ACCEPT, "data accepted");
+	CHECK_EQ_INT(rd_port(buf, 20), pub, "same mapping for later packets");
+	CHECK(memcmp(buf + 40, "a1 NOOP\r\n", 9) == 0, "payload untouched");
+
+	CHECK_EQ_INT(lg_engine_flows(e, 10 * S, views, 4), 1, "one flow listed");
+	CHECK_EQ_INT(views[0].flow.state, LG_TCP_ESTABLISHED, "flow established");
+	CHECK_EQ_INT(views[0].idle_s, 7, "idle seconds");
+	CHECK_EQ_INT(views[0].age_s, 9, "age seconds");
+	CHECK_EQ_INT(views[0].flow.pkts_out, 2, "packets out");
+	CHECK_EQ_INT(views[0].flow.pkts_in, 1, "packets in");
+	CHECK_EQ_INT(ntohs(views[0].flow.in_port), 40000, "inside port");
+	CHECK_EQ_INT(ntohs(views[0].flow.rem_port), 143, "remote port");
+
+	/* a second connection from another inside port gets another public port */
+	len = build_tcp4(buf, "10.77.0.2", 40001, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, 4 * S, &mod);
+	CHECK(rd_port(buf, 20) != pub, "distinct public ports for distinct inside endpoints (N5382-R7)");
+	lg_engine_destroy(e);
+}
+
+static void test_drops(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 20001);
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", 20000, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP, "unsolicited inbound dropped");
+	CHECK(!mod, "dropped packet not modified");
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_ACK, "x");
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP, "outbound ACK without flow dropped");
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	buf[10] ^= 0xff;
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP, "bad IP checksum dropped");
+	CHECK_EQ_INT(run(e, buf, 10, S, &mod), LG_VERDICT_DROP, "truncated dropped");
+	len = build_tcp4(buf, "192.0.2.9", 5000, "203.0.113.1", 80, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_ACCEPT, "foreign traffic passed");
+	CHECK(!mod, "foreign traffic not rewritten");
+
+	/* a two-port range: the third connection finds no port, and nothing existing is lost */
+	for (int i = 0; i < 3; i++) {
+		len = build_tcp4(buf, "10.77.0.2", (uint16_t)(41000 + i), "198.51.100.2", 143, LG_TCP_SYN, NULL);
+		CHECK_EQ_INT(run(e, buf, len, S, &mod), i < 2 ? LG_VERDICT_ACCEPT : LG_VERDICT_DROP,
+			     "port exhaustion");
+	}
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.dropped[LG_DROP_UNSOLICITED], 1, "unsolicited counted");
+	CHECK_EQ_INT(st.dropped[LG_DROP_NO_FLOW_OUT], 1, "no-flow counted");
+	CHECK_EQ_INT(st.dropped[LG_DROP_MALFORMED], 2, "malformed counted");
+	CHECK_EQ_INT(st.malformed[LG_PKT_BAD_IP_CSUM], 1, "bad checksum detail");
+	CHECK_EQ_INT(st.malformed[LG_PKT_TRUNCATED], 1, "truncated detail");
+	CHECK_EQ_INT(st.dropped[LG_DROP_NO_PORT], 1, "no-port counted");
+	CHECK_EQ_INT(st.passed_untranslated, 1, "foreign counted");
+	CHECK_EQ_INT(st.flows_active, 2, "both existing flows kept");
+	lg_engine_destroy(e);
+
+	e = make_engine(16, 20000, 29999);
+	for (int i = 0; i < 17; i++) {
+		len = build_tcp4(buf, "10.77.0.3", (uint16_t)(42000 + i), "198.51.100.2", 587, LG_TCP_SYN, NULL);
+		run(e, buf, len, S, &mod);
+	}
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.flows_active, 16, "table holds its capacity");
+	CHECK_EQ_INT(st.dropped[LG_DROP_TABLE_FULL], 1, "table full counted");
+	lg_engine_destroy(e);
+}
+
+static uint16_t open_flow(struct lg_engine *e, uint16_t inside_port, uint64_t now)
+{
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+
+	len = build_tcp4(buf, "10.77.0.2", inside_port, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, now, &mod);
+	pub = rd_port(buf, 20);
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK, NULL);
+	run(e, buf, len, now, &mod);
+	return pub;
+}
+
+static void test_timers(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub = open_flow(e, 40000, 0);
+
+	/* N5382-R5: established idle for 7439 s, the next packet still crosses */
+	CHECK_EQ_INT(lg_engine_expire(e, 7439 * S), 0, "N5382-R5: nothing expires before 2h4m");
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_ACK, "* OK\r\n");
+	CHECK_EQ_INT(run(e, buf, len, 7439 * S, &mod), LG_VERDICT_ACCEPT, "N5382-R5: after 7439 s idle");
+	/* L5383-4.1a: never ended for its age; keep it busy for 30 days */
+	for (uint64_t t = 7439; t < 30 * 86400; t += 7200) {
+		len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_ACK, "a NOOP\r\n");
+		if (run(e, buf, len, t * S, &mod) != LG_VERDICT_ACCEPT) {
+			CHECK(0, "L5383-4.1a: flow lost at %llu s", (unsigned long long)t);
+			break;
+		}
+	}
+	CHECK_EQ_INT(lg_engine_expire(e, 30ull * 86400 * S), 0, "L5383-4.1a: alive after 30 days");
+	CHECK_EQ_INT(lg_engine_expire(e, (30ull * 86400 + 7441) * S), 1, "expires after 2h4m idle");
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_ACK, "late");
+	CHECK_EQ_INT(run(e, buf, len, (31ull * 86400) * S, &mod), LG_VERDICT_DROP, "expired flow gone");
+
+	/* transitory: a SYN alone is kept 4 minutes, then goes */
+	len = build_tcp4(buf, "10.77.0.2", 40100, "198.51.100.2", 587, LG_TCP_SYN, NULL);
+	run(e, buf, len, 100 * S, &mod);
+	CHECK_EQ_INT(lg_engine_expire(e, 339 * S), 0, "N5382-R5: half-open kept 239 s");
+	CHECK_EQ_INT(lg_engine_expire(e, 341 * S), 1, "half-open expires after 4 min");
+	lg_engine_destroy(e);
+}
+
+static void test_state_machine(void)
+{
+	enum lg_tcp_state s = LG_TCP_CLOSED;
+
+	s = lg_tcp_next(s, true, LG_TCP_SYN);
+	CHECK_EQ_INT(s, LG_TCP_INIT, "N7857-S2: SYN out -> INIT");
+	s = lg_tcp_next(s, false, LG_TCP_SYN);
+	CHECK_EQ_INT(s, LG_TCP_ESTABLISHED, "N5382-R2a: simultaneous open SYN in -> ESTABLISHED");
+	s = lg_tcp_next(s, true, LG_TCP_ACK | LG_TCP_FIN);
+	CHECK_EQ_INT(s, LG_TCP_C_FIN_RCV, "client FIN");
+	CHECK(!lg_tcp_is_transitory(s), "half-closed keeps the established timer");
+	s = lg_tcp_next(s, true, LG_TCP_ACK);
+	CHECK_EQ_INT(s, LG_TCP_C_FIN_RCV, "data after half-close");
+	s = lg_tcp_next(s, false, LG_TCP_ACK | LG_TCP_FIN);
+	CHECK_EQ_INT(s, LG_TCP_CS_FIN_RCV, "server FIN");
+	CHECK(lg_tcp_is_transitory(s), "both FINs: transitory");
+	s = lg_tcp_next(LG_TCP_ESTABLISHED, false, LG_TCP_FIN | LG_TCP_ACK);
+	CHECK_EQ_INT(s, LG_TCP_S_FIN_RCV, "server FIN first");
+	s = lg_tcp_next(s, true, LG_TCP_FIN | LG_TCP_ACK);
+	CHECK_EQ_INT(s, LG_TCP_CS_FIN_RCV, "then client FIN");
+	s = lg_tcp_next(LG_TCP_ESTABLISHED, false, LG_TCP_RST);
+	CHECK_EQ_INT(s, LG_TCP_TRANS, "N7857-S2.2: RST -> TRANS");
+	s = lg_tcp_next(s, true, LG_TCP_ACK);
+	CHECK_EQ_INT(s, LG_TCP_ESTABLISHED, "N7857-S2.2: traffic after RST -> ESTABLISHED");
+	CHECK_EQ_INT(lg_tcp_next(LG_TCP_CLOSED, false, LG_TCP_SYN), LG_TCP_CLOSED,
+		     "inbound SYN does not open");
+	for (int i = 0; i < LG_TCP_STATE_COUNT; i++)
+		CHECK(strcmp(lg_tcp_state_name((enum lg_tcp_state)i), "unknown") != 0, "state name %d", i);
+}
+
+int main(void)
+{
+	test_nat_both_ways();
+	test_drops();
+	test_timers();
+	test_state_machine();
+	return lgtest_finish();
+}
