@@ -82,4 +82,10 @@ void lg_duration_format(uint64_t seconds, char *buf, size_t size);
 int lg_prefix4_parse(const char *text, struct lg_prefix4 *out);
 int lg_addr4_parse(const char *text, uint32_t *addr_be);
 
+/* The control socket's default path for the calling process's network namespace:
+ * LG_CTL_DIR/lemongated.sock in the initial namespace, and
+ * LG_CTL_DIR/lemongated-netns-INODE.sock in any other, so that a daemon in each namespace
+ * (as in the testbed) has its own socket and lemongatectl run there finds it. 0 or -1. */
+int lg_control_default_path(char *buf, size_t size);
+
 #endif

@@ -1,0 +1,211 @@
+/* lemongatectl: the operator's command line for lemongated. */
+#include "ctl/client.h"
+#include "ctl/reply.h"
+#include "policy/policy.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Exit codes, documented in README.md. */
+enum { EXIT_OK = 0, EXIT_DAEMON_ERROR = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_CONFIG = 4 };
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lemongatectl [-s SOCKET] [--json] COMMAND\n"
+		"commands:\n"
+		"  flows                 one line per flow\n"
+		"  stats                 counters: packets, drops by reason, flows, queues\n"
+		"  ping                  is the daemon there?\n"
+		"  clock advance DUR     move the test clock (daemon started with --test-clock)\n"
+		"  policy check FILE     check a configuration file, print the effective policy\n"
+		"  socket                print the default control socket path for this namespace\n");
+}
+
+static int fetch(const char *sock, const char *request, struct lg_reply *reply)
+{
+	char err[256];
+	char *text = lg_ctl_request(sock, request, err, sizeof(err));
+
+	if (!text) {
+		fprintf(stderr, "lemongatectl: %s\n", err);
+		return EXIT_UNREACHABLE;
+	}
+	if (lg_reply_parse(text, reply) < 0) {
+		fprintf(stderr, "lemongatectl: malformed reply from the daemon\n");
+		lg_reply_free(reply);
+		return EXIT_DAEMON_ERROR;
+	}
+	if (!reply->ok) {
+		fprintf(stderr, "lemongatectl: %s\n", reply->error);
+		lg_reply_free(reply);
+		return EXIT_DAEMON_ERROR;
+	}
+	return EXIT_OK;
+}
+
+static void print_records_text(const struct lg_reply *r)
+{
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+		const char *name = lg_record_get(rec, "name"), *value = lg_record_get(rec, "value");
+
+		if (strcmp(rec->kind, "stat") == 0 && name && value) {
+			printf("%-32s %s\n", name, value);
+			continue;
+		}
+		printf("%s", rec->kind);
+		for (size_t k = 0; k < rec->count; k++)
+			printf(" %s=%s", rec->fields[k].key, rec->fields[k].value);
+		printf("\n");
+	}
+}
+
+static void print_stats_json(const struct lg_reply *r)
+{
+	bool first = true;
+
+	printf("{\n  \"counters\": {");
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+		const char *name = lg_record_get(rec, "name"), *value = lg_record_get(rec, "value");
+
+		if (strcmp(rec->kind, "stat") != 0 || !name || !value)
+			continue;
+		printf(first ? "\n    " : ",\n    ");
+		first = false;
+		lg_json_string(name, stdout);
+		printf(": %s", value);
+	}
+	printf("\n  },\n  \"queues\": ");
+	lg_render_json_array(r, "queue", stdout);
+	printf("}\n");
+}
+
+static int policy_check(const char *file, bool json)
+{
+	struct lg_policy pol;
+	struct lg_diags d;
+	int rc = lg_policy_load(file, &pol, &d);
+
+	if (json) {
+		printf("{\"file\": ");
+		lg_json_string(file, stdout);
+		printf(", \"ok\": %s, \"diagnostics\": [", rc == 0 ? "true" : "false");
+		for (size_t i = 0; i < d.count; i++) {
+			printf(i ? ", {" : "{");
+			printf("\"line\": %u, \"col\": %u, \"level\": \"%s\", \"message\": ", d.items[i].line,
+			       d.items[i].col, d.items[i].level == LG_DIAG_ERROR ? "error" : "warning");
+			lg_json_string(d.items[i].msg, stdout);
+			printf("}");
+		}
+		printf("]}\n");
+	} else {
+		lg_diags_print(&d, stderr);
+		if (rc == 0) {
+			lg_policy_summary(&pol, stdout);
+			printf("%s: configuration ok\n", file);
+		}
+	}
+	return rc == 0 ? EXIT_OK : EXIT_CONFIG;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "socket", required_argument, NULL, 's' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char sock[LG_PATH_MAX];
+	const char *sock_flag = NULL;
+	struct lg_reply reply;
+	bool json = false;
+	int ch, rc;
+	const char *cmd;
+
+	while ((ch = getopt_long(argc, argv, "+s:jh", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 's': sock_flag = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(stdout); return EXIT_OK;
+		default: usage(stderr); return EXIT_USAGE;
+		}
+	}
+	/* --json may also follow the command, as in "flows --json" */
+	for (int i = optind; i < argc; i++) {
+		if (strcmp(argv[i], "--json") == 0) {
+			json = true;
+			memmove(&argv[i], &argv[i + 1], (size_t)(argc - i - 1) * sizeof(char *));
+			argc--;
+			i--;
+		}
+	}
+	if (optind >= argc) {
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if (sock_flag)
+		snprintf(sock, sizeof(sock), "%s", sock_flag);
+	else if (lg_control_default_path(sock, sizeof(sock)) < 0) {
+		fprintf(stderr, "lemongatectl: cannot work out the socket path; use -s SOCKET\n");
+		return EXIT_USAGE;
+	}
+	cmd = argv[optind];
+	argc -= optind;
+	argv += optind;
+
+	if (strcmp(cmd, "socket") == 0 && argc == 1) {
+		printf("%s\n", sock);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "policy") == 0 && argc == 3 && strcmp(argv[1], "check") == 0)
+		return policy_check(argv[2], json);
+	if (strcmp(cmd, "clock") == 0 && argc == 3 && strcmp(argv[1], "advance") == 0) {
+		char req[128];
+		uint64_t secs;
+
+		if (lg_duration_parse(argv[2], &secs) < 0) {
+			fprintf(stderr, "lemongatectl: '%s' is not a duration (like 2h3m)\n", argv[2]);
+			return EXIT_USAGE;
+		}
+		snprintf(req, sizeof(req), "clock advance %llus", (unsigned long long)secs);
+		if ((rc = fetch(sock, req, &reply)) != EXIT_OK)
+			return rc;
+		if (json)
+			lg_render_json_array(&reply, "clock", stdout);
+		else
+			print_records_text(&reply);
+		lg_reply_free(&reply);
+		return EXIT_OK;
+	}
+	if (argc != 1 || (strcmp(cmd, "flows") != 0 && strcmp(cmd, "stats") != 0 &&
+			  strcmp(cmd, "ping") != 0)) {
+		fprintf(stderr, "lemongatectl: unknown command or wrong arguments: %s\n", cmd);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	if ((rc = fetch(sock, cmd, &reply)) != EXIT_OK)
+		return rc;
+	if (strcmp(cmd, "flows") == 0) {
+		if (json)
+			lg_render_json_array(&reply, "flow", stdout);
+		else
+			lg_render_flows_text(&reply, stdout);
+	} else if (strcmp(cmd, "stats") == 0) {
+		if (json)
+			print_stats_json(&reply);
+		else
+			print_records_text(&reply);
+	} else {
+		if (json)
+			lg_render_json_array(&reply, "daemon", stdout);
+		else
+			print_records_text(&reply);
+	}
+	lg_reply_free(&reply);
+	return EXIT_OK;
+}

@@ -1,0 +1,151 @@
+#include "ctl/reply.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+static int parse_record(char *line, struct lg_record *rec)
+{
+	char *save = NULL, *w;
+
+	rec->kind = strtok_r(line, " ", &save);
+	rec->count = 0;
+	if (!rec->kind)
+		return -1;
+	while ((w = strtok_r(NULL, " ", &save))) {
+		char *eq = strchr(w, '=');
+
+		if (!eq || eq == w || rec->count >= LG_REPLY_MAX_FIELDS)
+			return -1;
+		*eq = '\0';
+		rec->fields[rec->count].key = w;
+		rec->fields[rec->count].value = eq + 1;
+		rec->count++;
+	}
+	return 0;
+}
+
+int lg_reply_parse(char *text, struct lg_reply *out)
+{
+	char *line, *save = NULL;
+	size_t lines = 0, cap;
+
+	memset(out, 0, sizeof(*out));
+	out->text = text;
+	for (const char *p = text; *p; p++)
+		lines += *p == '\n';
+	line = strtok_r(text, "\n", &save);
+	if (!line)
+		return -1;
+	if (strncmp(line, "error ", 6) == 0) {
+		out->error = line + 6;
+		return 0;
+	}
+	if (strcmp(line, "ok") != 0)
+		return -1;
+	out->ok = true;
+	cap = lines + 1;
+	out->records = calloc(cap, sizeof(*out->records));
+	if (!out->records)
+		return -1;
+	while ((line = strtok_r(NULL, "\n", &save))) {
+		if (out->count >= cap || parse_record(line, &out->records[out->count]) < 0)
+			return -1;
+		out->count++;
+	}
+	return 0;
+}
+
+void lg_reply_free(struct lg_reply *r)
+{
+	free(r->records);
+	free(r->text);
+	memset(r, 0, sizeof(*r));
+}
+
+const char *lg_record_get(const struct lg_record *rec, const char *key)
+{
+	for (size_t i = 0; i < rec->count; i++)
+		if (strcmp(rec->fields[i].key, key) == 0)
+			return rec->fields[i].value;
+	return NULL;
+}
+
+void lg_json_string(const char *s, FILE *out)
+{
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (c == '"' || c == '\\')
+			fprintf(out, "\\%c", c);
+		else if (c < 0x20)
+			fprintf(out, "\\u%04x", c);
+		else
+			fputc(c, out);
+	}
+	fputc('"', out);
+}
+
+static bool is_number(const char *s)
+{
+	if (!*s || (s[0] == '0' && s[1] != '\0'))
+		return false;
+	for (; *s; s++)
+		if (*s < '0' || *s > '9')
+			return false;
+	return true;
+}
+
+void lg_render_json_array(const struct lg_reply *r, const char *kind, FILE *out)
+{
+	bool first = true;
+
+	fputc('[', out);
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+
+		if (strcmp(rec->kind, kind) != 0)
+			continue;
+		fputs(first ? "\n  {" : ",\n  {", out);
+		first = false;
+		for (size_t k = 0; k < rec->count; k++) {
+			if (k)
+				fputs(", ", out);
+			lg_json_string(rec->fields[k].key, out);
+			fputs(": ", out);
+			if (is_number(rec->fields[k].value))
+				fputs(rec->fields[k].value, out);
+			else
+				lg_json_string(rec->fields[k].value, out);
+		}
+		fputc('}', out);
+	}
+	fputs(first ? "]\n" : "\n]\n", out);
+}
+
+static const char *field_or_dash(const struct lg_record *rec, const char *key)
+{
+	const char *v = lg_record_get(rec, key);
+
+	return v ? v : "-";
+}
+
+void lg_render_flows_text(const struct lg_reply *r, FILE *out)
+{
+	size_t n = 0;
+
+	fprintf(out, "%-5s %-21s %-21s %-21s %-12s %8s %8s\n", "PROTO", "INSIDE", "PUBLIC",
+		"REMOTE", "STATE", "IDLE", "AGE");
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+
+		if (strcmp(rec->kind, "flow") != 0)
+			continue;
+		n++;
+		fprintf(out, "%-5s %-21s %-21s %-21s %-12s %8s %8s\n", field_or_dash(rec, "proto"),
+			field_or_dash(rec, "inside"), field_or_dash(rec, "public"),
+			field_or_dash(rec, "remote"), field_or_dash(rec, "state"),
+			field_or_dash(rec, "idle"), field_or_dash(rec, "age"));
+	}
+	fprintf(out, "%zu flow%s\n", n, n == 1 ? "" : "s");
+}

@@ -1,0 +1,321 @@
+#define _GNU_SOURCE /* SO_PEERCRED, accept4 */
+#include "dataplane/control.h"
+
+#include "dataplane/clock.h"
+#include "dataplane/log.h"
+#include "dataplane/tcpstate.h"
+#include "lg_control_proto.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CTL_IO_TIMEOUT_MS 1000
+#define CTL_MAX_WORDS     8
+
+struct lg_control {
+	int fd;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+struct lg_control *lg_control_open(const char *path, char *err, size_t errlen)
+{
+	struct lg_control *c = calloc(1, sizeof(*c));
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	char dir[sizeof(sa.sun_path)];
+	char *slash;
+	mode_t old;
+
+	if (!c || strlen(path) >= sizeof(sa.sun_path)) {
+		snprintf(err, errlen, "control socket path too long");
+		free(c);
+		return NULL;
+	}
+	strcpy(c->path, path);
+	strcpy(sa.sun_path, path);
+	strcpy(dir, path);
+	slash = strrchr(dir, '/');
+	if (slash && slash != dir) {
+		*slash = '\0';
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
+			snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+			free(c);
+			return NULL;
+		}
+	}
+	c->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (c->fd < 0) {
+		snprintf(err, errlen, "socket: %s", strerror(errno));
+		free(c);
+		return NULL;
+	}
+	unlink(path); /* a stale socket from a crashed run; a live daemon is refused earlier */
+	old = umask(0077);
+	if (bind(c->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(c->fd, 16) < 0) {
+		snprintf(err, errlen, "bind %s: %s", path, strerror(errno));
+		umask(old);
+		close(c->fd);
+		free(c);
+		return NULL;
+	}
+	umask(old);
+	return c;
+}
+
+int lg_control_fd(const struct lg_control *c)
+{
+	return c->fd;
+}
+
+void lg_control_close(struct lg_control *c)
+{
+	if (!c)
+		return;
+	close(c->fd);
+	unlink(c->path);
+	free(c);
+}
+
+static void fmt_endpoint(uint32_t addr, uint16_t port, char *buf, size_t size)
+{
+	char a[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &addr, a, sizeof(a));
+	snprintf(buf, size, "%s:%u", a, ntohs(port));
+}
+
+static void answer_flows(const struct lg_control_ctx *ctx, FILE *out)
+{
+	struct lg_engine_stats st;
+	struct lg_flow_view *views;
+	size_t n, cap;
+
+	lg_engine_stats(ctx->engine, &st);
+	cap = st.flows_active + 64; /* flows created meanwhile are shown next time */
+	views = malloc(cap * sizeof(*views));
+	if (!views) {
+		fprintf(out, "error out of memory\n");
+		return;
+	}
+	n = lg_engine_flows(ctx->engine, lg_clock_now_ns(), views, cap);
+	fprintf(out, "ok\n");
+	for (size_t i = 0; i < n; i++) {
+		const struct lg_flow *f = &views[i].flow;
+		char in[32], pub[32], rem[32];
+
+		fmt_endpoint(f->in_addr, f->in_port, in, sizeof(in));
+		fmt_endpoint(f->pub_addr, f->pub_port, pub, sizeof(pub));
+		fmt_endpoint(f->rem_addr, f->rem_port, rem, sizeof(rem));
+		fprintf(out,
+			"flow id=%u proto=tcp inside=%s public=%s remote=%s state=%s idle=%llu "
+			"age=%llu expires_in=%llu packets_out=%llu packets_in=%llu bytes_out=%llu "
+			"bytes_in=%llu\n",
+			f->id, in, pub, rem, lg_tcp_state_name(f->state),
+			(unsigned long long)views[i].idle_s, (unsigned long long)views[i].age_s,
+			(unsigned long long)views[i].expires_in_s, (unsigned long long)f->pkts_out,
+			(unsigned long long)f->pkts_in, (unsigned long long)f->bytes_out,
+			(unsigned long long)f->bytes_in);
+	}
+	free(views);
+}
+
+static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
+{
+	struct lg_engine_stats st;
+
+	lg_engine_stats(ctx->engine, &st);
+	fprintf(out, "ok\n");
+	fprintf(out, "stat name=packets_out value=%llu\n", (unsigned long long)st.packets_out);
+	fprintf(out, "stat name=packets_in value=%llu\n", (unsigned long long)st.packets_in);
+	fprintf(out, "stat name=bytes_out value=%llu\n", (unsigned long long)st.bytes_out);
+	fprintf(out, "stat name=bytes_in value=%llu\n", (unsigned long long)st.bytes_in);
+	fprintf(out, "stat name=passed_untranslated value=%llu\n",
+		(unsigned long long)st.passed_untranslated);
+	for (int r = 0; r < LG_DROP_REASON_COUNT; r++)
+		fprintf(out, "stat name=drop_%s value=%llu\n", lg_drop_reason_name((enum lg_drop_reason)r),
+			(unsigned long long)st.dropped[r]);
+	for (int s = 1; s < LG_PKT_STATUS_COUNT; s++)
+		fprintf(out, "stat name=malformed_%s value=%llu\n",
+			lg_pkt_status_name((enum lg_pkt_status)s), (unsigned long long)st.malformed[s]);
+	fprintf(out, "stat name=flows_active value=%llu\n", (unsigned long long)st.flows_active);
+	fprintf(out, "stat name=flows_capacity value=%llu\n", (unsigned long long)st.flows_capacity);
+	fprintf(out, "stat name=flows_created value=%llu\n", (unsigned long long)st.flows_created);
+	fprintf(out, "stat name=flows_expired value=%llu\n", (unsigned long long)st.flows_expired);
+	for (size_t i = 0; i < ctx->queue_count; i++) {
+		const struct lg_nfq_stats *q = lg_nfq_stats(ctx->queues[i]);
+
+		fprintf(out,
+			"queue num=%u received=%llu accepted=%llu dropped=%llu recv_errors=%llu "
+			"send_errors=%llu enobufs=%llu\n",
+			lg_nfq_number(ctx->queues[i]), (unsigned long long)q->received,
+			(unsigned long long)q->accepted, (unsigned long long)q->dropped,
+			(unsigned long long)q->recv_errors, (unsigned long long)q->send_errors,
+			(unsigned long long)q->enobufs);
+	}
+}
+
+static void answer_clock(char **words, size_t n, FILE *out)
+{
+	uint64_t secs;
+
+	if (n != 3 || strcmp(words[1], "advance") != 0) {
+		fprintf(out, "error usage: clock advance DURATION\n");
+		return;
+	}
+	if (!lg_clock_is_test()) {
+		fprintf(out, "error the test clock is off: start lemongated with --test-clock\n");
+		return;
+	}
+	if (lg_duration_parse(words[2], &secs) < 0) {
+		fprintf(out, "error '%s' is not a duration (like 2h3m)\n", words[2]);
+		return;
+	}
+	lg_clock_advance(secs);
+	lg_log(LG_LOG_INFO, "test clock advanced by %llu s", (unsigned long long)secs);
+	fprintf(out, "ok\nclock advanced=%llu\n", (unsigned long long)secs);
+}
+
+static bool printable(const char *s)
+{
+	for (; *s; s++)
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s > 0x7e)
+			return false;
+	return true;
+}
+
+void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FILE *out)
+{
+	char buf[LG_CTL_MAX_REQUEST + 1], *words[CTL_MAX_WORDS], *save = NULL, *w;
+	size_t n = 0, magic_len = strlen(LG_CTL_MAGIC);
+
+	if (strlen(request) > LG_CTL_MAX_REQUEST) {
+		fprintf(out, "error request too long\n");
+		return;
+	}
+	if (!printable(request)) {
+		fprintf(out, "error request contains control or non-ASCII characters\n");
+		return;
+	}
+	if (strncmp(request, LG_CTL_MAGIC, magic_len) != 0 ||
+	    (request[magic_len] != ' ' && request[magic_len] != '\0')) {
+		fprintf(out, "error unsupported protocol (this daemon speaks %s)\n", LG_CTL_MAGIC);
+		return;
+	}
+	strcpy(buf, request + magic_len);
+	for (w = strtok_r(buf, " ", &save); w; w = strtok_r(NULL, " ", &save)) {
+		if (n == CTL_MAX_WORDS) {
+			fprintf(out, "error too many arguments\n");
+			return;
+		}
+		words[n++] = w;
+	}
+	if (n == 0) {
+		fprintf(out, "error empty request\n");
+		return;
+	}
+	if (strcmp(words[0], "ping") == 0 && n == 1) {
+		struct lg_engine_stats st;
+
+		lg_engine_stats(ctx->engine, &st);
+		fprintf(out, "ok\ndaemon pid=%ld uptime=%llu test_clock=%s queues=%zu flows=%llu\n",
+			(long)getpid(),
+			(unsigned long long)((lg_clock_now_ns() - ctx->started_ns) / 1000000000ull),
+			lg_clock_is_test() ? "yes" : "no", ctx->queue_count,
+			(unsigned long long)st.flows_active);
+	} else if (strcmp(words[0], "flows") == 0 && n == 1) {
+		answer_flows(ctx, out);
+	} else if (strcmp(words[0], "stats") == 0 && n == 1) {
+		answer_stats(ctx, out);
+	} else if (strcmp(words[0], "clock") == 0) {
+		answer_clock(words, n, out);
+	} else {
+		fprintf(out, "error unknown command '%.40s' or wrong arguments\n", words[0]);
+	}
+}
+
+static bool peer_is_root(int fd)
+{
+	struct ucred cred;
+	socklen_t len = sizeof(cred);
+
+	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0;
+}
+
+/* Read one line within the time limit. Returns its length, or -1. */
+static ssize_t read_request(int fd, char *buf, size_t size)
+{
+	size_t used = 0;
+
+	while (used < size - 1) {
+		struct pollfd p = { .fd = fd, .events = POLLIN };
+		ssize_t n;
+		char *nl;
+
+		if (poll(&p, 1, CTL_IO_TIMEOUT_MS) <= 0)
+			return -1;
+		n = read(fd, buf + used, size - 1 - used);
+		if (n <= 0)
+			return -1;
+		used += (size_t)n;
+		buf[used] = '\0';
+		nl = memchr(buf, '\n', used);
+		if (nl) {
+			*nl = '\0';
+			return nl - buf;
+		}
+	}
+	return -1;
+}
+
+static void write_all(int fd, const char *data, size_t len)
+{
+	while (len) {
+		struct pollfd p = { .fd = fd, .events = POLLOUT };
+		ssize_t n;
+
+		if (poll(&p, 1, CTL_IO_TIMEOUT_MS) <= 0)
+			return;
+		n = write(fd, data, len);
+		if (n < 0 && errno == EAGAIN)
+			continue;
+		if (n <= 0)
+			return;
+		data += n;
+		len -= (size_t)n;
+	}
+}
+
+void lg_control_serve(struct lg_control *c, const struct lg_control_ctx *ctx)
+{
+	char req[LG_CTL_MAX_REQUEST + 2];
+	char *reply = NULL;
+	size_t reply_len = 0;
+	FILE *out;
+	int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	out = open_memstream(&reply, &reply_len);
+	if (!out) {
+		close(fd);
+		return;
+	}
+	if (!peer_is_root(fd))
+		fprintf(out, "error permission denied: the control socket is root-only\n");
+	else if (read_request(fd, req, sizeof(req)) < 0)
+		fprintf(out, "error no complete request line (at most %d bytes) within %d ms\n",
+			LG_CTL_MAX_REQUEST, CTL_IO_TIMEOUT_MS);
+	else
+		lg_control_answer(req, ctx, out);
+	fclose(out);
+	write_all(fd, reply, reply_len);
+	free(reply);
+	close(fd);
+}

@@ -1,0 +1,32 @@
+/* The control socket: a root-only UNIX socket that answers lemongatectl (protocol in
+ * include/lg_control_proto.h). Served from the main thread, one request per connection. */
+#ifndef LG_CONTROL_H
+#define LG_CONTROL_H
+
+#include "dataplane/engine.h"
+#include "dataplane/nfq.h"
+
+#include <stddef.h>
+
+struct lg_control_ctx {
+	struct lg_engine *engine;
+	struct lg_nfq *const *queues;
+	size_t queue_count;
+	uint64_t started_ns;
+};
+
+struct lg_control;
+
+/* Create the socket at PATH (its directory too, mode 0700). NULL with ERR set on failure. */
+struct lg_control *lg_control_open(const char *path, char *err, size_t errlen);
+int lg_control_fd(const struct lg_control *c);
+/* Accept and answer one client; never blocks for more than about a second. */
+void lg_control_serve(struct lg_control *c, const struct lg_control_ctx *ctx);
+/* Close and unlink the socket. */
+void lg_control_close(struct lg_control *c);
+
+/* Answer one request line (exposed for unit tests). Writes the whole reply into OUT,
+ * a FILE opened by the caller. */
+void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FILE *out);
+
+#endif

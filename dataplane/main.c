@@ -1,0 +1,300 @@
+/* lemongated: start-up, threads, signals and the main loop. The packet path itself is in
+ * nfq.c (queue I/O) -> engine.c (parse, flow, NAT, verdict). */
+#define _GNU_SOURCE /* signalfd, pipe2 */
+#include "dataplane/clock.h"
+#include "dataplane/control.h"
+#include "dataplane/engine.h"
+#include "dataplane/log.h"
+#include "dataplane/nfq.h"
+#include "dataplane/steer.h"
+#include "lg_control_proto.h"
+#include "policy/policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define LG_DEFAULT_CONFIG "/etc/lemongate/lemongate.conf"
+#define LG_VERSION        "0.1.0"
+#define SWEEP_INTERVAL_MS 1000
+
+struct options {
+	const char *config;
+	const char *log_file;
+	const char *pid_file;
+	const char *socket;
+	bool check_only, foreground, test_clock;
+};
+
+struct queue_thread {
+	pthread_t tid;
+	struct lg_nfq *q;
+	struct lg_engine *engine;
+	atomic_bool *stop;
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"usage: lemongated [-tf] [-c FILE] [-l LOGFILE] [-p PIDFILE] [-s SOCKET] [--test-clock]\n"
+		"  -c FILE        configuration (default " LG_DEFAULT_CONFIG ")\n"
+		"  -t             check the configuration, print the effective policy, and exit\n"
+		"  -f             stay in the foreground, log to stderr\n"
+		"  -l LOGFILE     log to LOGFILE instead of stderr/syslog\n"
+		"  -p PIDFILE     write the daemon's pid to PIDFILE\n"
+		"  -s SOCKET      control socket path (default: per network namespace, see README)\n"
+		"  --test-clock   accept 'lemongatectl clock advance' (tests only)\n"
+		"  -V             print the version\n");
+}
+
+static int parse_options(int argc, char **argv, struct options *o)
+{
+	static const struct option longopts[] = {
+		{ "test-clock", no_argument, NULL, 'T' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int ch;
+
+	memset(o, 0, sizeof(*o));
+	o->config = LG_DEFAULT_CONFIG;
+	while ((ch = getopt_long(argc, argv, "c:tfl:p:s:hV", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'c': o->config = optarg; break;
+		case 't': o->check_only = true; break;
+		case 'f': o->foreground = true; break;
+		case 'l': o->log_file = optarg; break;
+		case 'p': o->pid_file = optarg; break;
+		case 's': o->socket = optarg; break;
+		case 'T': o->test_clock = true; break;
+		case 'h': usage(stdout); exit(0);
+		case 'V': printf("lemongated %s\n", LG_VERSION); exit(0);
+		default: usage(stderr); return -1;
+		}
+	}
+	if (optind != argc) {
+		fprintf(stderr, "lemongated: unexpected argument '%s'\n", argv[optind]);
+		usage(stderr);
+		return -1;
+	}
+	return 0;
+}
+
+static bool daemon_answers(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return false;
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return live;
+}
+
+/* Fork; the parent waits until the child reports ready (exit 0) or dies (exit 1), so that
+ * whoever started us knows the rules are in place and the control socket answers. */
+static int daemonize(void)
+{
+	int p[2];
+	pid_t pid;
+	char c;
+
+	if (pipe2(p, O_CLOEXEC) < 0)
+		lg_log_fatal("pipe: %s", strerror(errno));
+	pid = fork();
+	if (pid < 0)
+		lg_log_fatal("fork: %s", strerror(errno));
+	if (pid > 0) {
+		close(p[1]);
+		exit(read(p[0], &c, 1) == 1 ? 0 : 1);
+	}
+	close(p[0]);
+	setsid();
+	if (chdir("/") < 0)
+		lg_log_fatal("chdir /: %s", strerror(errno));
+	return p[1];
+}
+
+static void notify_ready(int fd, bool detach_stderr)
+{
+	int devnull = open("/dev/null", O_RDWR);
+
+	if (devnull >= 0) {
+		dup2(devnull, STDIN_FILENO);
+		dup2(devnull, STDOUT_FILENO);
+		if (detach_stderr)
+			dup2(devnull, STDERR_FILENO);
+		close(devnull);
+	}
+	if (write(fd, "R", 1) != 1)
+		lg_log(LG_LOG_WARN, "could not tell the parent we are ready");
+	close(fd);
+}
+
+static void *queue_main(void *arg)
+{
+	struct queue_thread *t = arg;
+
+	lg_nfq_run(t->q, t->engine, t->stop);
+	return NULL;
+}
+
+static void write_pid_file(const char *path)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f)
+		lg_log_fatal("pid file %s: %s", path, strerror(errno));
+	fprintf(f, "%ld\n", (long)getpid());
+	fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+	static atomic_bool stop;
+	struct options o;
+	struct lg_policy pol;
+	struct lg_diags diags;
+	char sock_path[LG_PATH_MAX], err[256];
+	struct queue_thread threads[LG_MAX_QUEUES];
+	struct lg_nfq *queues[LG_MAX_QUEUES];
+	struct lg_control *ctl;
+	struct lg_engine *engine;
+	struct lg_control_ctx ctx;
+	sigset_t sigs;
+	int sfd, ready_fd = -1;
+	uint64_t last_sweep;
+
+	if (parse_options(argc, argv, &o) < 0)
+		return 2;
+	if (lg_policy_load(o.config, &pol, &diags) < 0) {
+		lg_diags_print(&diags, stderr);
+		fprintf(stderr, "lemongated: %s: %zu error%s\n", o.config, diags.errors,
+			diags.errors == 1 ? "" : "s");
+		return 1;
+	}
+	lg_diags_print(&diags, stderr);
+	if (o.check_only) {
+		lg_policy_summary(&pol, stdout);
+		printf("%s: configuration ok\n", o.config);
+		return 0;
+	}
+
+	if (o.socket)
+		snprintf(sock_path, sizeof(sock_path), "%s", o.socket);
+	else if (pol.control_socket[0])
+		snprintf(sock_path, sizeof(sock_path), "%s", pol.control_socket);
+	else if (lg_control_default_path(sock_path, sizeof(sock_path)) < 0)
+		lg_log_fatal("cannot work out the control socket path; give -s SOCKET");
+	if (daemon_answers(sock_path))
+		lg_log_fatal("another lemongated answers on %s", sock_path);
+
+	if (!o.foreground)
+		ready_fd = daemonize();
+	if (lg_log_open(o.log_file, !o.foreground) < 0)
+		lg_log_fatal("log file %s: %s", o.log_file, strerror(errno));
+
+	/* Signals wait in the signalfd from here on, so a TERM during start-up still cleans up. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	sigaddset(&sigs, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	sfd = signalfd(-1, &sigs, SFD_CLOEXEC);
+	if (sfd < 0)
+		lg_log_fatal("signalfd: %s", strerror(errno));
+
+	lg_clock_init(o.test_clock);
+	engine = lg_engine_create(&pol);
+	if (!engine)
+		lg_log_fatal("cannot allocate a flow table of %u flows", pol.max_flows);
+	for (uint16_t i = 0; i < pol.queue_count; i++) {
+		queues[i] = lg_nfq_open((uint16_t)(pol.queue_first + i), err, sizeof(err));
+		if (!queues[i])
+			lg_log_fatal("%s", err);
+	}
+	if (lg_steer_install(&pol, err, sizeof(err)) < 0)
+		lg_log_fatal("steering rules: %s", err);
+	ctl = lg_control_open(sock_path, err, sizeof(err));
+	if (!ctl) {
+		lg_steer_remove();
+		lg_log_fatal("control socket: %s", err);
+	}
+	if (o.pid_file)
+		write_pid_file(o.pid_file);
+	for (uint16_t i = 0; i < pol.queue_count; i++) {
+		threads[i] = (struct queue_thread){ .q = queues[i], .engine = engine, .stop = &stop };
+		if (pthread_create(&threads[i].tid, NULL, queue_main, &threads[i]) != 0) {
+			lg_steer_remove();
+			lg_log_fatal("cannot start queue thread %u", i);
+		}
+	}
+	ctx = (struct lg_control_ctx){ .engine = engine, .queues = queues,
+				       .queue_count = pol.queue_count,
+				       .started_ns = lg_clock_now_ns() };
+	lg_log(LG_LOG_INFO, "started: %u queue%s from %u, control socket %s%s", pol.queue_count,
+	       pol.queue_count == 1 ? "" : "s", pol.queue_first, sock_path,
+	       o.test_clock ? ", test clock on" : "");
+	if (ready_fd >= 0)
+		notify_ready(ready_fd, o.log_file == NULL);
+
+	last_sweep = lg_clock_now_ns();
+	while (!atomic_load(&stop)) {
+		struct pollfd fds[2] = {
+			{ .fd = sfd, .events = POLLIN },
+			{ .fd = lg_control_fd(ctl), .events = POLLIN },
+		};
+		uint64_t now;
+
+		if (poll(fds, 2, SWEEP_INTERVAL_MS) < 0 && errno != EINTR)
+			lg_log_fatal("poll: %s", strerror(errno));
+		if (fds[0].revents & POLLIN) {
+			struct signalfd_siginfo si;
+
+			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
+				if (si.ssi_signo == SIGHUP)
+					lg_log(LG_LOG_WARN, "SIGHUP: live reload is not implemented yet; "
+					       "configuration unchanged");
+				else
+					atomic_store(&stop, true);
+			}
+		}
+		if (fds[1].revents & POLLIN)
+			lg_control_serve(ctl, &ctx);
+		now = lg_clock_now_ns();
+		if (now - last_sweep >= SWEEP_INTERVAL_MS * 1000000ull) {
+			lg_engine_expire(engine, now);
+			last_sweep = now;
+		}
+	}
+
+	lg_log(LG_LOG_INFO, "stopping");
+	for (uint16_t i = 0; i < pol.queue_count; i++)
+		pthread_join(threads[i].tid, NULL);
+	lg_steer_remove();
+	for (uint16_t i = 0; i < pol.queue_count; i++)
+		lg_nfq_close(queues[i]);
+	lg_control_close(ctl);
+	if (o.pid_file)
+		unlink(o.pid_file);
+	lg_engine_destroy(engine);
+	lg_log(LG_LOG_INFO, "stopped, rules removed");
+	return 0;
+}

@@ -1,0 +1,16 @@
+/* Steering: the iptables rules that send NATed TCP to our queues and keep kernel conntrack
+ * off it. Everything lives in chains of our own (LEMONGATE in the raw and mangle tables),
+ * hooked from PREROUTING, so removal never touches the operator's rules. */
+#ifndef LG_STEER_H
+#define LG_STEER_H
+
+#include "policy/policy.h"
+
+#include <stddef.h>
+
+/* Remove any leftovers of an earlier run, then install. 0, or -1 with ERR set. */
+int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen);
+/* Remove our chains and the jumps to them. Safe to call when nothing is installed. */
+void lg_steer_remove(void);
+
+#endif
