@@ -8,6 +8,12 @@
 
 static FILE *log_file;
 static bool log_syslog;
+static bool log_copy_stderr;
+
+void lg_log_copy_to_stderr(bool on)
+{
+	log_copy_stderr = on;
+}
 
 int lg_log_open(const char *path, bool to_syslog)
 {
@@ -33,6 +39,15 @@ static void vlog(enum lg_log_level level, const char *fmt, va_list ap)
 	struct tm tm;
 	time_t now;
 
+	if (log_copy_stderr && out != stderr && level <= LG_LOG_WARN) {
+		va_list copy;
+
+		va_copy(copy, ap);
+		fprintf(stderr, "lemongated: %s: ", names[level]);
+		vfprintf(stderr, fmt, copy);
+		fputc('\n', stderr);
+		va_end(copy);
+	}
 	if (log_syslog && !log_file) {
 		vsyslog(prio[level], fmt, ap);
 		return;

@@ -131,17 +131,17 @@ static int daemonize(void)
 	return p[1];
 }
 
-static void notify_ready(int fd, bool detach_stderr)
+static void notify_ready(int fd)
 {
 	int devnull = open("/dev/null", O_RDWR);
 
 	if (devnull >= 0) {
 		dup2(devnull, STDIN_FILENO);
 		dup2(devnull, STDOUT_FILENO);
-		if (detach_stderr)
-			dup2(devnull, STDERR_FILENO);
+		dup2(devnull, STDERR_FILENO);
 		close(devnull);
 	}
+	lg_log_copy_to_stderr(false);
 	if (write(fd, "R", 1) != 1)
 		lg_log(LG_LOG_WARN, "could not tell the parent we are ready");
 	close(fd);
@@ -209,6 +209,7 @@ int main(int argc, char **argv)
 		ready_fd = daemonize();
 	if (lg_log_open(o.log_file, !o.foreground) < 0)
 		lg_log_fatal("log file %s: %s", o.log_file, strerror(errno));
+	lg_log_copy_to_stderr(!o.foreground); /* start-up failures reach whoever started us */
 
 	/* Signals wait in the signalfd from here on, so a TERM during start-up still cleans up. */
 	sigemptyset(&sigs);
@@ -253,7 +254,7 @@ int main(int argc, char **argv)
 	       pol.queue_count == 1 ? "" : "s", pol.queue_first, sock_path,
 	       o.test_clock ? ", test clock on" : "");
 	if (ready_fd >= 0)
-		notify_ready(ready_fd, o.log_file == NULL);
+		notify_ready(ready_fd);
 
 	last_sweep = lg_clock_now_ns();
 	while (!atomic_load(&stop)) {

@@ -11,7 +11,18 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define STEER_CHAIN  "LEMONGATE"
+/* Our chains and the built-in chains that jump to them. Outbound packets are queued after
+ * routing (FORWARD): rewritten before routing, their source would be one of our own addresses
+ * and the kernel would drop them as martians. Inbound packets are queued before routing
+ * (PREROUTING), so that the kernel routes on the rewritten destination. */
+static const struct hook {
+	const char *table, *builtin, *chain;
+} hooks[] = {
+	{ "raw", "PREROUTING", "LEMONGATE" },
+	{ "mangle", "PREROUTING", "LEMONGATE-IN" },
+	{ "mangle", "FORWARD", "LEMONGATE-OUT" },
+};
+#define HOOK_COUNT (sizeof(hooks) / sizeof(hooks[0]))
 #define STEER_MAXARG 32
 
 /* Run "iptables -w ARGS..." without a shell; returns its exit status, -1 if it could not run. */
@@ -49,20 +60,20 @@ static int iptables(bool quiet, const char *first, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void remove_table(const char *table)
+static void remove_hook(const struct hook *h)
 {
 	/* Delete every jump (an earlier crash may have left more than one), then the chain. */
 	for (int i = 0; i < 16; i++)
-		if (iptables(true, "-t", table, "-D", "PREROUTING", "-j", STEER_CHAIN, NULL) != 0)
+		if (iptables(true, "-t", h->table, "-D", h->builtin, "-j", h->chain, NULL) != 0)
 			break;
-	iptables(true, "-t", table, "-F", STEER_CHAIN, NULL);
-	iptables(true, "-t", table, "-X", STEER_CHAIN, NULL);
+	iptables(true, "-t", h->table, "-F", h->chain, NULL);
+	iptables(true, "-t", h->table, "-X", h->chain, NULL);
 }
 
 void lg_steer_remove(void)
 {
-	remove_table("mangle");
-	remove_table("raw");
+	for (size_t i = HOOK_COUNT; i-- > 0;)
+		remove_hook(&hooks[i]);
 }
 
 #define TRY(...)                                                                       \
@@ -92,27 +103,25 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		snprintf(queue, sizeof(queue), "%u", pol->queue_first);
 	}
 
-	TRY("-t", "raw", "-N", STEER_CHAIN);
-	TRY("-t", "mangle", "-N", STEER_CHAIN);
+	for (size_t i = 0; i < HOOK_COUNT; i++)
+		TRY("-t", hooks[i].table, "-N", hooks[i].chain);
 	for (size_t i = 0; i < pol->nat_inside_count; i++) {
 		char addr[INET_ADDRSTRLEN], prefix[INET_ADDRSTRLEN + 4];
 
 		inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
 		snprintf(prefix, sizeof(prefix), "%s/%u", addr, pol->nat_inside[i].len);
-		/* Outbound: from an inside prefix, through the gateway (not to one of its own
-		 * addresses). */
-		TRY("-t", "raw", "-A", STEER_CHAIN, "-i", pol->inside_if, "-s", prefix, "-p", "tcp",
+		/* Outbound: from an inside prefix, through the gateway (not to its own addresses). */
+		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p", "tcp",
 		    "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "CT", "--notrack");
-		TRY("-t", "mangle", "-A", STEER_CHAIN, "-i", pol->inside_if, "-s", prefix, "-p", "tcp",
-		    "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "NFQUEUE", qflag, queue);
+		TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o", pol->outside_if,
+		    "-s", prefix, "-p", "tcp", "-j", "NFQUEUE", qflag, queue);
 	}
-	/* Inbound: to the public address, in the NAT port range. Queued before routing so that
-	 * the rewritten destination is what the kernel routes on. */
-	TRY("-t", "raw", "-A", STEER_CHAIN, "-i", pol->outside_if, "-d", pub, "-p", "tcp",
+	/* Inbound: to the public address, in the NAT port range. */
+	TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
 	    "--dport", ports, "-j", "CT", "--notrack");
-	TRY("-t", "mangle", "-A", STEER_CHAIN, "-i", pol->outside_if, "-d", pub, "-p", "tcp",
+	TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
 	    "--dport", ports, "-j", "NFQUEUE", qflag, queue);
-	TRY("-t", "raw", "-I", "PREROUTING", "1", "-j", STEER_CHAIN);
-	TRY("-t", "mangle", "-I", "PREROUTING", "1", "-j", STEER_CHAIN);
+	for (size_t i = 0; i < HOOK_COUNT; i++)
+		TRY("-t", hooks[i].table, "-I", hooks[i].builtin, "1", "-j", hooks[i].chain);
 	return 0;
 }

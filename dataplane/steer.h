@@ -1,6 +1,6 @@
 /* Steering: the iptables rules that send NATed TCP to our queues and keep kernel conntrack
- * off it. Everything lives in chains of our own (LEMONGATE in the raw and mangle tables),
- * hooked from PREROUTING, so removal never touches the operator's rules. */
+ * off it. Everything lives in chains of our own (raw LEMONGATE, mangle LEMONGATE-IN and
+ * LEMONGATE-OUT), so removal never touches the operator's rules. */
 #ifndef LG_STEER_H
 #define LG_STEER_H
 
