@@ -161,7 +161,7 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 	}
 }
 
-static void answer_clock(char **words, size_t n, FILE *out)
+static void answer_clock(const struct lg_control_ctx *ctx, char **words, size_t n, FILE *out)
 {
 	uint64_t secs;
 
@@ -177,9 +177,14 @@ static void answer_clock(char **words, size_t n, FILE *out)
 		fprintf(out, "error '%s' is not a duration (like 2h3m)\n", words[2]);
 		return;
 	}
+	size_t expired;
+
 	lg_clock_advance(secs);
-	lg_log(LG_LOG_INFO, "test clock advanced by %llu s", (unsigned long long)secs);
-	fprintf(out, "ok\nclock advanced=%llu\n", (unsigned long long)secs);
+	/* Expire at once, so that a test sees the result of the jump without waiting for a sweep. */
+	expired = lg_engine_expire(ctx->engine, lg_clock_now_ns());
+	lg_log(LG_LOG_INFO, "test clock advanced by %llu s, %zu flows expired",
+	       (unsigned long long)secs, expired);
+	fprintf(out, "ok\nclock advanced=%llu expired=%zu\n", (unsigned long long)secs, expired);
 }
 
 static bool printable(const char *s)
@@ -234,7 +239,7 @@ void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FI
 	} else if (strcmp(words[0], "stats") == 0 && n == 1) {
 		answer_stats(ctx, out);
 	} else if (strcmp(words[0], "clock") == 0) {
-		answer_clock(words, n, out);
+		answer_clock(ctx, words, n, out);
 	} else {
 		fprintf(out, "error unknown command '%.40s' or wrong arguments\n", words[0]);
 	}

@@ -1,0 +1,73 @@
+#include "dataplane/clock.h"
+#include "dataplane/control.h"
+#include "lgtest.h"
+#include "pktbuild.h"
+
+#include <stdlib.h>
+
+static char *answer(const char *req, const struct lg_control_ctx *ctx)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	lg_control_answer(req, ctx, f);
+	fclose(f);
+	return buf;
+}
+
+static void expect(const char *req, const struct lg_control_ctx *ctx, const char *want_prefix,
+		   const char *want_sub)
+{
+	char *r = answer(req, ctx);
+
+	CHECK(strncmp(r, want_prefix, strlen(want_prefix)) == 0, "'%s' -> '%s'", req, r);
+	if (want_sub)
+		CHECK(strstr(r, want_sub) != NULL, "'%s' reply lacks '%s': %s", req, want_sub, r);
+	free(r);
+}
+
+int main(void)
+{
+	struct lg_policy pol;
+	struct lg_control_ctx ctx = { 0 };
+	uint8_t buf[128];
+	size_t len, out_len;
+	bool mod;
+	char big[3000];
+
+	lg_policy_defaults(&pol);
+	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
+	pol.nat_inside_count = 1;
+	pol.nat_public = inet_addr("198.51.100.1");
+	ctx.engine = lg_engine_create(&pol);
+	lg_clock_init(false);
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, 0x02, NULL);
+	lg_engine_packet(ctx.engine, buf, len, lg_clock_now_ns(), &mod, &out_len);
+
+	expect("lemongate-ctl/1 ping", &ctx, "ok\ndaemon pid=", "flows=1");
+	expect("lemongate-ctl/1 flows", &ctx, "ok\nflow id=1 proto=tcp inside=10.77.0.2:40000",
+	       "remote=198.51.100.2:143 state=init");
+	expect("lemongate-ctl/1 stats", &ctx, "ok\n", "stat name=flows_created value=1");
+	expect("lemongate-ctl/1 clock advance 1h", &ctx, "error the test clock is off", NULL);
+	expect("lemongate-ctl/2 ping", &ctx, "error unsupported protocol", NULL);
+	expect("lemongate-ctl/1", &ctx, "error empty request", NULL);
+	expect("lemongate-ctl/1 ", &ctx, "error empty request", NULL);
+	expect("lemongate-ctl/1ping", &ctx, "error unsupported protocol", NULL);
+	expect("lemongate-ctl/1 fly", &ctx, "error unknown command 'fly'", NULL);
+	expect("lemongate-ctl/1 flows extra", &ctx, "error unknown command", NULL);
+	expect("lemongate-ctl/1 a b c d e f g h i", &ctx, "error too many arguments", NULL);
+	expect("lemongate-ctl/1 ping\x1b[2J", &ctx, "error request contains control", NULL);
+	expect("GET / HTTP/1.0", &ctx, "error unsupported protocol", NULL);
+	memset(big, 'a', sizeof(big) - 1);
+	big[sizeof(big) - 1] = '\0';
+	expect(big, &ctx, "error request too long", NULL);
+
+	lg_clock_init(true);
+	expect("lemongate-ctl/1 clock advance 2h3m", &ctx, "ok\nclock advanced=7380", "expired=1");
+	expect("lemongate-ctl/1 clock advance soon", &ctx, "error 'soon' is not a duration", NULL);
+	expect("lemongate-ctl/1 clock rewind 1h", &ctx, "error usage", NULL);
+	expect("lemongate-ctl/1 flows", &ctx, "ok\n", NULL);
+	lg_engine_destroy(ctx.engine);
+	return lgtest_finish();
+}

@@ -1,0 +1,25 @@
+#!/bin/sh
+# Installs what lemongate needs to build and test on Debian 12. Idempotent; run as root.
+set -eu
+
+PACKAGES="
+build-essential
+pkg-config
+libnetfilter-queue-dev
+libmnl-dev
+libpcap-dev
+libssl-dev
+iptables
+iproute2
+procps
+python3
+"
+
+if [ "$(id -u)" -ne 0 ]; then
+	echo "setup.sh: run as root (apt-get install)" >&2
+	exit 1
+fi
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+# shellcheck disable=SC2086 # the list is meant to split
+apt-get install -y -q --no-install-recommends $PACKAGES

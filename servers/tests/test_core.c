@@ -1,0 +1,67 @@
+#include "lgtest.h"
+#include "servers/core/users.h"
+#include "servers/core/words.h"
+
+#include <stdlib.h>
+
+#define SECRET_SHA256 "2bb80d537b1da3e38bd30361aa855686bde0eacd7162fef6a25fe97bf527a25b"
+
+static void test_astrings(void)
+{
+	const char *p = "alice \"se cr\\\"et\"";
+	char w[16];
+
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), 0, "atom");
+	CHECK_EQ_STR(w, "alice", "atom value");
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), 0, "quoted");
+	CHECK_EQ_STR(w, "se cr\"et", "quoted value unescaped");
+	CHECK_EQ_INT(*p, '\0', "consumed");
+
+	p = "\"unterminated";
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), -1, "unterminated quote");
+	p = "{5}";
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), -1, "literal refused");
+	p = "\"bad\\x\"";
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), -1, "bad escape");
+	p = "waytoolongforthebuffer";
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), -1, "too long");
+	p = "";
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), -1, "empty");
+	p = "a(b";
+	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), -1, "atom-special inside");
+}
+
+static void test_users(void)
+{
+	char err[256];
+	struct srv_users *u = srv_users_parse("u", "# c\n\nalice:sha256:" SECRET_SHA256 "\r\n"
+					      "bob:sha256:" SECRET_SHA256, err, sizeof(err));
+
+	CHECK(u != NULL, "parse users: %s", err);
+	if (!u)
+		return;
+	CHECK(srv_users_check(u, "alice", "secret"), "alice/secret");
+	CHECK(srv_users_check(u, "bob", "secret"), "bob/secret (last line without newline)");
+	CHECK(!srv_users_check(u, "alice", "Secret"), "wrong password");
+	CHECK(!srv_users_check(u, "carol", "secret"), "unknown user");
+	CHECK(!srv_users_check(u, "alice", ""), "empty password");
+	srv_users_free(u);
+
+	u = srv_users_parse("u", "alice:sha256:abc\n", err, sizeof(err));
+	CHECK(u == NULL && strstr(err, "u:1:") != NULL, "short digest refused: %s", err);
+	srv_users_free(u);
+	u = srv_users_parse("u", "\n\nalice:plain:secret\n", err, sizeof(err));
+	CHECK(u == NULL && strstr(err, "u:3:") != NULL, "line number counts blank lines: %s", err);
+	srv_users_free(u);
+	u = srv_users_parse("u", ":sha256:" SECRET_SHA256 "\n", err, sizeof(err));
+	CHECK(u == NULL, "empty name refused");
+	srv_users_free(u);
+	CHECK(!srv_users_check(NULL, "alice", "secret"), "no users file: nobody logs in");
+}
+
+int main(void)
+{
+	test_astrings();
+	test_users();
+	return lgtest_finish();
+}

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# Walking-skeleton testbed test: a client behind lemongated reaches the server through NAT,
+# the server sees the public address, data flows both ways, lemongatectl shows the flow,
+# and lemongated cleans up its rules. Root only.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$LGTB" up || { fail "lgtb up"; tb_finish; exit 1; }
+ok "lgtb up"
+check "servers start" "$LGTB" servers start
+
+# Without lemongated the server cannot answer: it has no route to 10.77.0.0/24.
+check_not "no NAT, no connection (server has no route to the inside net)" \
+	in_client timeout 3 bash -c 'exec 3<>/dev/tcp/198.51.100.2/143 && read -r -t 2 line <&3'
+
+# A bad configuration is refused with file:line and leaves nothing behind.
+printf 'interface inside gw-in\ninterface outside gw-out\nnat inside 10.77.0.0/24\nnat public 198.51.100.1\ntimeout established 1h\n' >"$TB_TMP/bad.conf"
+if "$LGTB" gateway start "$TB_TMP/bad.conf" 2>"$TB_TMP/bad.err"; then
+	fail "bad configuration refused"
+else
+	ok "bad configuration refused"
+fi
+check "bad configuration error names file:line:col and N5382-R5" \
+	grep -q "bad.conf:5:[0-9]*: error: .*N5382-R5" "$TB_TMP/bad.err"
+check_not "no rules left after a refused start" bash -c "ip netns exec lg-gw iptables-save | grep -q LEMONGATE"
+
+sock=$("$LGTB" gateway start)
+check "gateway start prints the control socket path" test -S "$sock"
+check "lemongatectl finds the socket without flags" ctl ping
+check "rules installed in lg-gw" bash -c "ip netns exec lg-gw iptables-save | grep -q 'LEMONGATE-OUT.*NFQUEUE'"
+
+# An IMAP session held open while we look at it from the gateway and the server.
+in_client bash -c '
+	exec 3<>/dev/tcp/198.51.100.2/143 || exit 1
+	read -r -t 5 greeting <&3 && echo "$greeting"
+	printf "a1 CAPABILITY\r\n" >&3
+	read -r -t 5 l <&3 && echo "$l"
+	read -r -t 5 l <&3 && echo "$l"
+	printf "a2 LOGIN alice secret\r\n" >&3
+	read -r -t 5 l <&3 && echo "$l"
+	for i in $(seq 100); do [ -e "$1/release" ] && break; sleep 0.1; done
+	printf "a3 LOGOUT\r\n" >&3
+	cat <&3
+' client "$TB_TMP" >"$TB_TMP/imap.out" 2>&1 &
+client_pid=$!
+wait_until 5 grep -q "^a2 " "$TB_TMP/imap.out"
+check "data server->client: IMAP greeting through NAT" grep -q '^\* OK .*lemongate-imapd ready' "$TB_TMP/imap.out"
+check "data both ways: CAPABILITY answered" grep -q '^a1 OK CAPABILITY' "$TB_TMP/imap.out"
+check "LOGIN alice/secret through NAT" grep -q '^a2 OK' "$TB_TMP/imap.out"
+
+cport=$(in_client ss -Htn state established '( dport = :143 )' | awk '{print $3}' | sed 's/.*://' | head -1)
+check "client has an established connection" test -n "$cport"
+srv_peer=$(grep -o 'connect from [0-9.:]*' /run/lgtb/lemongate-imapd.log | tail -1 | awk '{print $3}')
+check "server sees the NAT public address 198.51.100.1 as source" test "${srv_peer%:*}" = 198.51.100.1
+pub_port=${srv_peer#*:}
+
+ctl flows >"$TB_TMP/flows.txt"
+cat "$TB_TMP/flows.txt"
+check "ctl flows lists inside 10.77.0.2:$cport -> public $srv_peer -> remote 198.51.100.2:143, established" \
+	grep -Eq "^tcp +10\.77\.0\.2:$cport +$srv_peer +198\.51\.100\.2:143 +established " "$TB_TMP/flows.txt"
+
+ctl flows --json >"$TB_TMP/flows.json"
+check "ctl flows --json is a JSON array with the same flow" /usr/bin/python3 - "$TB_TMP/flows.json" "$cport" "$srv_peer" <<'PY'
+import json, sys
+flows = json.load(open(sys.argv[1]))
+cport, pub = sys.argv[2], sys.argv[3]
+match = [f for f in flows if f["inside"] == "10.77.0.2:" + cport]
+assert len(match) == 1, flows
+f = match[0]
+assert f["public"] == pub and f["remote"] == "198.51.100.2:143", f
+assert f["proto"] == "tcp" and f["state"] == "established", f
+assert isinstance(f["idle"], int) and isinstance(f["age"], int), f
+assert f["packets_out"] >= 3 and f["packets_in"] >= 3, f
+PY
+
+touch "$TB_TMP/release"
+wait "$client_pid"
+check "LOGOUT completes through NAT" grep -q '^a3 OK LOGOUT' "$TB_TMP/imap.out"
+check "flow moves to a closing state after FINs" \
+	wait_until 3 bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows | grep -q '10.77.0.2:$cport .*fin_rcv'"
+
+# Submission on 587 through the same path.
+in_client bash -c '
+	exec 3<>/dev/tcp/198.51.100.2/587 || exit 1
+	read -r -t 5 l <&3 && echo "$l"
+	printf "EHLO client.lg.test\r\n" >&3
+	for i in 1 2 3; do read -r -t 5 l <&3 && echo "$l"; done
+	printf "QUIT\r\n" >&3
+	cat <&3
+' >"$TB_TMP/submit.out" 2>&1
+check "Submission greeting through NAT" grep -q '^220 .*ESMTP lemongate-submitd' "$TB_TMP/submit.out"
+check "EHLO keywords reach the client intact" grep -q '^250 ENHANCEDSTATUSCODES' "$TB_TMP/submit.out"
+check "QUIT answered" grep -q '^221 ' "$TB_TMP/submit.out"
+
+ctl stats >"$TB_TMP/stats.txt"
+check "stats count two flows created" grep -Eq '^flows_created +2$' "$TB_TMP/stats.txt"
+check "stats count no malformed drops" grep -Eq '^drop_malformed +0$' "$TB_TMP/stats.txt"
+check_not "clock advance refused without --test-clock" ctl clock advance 1h
+check_not "malformed control request refused" bash -c "printf 'GET / HTTP/1.0\n' | ip netns exec lg-gw python3 -c '
+import socket,sys
+s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.sendall(sys.stdin.buffer.read())
+r=s.recv(4096).decode(); print(r); sys.exit(0 if r.startswith(\"ok\") else 1)' '$sock'"
+check "daemon still answers after a malformed request" ctl ping
+
+check "gateway stop" "$LGTB" gateway stop
+check_not "rules removed on SIGTERM" bash -c "ip netns exec lg-gw iptables-save | grep -q LEMONGATE"
+check_not "control socket removed" test -e "$sock"
+check_not "no NAT after stop" in_client timeout 3 bash -c 'exec 3<>/dev/tcp/198.51.100.2/143 && read -r -t 2 line <&3'
+
+# SIGINT cleans up too.
+"$LGTB" gateway start >/dev/null
+pid=$(cat /run/lgtb/lemongated.pid)
+kill -INT "$pid"
+check "lemongated exits on SIGINT" wait_until 5 bash -c "! kill -0 $pid 2>/dev/null"
+check_not "rules removed on SIGINT" bash -c "ip netns exec lg-gw iptables-save | grep -q LEMONGATE"
+
+# Idle timers on the test clock (N5382-R5): an established flow survives 2h3m idle, not 2h5m.
+"$LGTB" gateway start --test-clock >/dev/null
+in_client bash -c '
+	exec 3<>/dev/tcp/198.51.100.2/143 || exit 1
+	read -r -t 5 l <&3 && echo "$l"
+	while [ ! -e "$1/advance1" ]; do sleep 0.1; done
+	printf "b1 NOOP\r\n" >&3
+	read -r -t 5 l <&3 && echo "$l"
+	touch "$1/noop1"
+	while [ ! -e "$1/advance2" ]; do sleep 0.1; done
+	printf "b2 NOOP\r\n" >&3
+	read -r -t 3 l <&3 && echo "$l"
+	touch "$1/noop2"
+' client "$TB_TMP" >"$TB_TMP/idle.out" 2>&1 &
+client_pid=$!
+wait_until 5 grep -q 'OK' "$TB_TMP/idle.out"
+check "clock advance 2h3m accepted with --test-clock, nothing expires" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' clock advance 2h3m | grep -q 'expired=0'"
+check "N5382-R5: flow kept after 2h3m idle" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows | grep -q ' established '"
+touch "$TB_TMP/advance1"
+wait_until 6 test -e "$TB_TMP/noop1"
+check "N5382-R5: data flows after 2h3m idle" grep -q '^b1 OK NOOP' "$TB_TMP/idle.out"
+check "clock advance 2h5m expires the idle flow" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' clock advance 2h5m | grep -q 'expired=1'"
+check "flow gone after 2h5m idle" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows | grep -q '^0 flows'"
+touch "$TB_TMP/advance2"
+wait "$client_pid"
+check_not "expired flow no longer passes traffic" grep -q '^b2 OK' "$TB_TMP/idle.out"
+"$LGTB" gateway stop
+
+check "lgtb down" "$LGTB" down
+check_not "namespaces removed" bash -c "ip netns list | grep -q '^lg-'"
+
+tb_finish
