@@ -15,7 +15,7 @@ ALL_CFLAGS := -std=gnu11 $(WARN) $(CFLAGS) -fstack-protector-strong -D_FORTIFY_S
 SAN_CFLAGS := -std=gnu11 $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-frame-pointer \
               -fno-sanitize-recover=all -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 NFQ_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lnetfilter_queue -lnfnetlink -lmnl)
-LIBS_DP    := $(NFQ_LIBS) -lpthread
+LIBS_DP    := $(NFQ_LIBS) -lpcap -lpthread
 LIBS_SRV   := -lcrypto
 
 POLICY_SRC := $(wildcard policy/*.c)

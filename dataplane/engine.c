@@ -18,14 +18,15 @@ struct lg_engine {
 	struct lg_engine_stats st;
 };
 
-struct lg_engine *lg_engine_create(const struct lg_policy *pol)
+struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 {
 	struct lg_engine *e = calloc(1, sizeof(*e));
 
 	if (!e)
 		return NULL;
 	e->pol = *pol;
-	e->flows = lg_flowtab_create(pol->max_flows, pol->nat_public, pol->port_lo, pol->port_hi);
+	e->flows = lg_flowtab_create(pol->max_flows, pol->nat_public, pol->port_lo, pol->port_hi,
+				     seed);
 	if (!e->flows || pthread_mutex_init(&e->lock, NULL) != 0) {
 		lg_flowtab_destroy(e->flows);
 		free(e);

@@ -39,7 +39,8 @@ struct lg_flow_view {
 
 struct lg_engine;
 
-struct lg_engine *lg_engine_create(const struct lg_policy *pol);
+/* SEED: 0 for a random hash key and port sequence, else reproducible (see flowtab.h). */
+struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed);
 void lg_engine_destroy(struct lg_engine *e);
 
 /* Decide on one IPv4 packet of CAPLEN bytes at BUF, rewriting it in place.

@@ -55,7 +55,7 @@ static uint64_t next_random(struct lg_flowtab *t)
 }
 
 struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint16_t port_lo,
-				     uint16_t port_hi)
+				     uint16_t port_hi, uint64_t seed)
 {
 	struct lg_flowtab *t;
 	size_t buckets = 1;
@@ -74,9 +74,15 @@ struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint
 	t->pub_buckets = calloc(buckets, sizeof(uint32_t));
 	t->free_list = calloc(max_flows, sizeof(uint32_t));
 	t->in_use = calloc(max_flows, 1);
-	if (!t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use ||
-	    getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed) ||
-	    getrandom(&t->rng, sizeof(t->rng), 0) != sizeof(t->rng)) {
+	if (!t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use) {
+		lg_flowtab_destroy(t);
+		return NULL;
+	}
+	if (seed) {
+		t->seed = mix(seed, 1, 2);
+		t->rng = mix(seed, 3, 4);
+	} else if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed) ||
+		   getrandom(&t->rng, sizeof(t->rng), 0) != sizeof(t->rng)) {
 		lg_flowtab_destroy(t);
 		return NULL;
 	}

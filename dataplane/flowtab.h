@@ -22,9 +22,11 @@ enum lg_flowtab_error { LG_FLOWTAB_FULL = 1, LG_FLOWTAB_NO_PORT };
 
 struct lg_flowtab;
 
-/* PORT_LO..PORT_HI (host order) is the public port range on PUB_ADDR. NULL on failure. */
+/* PORT_LO..PORT_HI (host order) is the public port range on PUB_ADDR. SEED 0 draws the hash
+ * key and the port sequence from the kernel; any other value makes them reproducible (offline
+ * replays and tests only: a predictable key lets outsiders aim at one chain). NULL on failure. */
 struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint16_t port_lo,
-				     uint16_t port_hi);
+				     uint16_t port_hi, uint64_t seed);
 void lg_flowtab_destroy(struct lg_flowtab *t);
 
 struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,

@@ -6,6 +6,7 @@
 #include "dataplane/engine.h"
 #include "dataplane/log.h"
 #include "dataplane/nfq.h"
+#include "dataplane/replay.h"
 #include "dataplane/steer.h"
 #include "lg_control_proto.h"
 #include "policy/policy.h"
@@ -35,6 +36,8 @@ struct options {
 	const char *log_file;
 	const char *pid_file;
 	const char *socket;
+	const char *replay_in, *replay_out;
+	uint64_t seed;
 	bool check_only, foreground, test_clock;
 };
 
@@ -56,6 +59,10 @@ static void usage(FILE *out)
 		"  -p PIDFILE     write the daemon's pid to PIDFILE\n"
 		"  -s SOCKET      control socket path (default: per network namespace, see README)\n"
 		"  --test-clock   accept 'lemongatectl clock advance' (tests only)\n"
+		"  --replay IN.pcap [--write OUT.pcap]\n"
+		"                 offline: run the packet path over a capture (no root, no kernel)\n"
+		"                 and write what would be forwarded, translated\n"
+		"  --seed N       with --replay: reproducible hash key and public ports\n"
 		"  -V             print the version\n");
 }
 
@@ -63,6 +70,9 @@ static int parse_options(int argc, char **argv, struct options *o)
 {
 	static const struct option longopts[] = {
 		{ "test-clock", no_argument, NULL, 'T' },
+		{ "replay", required_argument, NULL, 'R' },
+		{ "write", required_argument, NULL, 'W' },
+		{ "seed", required_argument, NULL, 'S' },
 		{ "help", no_argument, NULL, 'h' },
 		{ "version", no_argument, NULL, 'V' },
 		{ NULL, 0, NULL, 0 },
@@ -80,6 +90,18 @@ static int parse_options(int argc, char **argv, struct options *o)
 		case 'p': o->pid_file = optarg; break;
 		case 's': o->socket = optarg; break;
 		case 'T': o->test_clock = true; break;
+		case 'R': o->replay_in = optarg; break;
+		case 'W': o->replay_out = optarg; break;
+		case 'S': {
+			char *end;
+
+			o->seed = strtoull(optarg, &end, 10);
+			if (*end || o->seed == 0) {
+				fprintf(stderr, "lemongated: --seed takes a positive integer\n");
+				return -1;
+			}
+			break;
+		}
 		case 'h': usage(stdout); exit(0);
 		case 'V': printf("lemongated %s\n", LG_VERSION); exit(0);
 		default: usage(stderr); return -1;
@@ -88,6 +110,10 @@ static int parse_options(int argc, char **argv, struct options *o)
 	if (optind != argc) {
 		fprintf(stderr, "lemongated: unexpected argument '%s'\n", argv[optind]);
 		usage(stderr);
+		return -1;
+	}
+	if ((o->replay_out || o->seed) && !o->replay_in) {
+		fprintf(stderr, "lemongated: --write and --seed need --replay\n");
 		return -1;
 	}
 	return 0;
@@ -155,6 +181,44 @@ static void *queue_main(void *arg)
 	return NULL;
 }
 
+static int replay(const struct options *o, const struct lg_policy *pol)
+{
+	struct lg_engine *engine = lg_engine_create(pol, o->seed);
+	struct lg_replay_stats st;
+	struct lg_engine_stats es;
+	char err[512];
+	int rc;
+
+	if (!engine) {
+		fprintf(stderr, "lemongated: cannot allocate a flow table of %u flows\n", pol->max_flows);
+		return 1;
+	}
+	rc = lg_replay_run(engine, o->replay_in, o->replay_out, &st, err, sizeof(err));
+	if (rc < 0)
+		fprintf(stderr, "lemongated: replay: %s\n", err);
+	lg_engine_stats(engine, &es);
+	printf("replay %s: %llu packets read, %llu not steered (not IPv4 TCP), %llu accepted "
+	       "(%llu translated), %llu dropped\n",
+	       o->replay_in, (unsigned long long)st.read, (unsigned long long)st.not_steered,
+	       (unsigned long long)st.accepted, (unsigned long long)st.modified,
+	       (unsigned long long)st.dropped);
+	for (int r = 0; r < LG_DROP_REASON_COUNT; r++)
+		if (es.dropped[r])
+			printf("  dropped %s: %llu\n", lg_drop_reason_name((enum lg_drop_reason)r),
+			       (unsigned long long)es.dropped[r]);
+	for (int m = 1; m < LG_PKT_STATUS_COUNT; m++)
+		if (es.malformed[m])
+			printf("  malformed %s: %llu\n", lg_pkt_status_name((enum lg_pkt_status)m),
+			       (unsigned long long)es.malformed[m]);
+	printf("flows: %llu created, %llu expired, %llu active\n",
+	       (unsigned long long)es.flows_created, (unsigned long long)es.flows_expired,
+	       (unsigned long long)es.flows_active);
+	if (st.seconds > 0 && st.read > 0)
+		printf("packet path: %.0f packets/s\n", (double)(st.accepted + st.dropped) / st.seconds);
+	lg_engine_destroy(engine);
+	return rc < 0 ? 1 : 0;
+}
+
 static void write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -195,6 +259,8 @@ int main(int argc, char **argv)
 		printf("%s: configuration ok\n", o.config);
 		return 0;
 	}
+	if (o.replay_in)
+		return replay(&o, &pol);
 
 	if (o.socket)
 		snprintf(sock_path, sizeof(sock_path), "%s", o.socket);
@@ -223,7 +289,7 @@ int main(int argc, char **argv)
 		lg_log_fatal("signalfd: %s", strerror(errno));
 
 	lg_clock_init(o.test_clock);
-	engine = lg_engine_create(&pol);
+	engine = lg_engine_create(&pol, 0);
 	if (!engine)
 		lg_log_fatal("cannot allocate a flow table of %u flows", pol.max_flows);
 	for (uint16_t i = 0; i < pol.queue_count; i++) {

@@ -40,7 +40,7 @@ int main(void)
 	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
 	pol.nat_inside_count = 1;
 	pol.nat_public = inet_addr("198.51.100.1");
-	ctx.engine = lg_engine_create(&pol);
+	ctx.engine = lg_engine_create(&pol, 0);
 	lg_clock_init(false);
 	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, 0x02, NULL);
 	lg_engine_packet(ctx.engine, buf, len, lg_clock_now_ns(), &mod, &out_len);

@@ -18,7 +18,7 @@ static struct lg_engine *make_engine(uint32_t max_flows, uint16_t lo, uint16_t h
 	pol.max_flows = max_flows;
 	pol.port_lo = lo;
 	pol.port_hi = hi;
-	return lg_engine_create(&pol);
+	return lg_engine_create(&pol, 0);
 }
 
 static enum lg_verdict run(struct lg_engine *e, uint8_t *buf, size_t len, uint64_t now,
