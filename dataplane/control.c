@@ -148,6 +148,8 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 	fprintf(out, "stat name=flows_capacity value=%llu\n", (unsigned long long)st.flows_capacity);
 	fprintf(out, "stat name=flows_created value=%llu\n", (unsigned long long)st.flows_created);
 	fprintf(out, "stat name=flows_expired value=%llu\n", (unsigned long long)st.flows_expired);
+	fprintf(out, "stat name=rst_out_of_window value=%llu\n",
+		(unsigned long long)st.rst_out_of_window);
 	for (size_t i = 0; i < ctx->queue_count; i++) {
 		const struct lg_nfq_stats *q = lg_nfq_stats(ctx->queues[i]);
 

@@ -62,6 +62,23 @@ static enum lg_verdict drop(struct lg_engine *e, enum lg_drop_reason why)
 	return LG_VERDICT_DROP;
 }
 
+/* Move FLOW's state and timers for a segment from SIDE (0 inside, 1 outside), unless it is
+ * a RST that does not belong to the connection: that one is passed on unbelieved. */
+static void track_segment(struct lg_engine *e, struct lg_flow *f, int side, const struct lg_pkt *p,
+			  uint64_t now_ns)
+{
+	if (p->tcp_flags & LG_TCP_RST) {
+		if (!lg_tcp_rst_valid(&f->track, side, p)) {
+			e->st.rst_out_of_window++;
+			return;
+		}
+	} else {
+		lg_tcp_track_update(&f->track, side, p);
+	}
+	f->state = (uint8_t)lg_tcp_next(f->state, side == 0, p->tcp_flags);
+	f->last_ns = now_ns;
+}
+
 static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
 {
 	struct lg_flow *f = lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr, p->dport);
@@ -81,8 +98,7 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t 
 			return drop(e, err == LG_FLOWTAB_FULL ? LG_DROP_TABLE_FULL : LG_DROP_NO_PORT);
 		e->st.flows_created++;
 	}
-	f->state = (uint8_t)lg_tcp_next(f->state, true, p->tcp_flags);
-	f->last_ns = now_ns;
+	track_segment(e, f, 0, p, now_ns);
 	f->pkts_out++;
 	f->bytes_out += p->len;
 	e->st.packets_out++;
@@ -102,8 +118,7 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 	}
 	if (!f)
 		return drop(e, LG_DROP_UNSOLICITED);
-	f->state = (uint8_t)lg_tcp_next(f->state, false, p->tcp_flags);
-	f->last_ns = now_ns;
+	track_segment(e, f, 1, p, now_ns);
 	f->pkts_in++;
 	f->bytes_in += p->len;
 	e->st.packets_in++;

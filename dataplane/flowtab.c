@@ -199,6 +199,7 @@ struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16
 	f->pub_port = htons(port);
 	f->created_ns = now_ns;
 	f->last_ns = now_ns;
+	f->track.wscale[0] = f->track.wscale[1] = -1;
 	hi = hash_inside(t, in_addr, in_port, rem_addr, rem_port);
 	hp = hash_public(t, f->pub_port, rem_addr, rem_port);
 	f->next_by_inside = t->in_buckets[hi];

@@ -4,6 +4,8 @@
 #ifndef LG_FLOWTAB_H
 #define LG_FLOWTAB_H
 
+#include "dataplane/tcpstate.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -13,6 +15,7 @@ struct lg_flow {
 	uint32_t in_addr, rem_addr, pub_addr; /* network byte order */
 	uint16_t in_port, rem_port, pub_port; /* network byte order */
 	uint8_t state;                        /* enum lg_tcp_state */
+	struct lg_tcp_track track;
 	uint64_t created_ns, last_ns;
 	uint64_t pkts_out, pkts_in, bytes_out, bytes_in;
 	uint32_t next_by_inside, next_by_public; /* slot index + 1; 0 ends a chain */

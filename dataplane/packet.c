@@ -10,6 +10,10 @@
 #define IP_PROTO_TCP 6
 #define IP_MF        0x2000
 #define IP_OFFMASK   0x1fff
+#define TCPOPT_EOL    0
+#define TCPOPT_NOP    1
+#define TCPOPT_WSCALE 3
+#define TCP_MAX_WSCALE 14 /* RFC 7323 section 2.3 */
 
 static uint16_t rd16(const uint8_t *p)
 {
@@ -25,6 +29,33 @@ static uint32_t rd32(const uint8_t *p)
 
 	memcpy(&v, p, 4);
 	return v;
+}
+
+/* Walk the options of a TCP header of DOFF bytes; only the window scale is kept. */
+static enum lg_pkt_status parse_options(const uint8_t *tcp, size_t doff, int8_t *wscale)
+{
+	size_t i = 20;
+
+	*wscale = -1;
+	while (i < doff) {
+		uint8_t kind = tcp[i], len;
+
+		if (kind == TCPOPT_EOL)
+			break;
+		if (kind == TCPOPT_NOP) {
+			i++;
+			continue;
+		}
+		if (i + 1 >= doff)
+			return LG_PKT_BAD_TCP_OPTIONS;
+		len = tcp[i + 1];
+		if (len < 2 || i + len > doff)
+			return LG_PKT_BAD_TCP_OPTIONS;
+		if (kind == TCPOPT_WSCALE && len == 3)
+			*wscale = (int8_t)(tcp[i + 2] > TCP_MAX_WSCALE ? TCP_MAX_WSCALE : tcp[i + 2]);
+		i += len;
+	}
+	return LG_PKT_OK;
 }
 
 enum lg_pkt_status lg_pkt_parse(uint8_t *buf, size_t caplen, struct lg_pkt *pkt)
@@ -71,6 +102,10 @@ enum lg_pkt_status lg_pkt_parse(uint8_t *buf, size_t caplen, struct lg_pkt *pkt)
 	pkt->seq = ntohl(rd32(pkt->l4 + 4));
 	pkt->ack = ntohl(rd32(pkt->l4 + 8));
 	pkt->tcp_flags = pkt->l4[13];
+	pkt->window = ntohs(rd16(pkt->l4 + 14));
+	if (pkt->tcp_flags & LG_TCP_SYN)
+		return parse_options(pkt->l4, doff, &pkt->wscale);
+	pkt->wscale = -1;
 	return LG_PKT_OK;
 }
 
@@ -86,6 +121,7 @@ const char *lg_pkt_status_name(enum lg_pkt_status status)
 		[LG_PKT_FRAGMENT] = "fragment",
 		[LG_PKT_NOT_TCP] = "not_tcp",
 		[LG_PKT_BAD_TCP_OFFSET] = "bad_tcp_offset",
+		[LG_PKT_BAD_TCP_OPTIONS] = "bad_tcp_options",
 	};
 
 	return (unsigned)status < LG_PKT_STATUS_COUNT ? names[status] : "unknown";

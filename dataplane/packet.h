@@ -22,6 +22,7 @@ enum lg_pkt_status {
 	LG_PKT_FRAGMENT,
 	LG_PKT_NOT_TCP,
 	LG_PKT_BAD_TCP_OFFSET,
+	LG_PKT_BAD_TCP_OPTIONS, /* an option runs past the header or has length < 2 */
 	LG_PKT_STATUS_COUNT
 };
 
@@ -35,6 +36,8 @@ struct lg_pkt {
 	uint32_t saddr, daddr; /* network byte order */
 	uint16_t sport, dport; /* network byte order */
 	uint32_t seq, ack;     /* host byte order */
+	uint16_t window;       /* host byte order, unscaled */
+	int8_t wscale;         /* window-scale option of a SYN (0..14), -1 if absent */
 	uint8_t tcp_flags;
 };
 

@@ -1,6 +1,5 @@
 #include "dataplane/tcpstate.h"
 
-#include "dataplane/packet.h"
 
 enum lg_tcp_state lg_tcp_next(enum lg_tcp_state cur, bool from_inside, uint8_t flags)
 {
@@ -51,4 +50,53 @@ const char *lg_tcp_state_name(enum lg_tcp_state state)
 	};
 
 	return (unsigned)state < LG_TCP_STATE_COUNT ? names[state] : "unknown";
+}
+
+/* Sequence arithmetic modulo 2^32 (RFC 793 section 3.3). */
+static bool seq_after(uint32_t a, uint32_t b)
+{
+	return (int32_t)(a - b) > 0;
+}
+
+void lg_tcp_track_update(struct lg_tcp_track *t, int side, const struct lg_pkt *p)
+{
+	uint32_t end = p->seq + (uint32_t)p->payload_len + !!(p->tcp_flags & LG_TCP_SYN) +
+		       !!(p->tcp_flags & LG_TCP_FIN);
+	int other = !side;
+	bool scaled;
+
+	if (p->tcp_flags & LG_TCP_SYN) {
+		t->wscale[side] = p->wscale;
+		t->seen[side] |= LG_TRACK_SYN;
+	}
+	if (!(t->seen[side] & LG_TRACK_SEQ) || seq_after(end, t->seq_end[side]))
+		t->seq_end[side] = end;
+	t->seen[side] |= LG_TRACK_SEQ;
+	if (p->tcp_flags & LG_TCP_ACK) {
+		t->ack[side] = p->ack;
+		t->seen[side] |= LG_TRACK_ACK;
+	}
+	/* Windows in SYN segments are never scaled; others only when both SYNs offered it. */
+	scaled = !(p->tcp_flags & LG_TCP_SYN) && t->wscale[side] >= 0 && t->wscale[other] >= 0 &&
+		 (t->seen[side] & LG_TRACK_SYN) && (t->seen[other] & LG_TRACK_SYN);
+	t->win[side] = (uint32_t)p->window << (scaled ? t->wscale[side] : 0);
+}
+
+bool lg_tcp_rst_valid(const struct lg_tcp_track *t, int side, const struct lg_pkt *p)
+{
+	int other = !side;
+
+	if (t->seen[other] & LG_TRACK_ACK) {
+		uint32_t win = t->win[other] ? t->win[other] : 1;
+
+		if (p->seq - t->ack[other] < win)
+			return true;
+	}
+	if ((t->seen[side] & LG_TRACK_SEQ) && p->seq == t->seq_end[side])
+		return true;
+	/* The answer to a SYN: no sequence number of ours yet, but it must acknowledge the SYN. */
+	if ((p->tcp_flags & LG_TCP_ACK) && (t->seen[other] & LG_TRACK_SYN) &&
+	    !(t->seen[side] & LG_TRACK_SEQ))
+		return p->ack == t->seq_end[other];
+	return false;
 }

@@ -2,6 +2,8 @@
 #ifndef LG_TCPSTATE_H
 #define LG_TCPSTATE_H
 
+#include "dataplane/packet.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -21,5 +23,24 @@ enum lg_tcp_state lg_tcp_next(enum lg_tcp_state cur, bool from_inside, uint8_t f
 /* Transitory states use the transitory idle timer, all others the established one. */
 bool lg_tcp_is_transitory(enum lg_tcp_state state);
 const char *lg_tcp_state_name(enum lg_tcp_state state);
+
+/* Sequence-space tracking, enough to tell whether a RST belongs to the connection (RFC 7857
+ * section 2.2: a RST is believed only once verified). Index 0 is the inside, 1 the outside. */
+struct lg_tcp_track {
+	uint32_t seq_end[2]; /* next sequence number each side will send */
+	uint32_t ack[2];     /* last acknowledgment each side sent */
+	uint32_t win[2];     /* last window each side advertised, scaled */
+	int8_t wscale[2];    /* window-scale option from each side's SYN, -1 if none */
+	uint8_t seen[2];     /* LG_TRACK_* bits */
+};
+
+#define LG_TRACK_SEQ 0x01
+#define LG_TRACK_ACK 0x02
+#define LG_TRACK_SYN 0x04
+
+/* Record a segment from SIDE (0 inside, 1 outside) that was not a RST. */
+void lg_tcp_track_update(struct lg_tcp_track *t, int side, const struct lg_pkt *p);
+/* Does a RST from SIDE fall inside what the other side would accept? */
+bool lg_tcp_rst_valid(const struct lg_tcp_track *t, int side, const struct lg_pkt *p);
 
 #endif

@@ -8,16 +8,25 @@
 #include <stdint.h>
 #include <string.h>
 
-/* Builds a valid packet into BUF; returns its length. Addresses as dotted strings. */
-static inline size_t build_tcp4(uint8_t *buf, const char *src, uint16_t sport, const char *dst,
-				uint16_t dport, uint8_t flags, const char *payload)
+struct tcp_spec {
+	uint32_t seq, ack;
+	uint16_t window;
+	const uint8_t *options; /* a multiple of 4 bytes */
+	size_t options_len;
+};
+
+/* Builds a valid IPv4/TCP packet into BUF; returns its length. Addresses as dotted strings. */
+static inline size_t build_tcp4_spec(uint8_t *buf, const char *src, uint16_t sport, const char *dst,
+				     uint16_t dport, uint8_t flags, const struct tcp_spec *spec,
+				     const char *payload)
 {
-	size_t plen = payload ? strlen(payload) : 0, len = 20 + 20 + plen;
+	size_t plen = payload ? strlen(payload) : 0, thl = 20 + spec->options_len;
+	size_t len = 20 + thl + plen;
 	uint32_t s = inet_addr(src), d = inet_addr(dst);
 	uint16_t v16, csum;
 	uint32_t v32;
 
-	memset(buf, 0, 40);
+	memset(buf, 0, 20 + thl);
 	buf[0] = 0x45;
 	v16 = htons((uint16_t)len);
 	memcpy(buf + 2, &v16, 2);
@@ -33,19 +42,30 @@ static inline size_t build_tcp4(uint8_t *buf, const char *src, uint16_t sport, c
 	memcpy(buf + 20, &v16, 2);
 	v16 = htons(dport);
 	memcpy(buf + 22, &v16, 2);
-	v32 = htonl(1000);
+	v32 = htonl(spec->seq);
 	memcpy(buf + 24, &v32, 4);
-	v32 = htonl((flags & 0x10) ? 5000 : 0);
+	v32 = htonl(spec->ack);
 	memcpy(buf + 28, &v32, 4);
-	buf[32] = 5 << 4;
+	buf[32] = (uint8_t)((thl / 4) << 4);
 	buf[33] = flags;
-	v16 = htons(65535);
+	v16 = htons(spec->window);
 	memcpy(buf + 34, &v16, 2);
+	if (spec->options_len)
+		memcpy(buf + 40, spec->options, spec->options_len);
 	if (plen)
-		memcpy(buf + 40, payload, plen);
-	csum = lg_csum_l4_ipv4(s, d, 6, buf + 20, 20 + plen);
+		memcpy(buf + 20 + thl, payload, plen);
+	csum = lg_csum_l4_ipv4(s, d, 6, buf + 20, thl + plen);
 	memcpy(buf + 36, &csum, 2);
 	return len;
+}
+
+/* The common case: seq 1000, ack 5000 when ACK is set, window 65535, no options. */
+static inline size_t build_tcp4(uint8_t *buf, const char *src, uint16_t sport, const char *dst,
+				uint16_t dport, uint8_t flags, const char *payload)
+{
+	struct tcp_spec spec = { 1000, (flags & 0x10) ? 5000 : 0, 65535, NULL, 0 };
+
+	return build_tcp4_spec(buf, src, sport, dst, dport, flags, &spec, payload);
 }
 
 /* Both checksums of a packet verify from scratch. */

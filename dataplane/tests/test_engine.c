@@ -218,11 +218,99 @@ static void test_state_machine(void)
 		CHECK(strcmp(lg_tcp_state_name((enum lg_tcp_state)i), "unknown") != 0, "state name %d", i);
 }
 
+/* A handshake with window scaling: client ISN 1000, server ISN 5000, both scale 7. */
+static uint16_t handshake(struct lg_engine *e, uint16_t cport, uint64_t now)
+{
+	static const uint8_t ws7[] = { 1, 3, 3, 7 };
+	struct tcp_spec syn = { 1000, 0, 65535, ws7, 4 }, synack = { 5000, 1001, 65535, ws7, 4 };
+	struct tcp_spec ack = { 1001, 5001, 500, NULL, 0 };
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+
+	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", 143, LG_TCP_SYN, &syn, NULL);
+	run(e, buf, len, now, &mod);
+	pub = rd_port(buf, 20);
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK,
+			      &synack, NULL);
+	run(e, buf, len, now, &mod);
+	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", 143, LG_TCP_ACK, &ack, NULL);
+	run(e, buf, len, now, &mod);
+	return pub;
+}
+
+static int flow_state(struct lg_engine *e, uint64_t now)
+{
+	struct lg_flow_view v[2];
+
+	return lg_engine_flows(e, now, v, 2) == 1 ? v[0].flow.state : -1;
+}
+
+static void test_rst_validation(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub = handshake(e, 40000, 10 * S);
+	/* the client advertised 500 << 7 = 64000 bytes from 5001 */
+	struct tcp_spec far = { 5001 + 64000, 0, 0, NULL, 0 }, edge = { 5001 + 63999, 0, 0, NULL, 0 };
+	struct tcp_spec data = { 1001, 5001, 500, NULL, 0 };
+
+	CHECK_EQ_INT(flow_state(e, 10 * S), LG_TCP_ESTABLISHED, "handshake established");
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_RST, &far, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 20 * S, &mod), LG_VERDICT_ACCEPT, "out-of-window RST passed on");
+	CHECK_EQ_INT(flow_state(e, 20 * S), LG_TCP_ESTABLISHED,
+		     "N7857-S2.2: out-of-window RST does not change the state");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.rst_out_of_window, 1, "out-of-window RST counted");
+	/* last real traffic at 10 s, the bogus RST at 20 s: expiry counts from 10 s */
+	CHECK_EQ_INT(lg_engine_expire(e, (10 + 7441) * S), 1,
+		     "N7857-S7: an unbelieved RST does not refresh the idle timer");
+
+	e = (lg_engine_destroy(e), make_engine(1024, 20000, 29999));
+	pub = handshake(e, 40000, 10 * S);
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_RST, &edge, NULL);
+	run(e, buf, len, 20 * S, &mod);
+	CHECK_EQ_INT(flow_state(e, 20 * S), LG_TCP_TRANS, "N7857-S2.2: in-window RST -> TRANS (window scaled)");
+	CHECK(rd_port(buf, 22) == 40000 && mod, "N7857-S2.2a: RST translated with the mapping");
+	len = build_tcp4_spec(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_ACK, &data, "a NOOP\r\n");
+	CHECK_EQ_INT(run(e, buf, len, 30 * S, &mod), LG_VERDICT_ACCEPT, "traffic after RST passes");
+	CHECK_EQ_INT(flow_state(e, 30 * S), LG_TCP_ESTABLISHED,
+		     "N7857-S2.2b: traffic after a (lost) RST returns the flow to ESTABLISHED");
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_RST | LG_TCP_ACK,
+			      &(struct tcp_spec){ 5001, 1010, 0, NULL, 0 }, NULL);
+	run(e, buf, len, 40 * S, &mod);
+	CHECK_EQ_INT(flow_state(e, 40 * S), LG_TCP_TRANS, "RST at the expected sequence number");
+	CHECK_EQ_INT(lg_engine_expire(e, (40 + 239) * S), 0, "N7857-S2.2b: kept 4 minutes after RST");
+	CHECK_EQ_INT(lg_engine_expire(e, (40 + 241) * S), 1, "gone after 4 quiet minutes");
+	lg_engine_destroy(e);
+
+	/* A RST answering the SYN must acknowledge it. */
+	e = make_engine(1024, 20000, 29999);
+	len = build_tcp4_spec(buf, "10.77.0.2", 40001, "198.51.100.2", 143, LG_TCP_SYN,
+			      &(struct tcp_spec){ 1000, 0, 65535, NULL, 0 }, NULL);
+	run(e, buf, len, S, &mod);
+	pub = rd_port(buf, 20);
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_RST | LG_TCP_ACK,
+			      &(struct tcp_spec){ 0, 999, 0, NULL, 0 }, NULL);
+	run(e, buf, len, S, &mod);
+	CHECK_EQ_INT(flow_state(e, S), LG_TCP_INIT, "RST not acknowledging the SYN ignored");
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_RST | LG_TCP_ACK,
+			      &(struct tcp_spec){ 0, 1001, 0, NULL, 0 }, NULL);
+	run(e, buf, len, S, &mod);
+	CHECK_EQ_INT(flow_state(e, S), LG_TCP_TRANS, "RST acknowledging the SYN believed");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
 	test_nat_both_ways();
 	test_drops();
 	test_timers();
 	test_state_machine();
+	test_rst_validation();
 	return lgtest_finish();
 }

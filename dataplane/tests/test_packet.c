@@ -159,6 +159,49 @@ static void test_parse_malformed(void)
 		CHECK(strcmp(lg_pkt_status_name((enum lg_pkt_status)s), "unknown") != 0, "name %d", s);
 }
 
+static void test_options(void)
+{
+	static const uint8_t ws7[] = { 1, 3, 3, 7 };          /* NOP, window scale 7 */
+	static const uint8_t ws_big[] = { 3, 3, 20, 0 };      /* scale 20, capped to 14; EOL */
+	static const uint8_t mss_ws[] = { 2, 4, 5, 0xb4, 1, 3, 3, 2 };
+	static const uint8_t zero_len[] = { 2, 0, 0, 0 };     /* length 0 would loop forever */
+	static const uint8_t past_end[] = { 1, 1, 8, 10 };    /* length 10 in a 4-byte area */
+	static const uint8_t dangling[] = { 1, 1, 1, 8 };     /* kind with no length byte */
+	struct tcp_spec spec = { 1, 0, 1000, ws7, sizeof(ws7) };
+	uint8_t buf[128];
+	struct lg_pkt p;
+	size_t len;
+
+	len = build_tcp4_spec(buf, "10.77.0.2", 1, "198.51.100.2", 2, LG_TCP_SYN, &spec, NULL);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_OK, "SYN with window scale");
+	CHECK_EQ_INT(p.wscale, 7, "window scale 7");
+	CHECK_EQ_INT(p.window, 1000, "window field");
+	spec.options = ws_big;
+	len = build_tcp4_spec(buf, "10.77.0.2", 1, "198.51.100.2", 2, LG_TCP_SYN, &spec, NULL);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_OK, "SYN with scale 20");
+	CHECK_EQ_INT(p.wscale, 14, "scale capped at 14 (RFC 7323)");
+	spec.options = mss_ws;
+	spec.options_len = sizeof(mss_ws);
+	len = build_tcp4_spec(buf, "10.77.0.2", 1, "198.51.100.2", 2, LG_TCP_SYN, &spec, NULL);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_OK, "MSS then window scale");
+	CHECK_EQ_INT(p.wscale, 2, "scale after MSS");
+	spec.options_len = 0;
+	len = build_tcp4_spec(buf, "10.77.0.2", 1, "198.51.100.2", 2, LG_TCP_SYN, &spec, NULL);
+	lg_pkt_parse(buf, len, &p);
+	CHECK_EQ_INT(p.wscale, -1, "no option, no scale");
+
+	spec.options_len = 4;
+	spec.options = zero_len;
+	len = build_tcp4_spec(buf, "10.77.0.2", 1, "198.51.100.2", 2, LG_TCP_SYN, &spec, NULL);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_BAD_TCP_OPTIONS, "option length 0");
+	spec.options = past_end;
+	len = build_tcp4_spec(buf, "10.77.0.2", 1, "198.51.100.2", 2, LG_TCP_SYN, &spec, NULL);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_BAD_TCP_OPTIONS, "option past the header");
+	spec.options = dangling;
+	len = build_tcp4_spec(buf, "10.77.0.2", 1, "198.51.100.2", 2, LG_TCP_SYN, &spec, NULL);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_BAD_TCP_OPTIONS, "option without length");
+}
+
 static void test_random_garbage(void)
 {
 	uint8_t buf[256];
@@ -195,6 +238,7 @@ int main(void)
 	test_incremental_matches_full();
 	test_parse_valid();
 	test_parse_malformed();
+	test_options();
 	test_random_garbage();
 	return lgtest_finish();
 }
