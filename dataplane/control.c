@@ -146,6 +146,7 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 			lg_pkt_status_name((enum lg_pkt_status)s), (unsigned long long)st.malformed[s]);
 	fprintf(out, "stat name=flows_active value=%llu\n", (unsigned long long)st.flows_active);
 	fprintf(out, "stat name=flows_capacity value=%llu\n", (unsigned long long)st.flows_capacity);
+	fprintf(out, "stat name=mappings_active value=%llu\n", (unsigned long long)st.mappings_active);
 	fprintf(out, "stat name=flows_created value=%llu\n", (unsigned long long)st.flows_created);
 	fprintf(out, "stat name=flows_expired value=%llu\n", (unsigned long long)st.flows_expired);
 	fprintf(out, "stat name=rst_out_of_window value=%llu\n",

@@ -224,6 +224,7 @@ void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
 	*out = e->st;
 	out->flows_active = lg_flowtab_count(e->flows);
 	out->flows_capacity = lg_flowtab_capacity(e->flows);
+	out->mappings_active = lg_flowtab_mappings(e->flows);
 	pthread_mutex_unlock(&e->lock);
 }
 

@@ -29,7 +29,7 @@ struct lg_engine_stats {
 	uint64_t malformed[LG_PKT_STATUS_COUNT];
 	uint64_t flows_created, flows_expired;
 	uint64_t rst_out_of_window; /* passed on, but not believed: no state change, no refresh */
-	uint64_t flows_active, flows_capacity;
+	uint64_t flows_active, flows_capacity, mappings_active;
 };
 
 /* A copy of one flow, taken under the engine's lock, for the control socket. */

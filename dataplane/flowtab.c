@@ -7,8 +7,20 @@
 
 #define PORT_SPACE 65536
 
+/* An endpoint-independent mapping (RFC 5382 REQ-1): one inside addr:port, one public port,
+ * shared by every flow from that endpoint whatever the destination, released with the last. */
+struct mapping {
+	uint32_t in_addr;          /* network byte order */
+	uint16_t in_port, pub_port; /* network byte order */
+	uint32_t refs;             /* flows using it */
+	uint32_t next;             /* index + 1 in its bucket chain; 0 ends it */
+};
+
 struct lg_flowtab {
 	struct lg_flow *slots;
+	struct mapping *maps;               /* at most one per flow, so capacity entries */
+	uint32_t *map_buckets, *map_free;
+	size_t map_free_top, map_count;
 	uint32_t *in_buckets, *pub_buckets; /* slot index + 1; 0 = empty */
 	uint32_t *free_list;
 	uint8_t *in_use;                    /* per slot */
@@ -38,6 +50,11 @@ static size_t hash_inside(const struct lg_flowtab *t, uint32_t ia, uint16_t ip, 
 			  uint16_t rp)
 {
 	return mix(t->seed, ((uint64_t)ia << 32) | ra, ((uint64_t)ip << 16) | rp) & t->bucket_mask;
+}
+
+static size_t hash_mapping(const struct lg_flowtab *t, uint32_t ia, uint16_t ip)
+{
+	return mix(t->seed ^ 0x27d4eb2fu, ia, ip) & t->bucket_mask;
 }
 
 static size_t hash_public(const struct lg_flowtab *t, uint16_t pp, uint32_t ra, uint16_t rp)
@@ -74,7 +91,11 @@ struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint
 	t->pub_buckets = calloc(buckets, sizeof(uint32_t));
 	t->free_list = calloc(max_flows, sizeof(uint32_t));
 	t->in_use = calloc(max_flows, 1);
-	if (!t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use) {
+	t->maps = calloc(max_flows, sizeof(*t->maps));
+	t->map_buckets = calloc(buckets, sizeof(uint32_t));
+	t->map_free = calloc(max_flows, sizeof(uint32_t));
+	if (!t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use ||
+	    !t->maps || !t->map_buckets || !t->map_free) {
 		lg_flowtab_destroy(t);
 		return NULL;
 	}
@@ -87,9 +108,12 @@ struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint
 		return NULL;
 	}
 	t->rng |= 1;
-	for (size_t i = 0; i < max_flows; i++)
+	for (size_t i = 0; i < max_flows; i++) {
 		t->free_list[i] = (uint32_t)(max_flows - 1 - i);
+		t->map_free[i] = (uint32_t)(max_flows - 1 - i);
+	}
 	t->free_top = max_flows;
+	t->map_free_top = max_flows;
 	t->pub_addr = pub_addr;
 	t->port_lo = port_lo;
 	t->port_hi = port_hi;
@@ -105,6 +129,9 @@ void lg_flowtab_destroy(struct lg_flowtab *t)
 	free(t->pub_buckets);
 	free(t->free_list);
 	free(t->in_use);
+	free(t->maps);
+	free(t->map_buckets);
+	free(t->map_free);
 	free(t);
 }
 
@@ -170,23 +197,84 @@ static int port_alloc(struct lg_flowtab *t, uint16_t *port_host)
 	return -1;
 }
 
+static struct mapping *mapping_find(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port)
+{
+	uint32_t i = t->map_buckets[hash_mapping(t, in_addr, in_port)];
+
+	while (i) {
+		struct mapping *m = &t->maps[i - 1];
+
+		if (m->in_addr == in_addr && m->in_port == in_port)
+			return m;
+		i = m->next;
+	}
+	return NULL;
+}
+
+/* The mapping for an inside endpoint, created with a fresh random port if there is none. */
+static struct mapping *mapping_get(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port)
+{
+	struct mapping *m = mapping_find(t, in_addr, in_port);
+	uint16_t port;
+	size_t b;
+	uint32_t idx;
+
+	if (m)
+		return m;
+	if (t->map_free_top == 0 || port_alloc(t, &port) < 0)
+		return NULL;
+	idx = t->map_free[--t->map_free_top];
+	m = &t->maps[idx];
+	b = hash_mapping(t, in_addr, in_port);
+	*m = (struct mapping){ .in_addr = in_addr, .in_port = in_port, .pub_port = htons(port),
+			       .refs = 0, .next = t->map_buckets[b] };
+	t->map_buckets[b] = idx + 1;
+	t->map_count++;
+	return m;
+}
+
+static void mapping_put(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port)
+{
+	size_t b = hash_mapping(t, in_addr, in_port);
+	uint32_t *link = &t->map_buckets[b];
+
+	while (*link) {
+		struct mapping *m = &t->maps[*link - 1];
+
+		if (m->in_addr == in_addr && m->in_port == in_port) {
+			uint32_t idx = *link - 1;
+
+			if (--m->refs > 0)
+				return;
+			*link = m->next;
+			port_mark(t, ntohs(m->pub_port), false);
+			t->map_free[t->map_free_top++] = idx;
+			t->map_count--;
+			return;
+		}
+		link = &m->next;
+	}
+}
+
 struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
 				  uint32_t rem_addr, uint16_t rem_port, uint64_t now_ns,
 				  enum lg_flowtab_error *err)
 {
 	struct lg_flow *f;
+	struct mapping *m;
 	uint32_t slot;
-	uint16_t port;
 	size_t hi, hp;
 
 	if (t->free_top == 0) {
 		*err = LG_FLOWTAB_FULL;
 		return NULL;
 	}
-	if (port_alloc(t, &port) < 0) {
+	m = mapping_get(t, in_addr, in_port);
+	if (!m) {
 		*err = LG_FLOWTAB_NO_PORT;
 		return NULL;
 	}
+	m->refs++;
 	slot = t->free_list[--t->free_top];
 	f = &t->slots[slot];
 	memset(f, 0, sizeof(*f));
@@ -196,7 +284,7 @@ struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16
 	f->rem_addr = rem_addr;
 	f->rem_port = rem_port;
 	f->pub_addr = t->pub_addr;
-	f->pub_port = htons(port);
+	f->pub_port = m->pub_port;
 	f->created_ns = now_ns;
 	f->last_ns = now_ns;
 	f->track.wscale[0] = f->track.wscale[1] = -1;
@@ -235,7 +323,7 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
 						  f->rem_port)], slot + 1, true);
 	unlink_chain(t, &t->pub_buckets[hash_public(t, f->pub_port, f->rem_addr, f->rem_port)],
 		     slot + 1, false);
-	port_mark(t, ntohs(f->pub_port), false);
+	mapping_put(t, f->in_addr, f->in_port);
 	t->in_use[slot] = 0;
 	t->free_list[t->free_top++] = slot;
 	t->count--;
@@ -244,6 +332,11 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
 size_t lg_flowtab_count(const struct lg_flowtab *t)
 {
 	return t->count;
+}
+
+size_t lg_flowtab_mappings(const struct lg_flowtab *t)
+{
+	return t->map_count;
 }
 
 size_t lg_flowtab_capacity(const struct lg_flowtab *t)

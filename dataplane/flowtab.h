@@ -37,8 +37,9 @@ struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, u
 struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
 				       uint32_t rem_addr, uint16_t rem_port);
 
-/* Create a flow with a fresh random public port. NULL with *ERR set when the table is full
- * or no port is free. */
+/* Create a flow. Its public port is the inside endpoint's mapping (endpoint-independent,
+ * RFC 5382 REQ-1), made with a fresh random port when the endpoint has none. NULL with *ERR
+ * set when the table is full or no port is free. */
 struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
 				  uint32_t rem_addr, uint16_t rem_port, uint64_t now_ns,
 				  enum lg_flowtab_error *err);
@@ -46,6 +47,7 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f);
 
 size_t lg_flowtab_count(const struct lg_flowtab *t);
 size_t lg_flowtab_capacity(const struct lg_flowtab *t);
+size_t lg_flowtab_mappings(const struct lg_flowtab *t);
 
 /* Call FN for every flow; FN returns true to remove that flow. */
 void lg_flowtab_walk(struct lg_flowtab *t, bool (*fn)(struct lg_flow *f, void *arg), void *arg);

@@ -305,6 +305,50 @@ static void test_rst_validation(void)
 	lg_engine_destroy(e);
 }
 
+static void test_endpoint_independent_mapping(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t p143, p587, other;
+
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	p143 = rd_port(buf, 20);
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 587, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	p587 = rd_port(buf, 20);
+	len = build_tcp4(buf, "10.77.0.2", 40000, "203.0.113.7", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	CHECK_EQ_INT(p587, p143, "N5382-R1: same inside endpoint, another port, same mapping");
+	CHECK_EQ_INT(rd_port(buf, 20), p143, "N5382-R1: same inside endpoint, another host, same mapping");
+	len = build_tcp4(buf, "10.77.0.3", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	other = rd_port(buf, 20);
+	CHECK(other != p143, "N5382-R7: another inside host never shares the mapping");
+
+	/* replies to each flow of the shared mapping reach the right inside socket */
+	len = build_tcp4(buf, "198.51.100.2", 587, "198.51.100.1", p143, LG_TCP_SYN | LG_TCP_ACK, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_ACCEPT, "reply on the 587 flow");
+	CHECK_EQ_INT(rd_port(buf, 22), 40000, "to the inside port");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.flows_active, 4, "four flows");
+	CHECK_EQ_INT(st.mappings_active, 2, "two mappings");
+
+	/* the mapping lives while any of its flows does (half-open flows expire after 4 min) */
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 587, LG_TCP_ACK, "x");
+	run(e, buf, len, 200 * S, &mod);
+	CHECK_EQ_INT(lg_engine_expire(e, 300 * S), 3, "the three half-open flows expire");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.mappings_active, 1, "the shared mapping stays with its established flow");
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.9", 993, LG_TCP_SYN, NULL);
+	run(e, buf, len, 300 * S, &mod);
+	CHECK_EQ_INT(rd_port(buf, 20), p143, "new flow reuses the surviving mapping");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
 	test_nat_both_ways();
@@ -312,5 +356,6 @@ int main(void)
 	test_timers();
 	test_state_machine();
 	test_rst_validation();
+	test_endpoint_independent_mapping();
 	return lgtest_finish();
 }

@@ -92,8 +92,33 @@ check "Submission greeting through NAT" grep -q '^220 .*ESMTP lemongate-submitd'
 check "EHLO keywords reach the client intact" grep -q '^250 ENHANCEDSTATUSCODES' "$TB_TMP/submit.out"
 check "QUIT answered" grep -q '^221 ' "$TB_TMP/submit.out"
 
+# N5382-R1: one inside endpoint, two destinations, one public mapping (R7: another endpoint
+# gets another). Real sockets bound to the same source port with SO_REUSEADDR.
+in_client /usr/bin/python3 - "$TB_TMP/eim.out" <<'PY'
+import socket, sys
+def connect(src_port, dst_port):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("10.77.0.2", src_port))
+    s.settimeout(5)
+    s.connect(("198.51.100.2", dst_port))
+    greeting = s.recv(200)
+    assert greeting, "no greeting"
+    return s
+held = [connect(41000, 143), connect(41000, 587), connect(41001, 143)]
+open(sys.argv[1], "w").write("connected\n")
+for s in held:
+    s.close()
+PY
+check "three connections from fixed source ports" grep -q connected "$TB_TMP/eim.out"
+eim_143=$(grep -h 'connect from' /run/lgtb/lemongate-imapd.log | tail -2 | head -1 | awk '{print $NF}')
+eim_other=$(grep -h 'connect from' /run/lgtb/lemongate-imapd.log | tail -1 | awk '{print $NF}')
+eim_587=$(grep -h 'connect from' /run/lgtb/lemongate-submitd.log | tail -1 | awk '{print $NF}')
+check "N5382-R1: 10.77.0.2:41000 appears as $eim_143 to both 143 and 587" test "$eim_143" = "$eim_587"
+check "N5382-R7: 10.77.0.2:41001 gets another mapping ($eim_other)" test "$eim_other" != "$eim_143"
+
 ctl stats >"$TB_TMP/stats.txt"
-check "stats count two flows created" grep -Eq '^flows_created +2$' "$TB_TMP/stats.txt"
+check "stats count five flows created" grep -Eq '^flows_created +5$' "$TB_TMP/stats.txt"
 check "stats count no malformed drops" grep -Eq '^drop_malformed +0$' "$TB_TMP/stats.txt"
 check_not "clock advance refused without --test-clock" ctl clock advance 1h
 check_not "malformed control request refused" bash -c "printf 'GET / HTTP/1.0\n' | ip netns exec lg-gw python3 -c '
