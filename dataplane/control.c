@@ -2,6 +2,7 @@
 #include "dataplane/control.h"
 
 #include "dataplane/clock.h"
+#include "dataplane/flowquery.h"
 #include "dataplane/log.h"
 #include "dataplane/tcpstate.h"
 #include "lg_control_proto.h"
@@ -18,7 +19,7 @@
 #include <unistd.h>
 
 #define CTL_IO_TIMEOUT_MS 1000
-#define CTL_MAX_WORDS     8
+#define CTL_MAX_WORDS     16
 
 struct lg_control {
 	int fd;
@@ -91,39 +92,99 @@ static void fmt_endpoint(uint32_t addr, uint16_t port, char *buf, size_t size)
 	snprintf(buf, size, "%s:%u", a, ntohs(port));
 }
 
-static void answer_flows(const struct lg_control_ctx *ctx, FILE *out)
+static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
+{
+	const struct lg_flow *f = &v->flow;
+	char in[32], pub[32], rem[32];
+
+	fmt_endpoint(f->in_addr, f->in_port, in, sizeof(in));
+	fmt_endpoint(f->pub_addr, f->pub_port, pub, sizeof(pub));
+	fmt_endpoint(f->rem_addr, f->rem_port, rem, sizeof(rem));
+	fprintf(out,
+		"flow id=%u proto=tcp inside=%s public=%s remote=%s state=%s idle=%llu age=%llu "
+		"expires_in=%llu packets_out=%llu packets_in=%llu bytes_out=%llu bytes_in=%llu",
+		f->id, in, pub, rem, lg_tcp_state_name(f->state), (unsigned long long)v->idle_s,
+		(unsigned long long)v->age_s, (unsigned long long)v->expires_in_s,
+		(unsigned long long)f->pkts_out, (unsigned long long)f->pkts_in,
+		(unsigned long long)f->bytes_out, (unsigned long long)f->bytes_in);
+	if (detail) {
+		const struct lg_tcp_track *t = &f->track;
+
+		fprintf(out,
+			" timeout=%llu timer=%s inside_next_seq=%u outside_next_seq=%u "
+			"inside_window=%u outside_window=%u inside_wscale=%d outside_wscale=%d",
+			(unsigned long long)v->timeout_s,
+			lg_tcp_is_transitory(f->state) ? "transitory" : "established", t->seq_end[0],
+			t->seq_end[1], t->win[0], t->win[1], t->wscale[0], t->wscale[1]);
+	}
+	fputc('\n', out);
+}
+
+/* A snapshot of every flow, or NULL after answering an error. */
+static struct lg_flow_view *snapshot(const struct lg_control_ctx *ctx, size_t *n, FILE *out)
 {
 	struct lg_engine_stats st;
 	struct lg_flow_view *views;
-	size_t n, cap;
+	size_t cap;
 
 	lg_engine_stats(ctx->engine, &st);
 	cap = st.flows_active + 64; /* flows created meanwhile are shown next time */
 	views = malloc(cap * sizeof(*views));
 	if (!views) {
 		fprintf(out, "error out of memory\n");
+		return NULL;
+	}
+	*n = lg_engine_flows(ctx->engine, lg_clock_now_ns(), views, cap);
+	return views;
+}
+
+static void answer_flows(const struct lg_control_ctx *ctx, char **filters, size_t nfilters,
+			 FILE *out)
+{
+	struct lg_flow_query q;
+	struct lg_flow_view *views;
+	char err[160];
+	size_t n;
+
+	if (lg_flow_query_parse(filters, nfilters, &q, err, sizeof(err)) < 0) {
+		fprintf(out, "error %s\n", err);
 		return;
 	}
-	n = lg_engine_flows(ctx->engine, lg_clock_now_ns(), views, cap);
+	views = snapshot(ctx, &n, out);
+	if (!views)
+		return;
+	n = lg_flow_query_apply(&q, views, n);
 	fprintf(out, "ok\n");
-	for (size_t i = 0; i < n; i++) {
-		const struct lg_flow *f = &views[i].flow;
-		char in[32], pub[32], rem[32];
+	for (size_t i = 0; i < n; i++)
+		print_flow(out, &views[i], false);
+	free(views);
+}
 
-		fmt_endpoint(f->in_addr, f->in_port, in, sizeof(in));
-		fmt_endpoint(f->pub_addr, f->pub_port, pub, sizeof(pub));
-		fmt_endpoint(f->rem_addr, f->rem_port, rem, sizeof(rem));
-		fprintf(out,
-			"flow id=%u proto=tcp inside=%s public=%s remote=%s state=%s idle=%llu "
-			"age=%llu expires_in=%llu packets_out=%llu packets_in=%llu bytes_out=%llu "
-			"bytes_in=%llu\n",
-			f->id, in, pub, rem, lg_tcp_state_name(f->state),
-			(unsigned long long)views[i].idle_s, (unsigned long long)views[i].age_s,
-			(unsigned long long)views[i].expires_in_s, (unsigned long long)f->pkts_out,
-			(unsigned long long)f->pkts_in, (unsigned long long)f->bytes_out,
-			(unsigned long long)f->bytes_in);
+static void answer_flow(const struct lg_control_ctx *ctx, const char *id_text, FILE *out)
+{
+	struct lg_flow_view *views;
+	unsigned long id;
+	char *end;
+	size_t n;
+
+	id = strtoul(id_text, &end, 10);
+	if (*end || id_text[0] < '1' || id_text[0] > '9' || id > UINT32_MAX) {
+		fprintf(out, "error flow id '%.20s' is not a number\n", id_text);
+		return;
+	}
+	views = snapshot(ctx, &n, out);
+	if (!views)
+		return;
+	for (size_t i = 0; i < n; i++) {
+		if (views[i].flow.id == id) {
+			fprintf(out, "ok\n");
+			print_flow(out, &views[i], true);
+			free(views);
+			return;
+		}
 	}
 	free(views);
+	fprintf(out, "error no flow with id %lu (it may have expired)\n", id);
 }
 
 static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
@@ -237,8 +298,10 @@ void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FI
 			(unsigned long long)((lg_clock_now_ns() - ctx->started_ns) / 1000000000ull),
 			lg_clock_is_test() ? "yes" : "no", ctx->queue_count,
 			(unsigned long long)st.flows_active);
-	} else if (strcmp(words[0], "flows") == 0 && n == 1) {
-		answer_flows(ctx, out);
+	} else if (strcmp(words[0], "flows") == 0) {
+		answer_flows(ctx, words + 1, n - 1, out);
+	} else if (strcmp(words[0], "flow") == 0 && n == 2) {
+		answer_flow(ctx, words[1], out);
 	} else if (strcmp(words[0], "stats") == 0 && n == 1) {
 		answer_stats(ctx, out);
 	} else if (strcmp(words[0], "clock") == 0) {

@@ -205,6 +205,7 @@ static bool snap_one(struct lg_flow *f, void *arg)
 	v->idle_s = idle / NS_PER_S;
 	v->age_s = c->now_ns > f->created_ns ? (c->now_ns - f->created_ns) / NS_PER_S : 0;
 	v->expires_in_s = idle < limit ? (limit - idle) / NS_PER_S : 0;
+	v->timeout_s = limit / NS_PER_S;
 	return false;
 }
 

@@ -35,7 +35,7 @@ struct lg_engine_stats {
 /* A copy of one flow, taken under the engine's lock, for the control socket. */
 struct lg_flow_view {
 	struct lg_flow flow;
-	uint64_t idle_s, age_s, expires_in_s;
+	uint64_t idle_s, age_s, expires_in_s, timeout_s;
 };
 
 struct lg_engine;

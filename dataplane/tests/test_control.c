@@ -55,8 +55,15 @@ int main(void)
 	expect("lemongate-ctl/1 ", &ctx, "error empty request", NULL);
 	expect("lemongate-ctl/1ping", &ctx, "error unsupported protocol", NULL);
 	expect("lemongate-ctl/1 fly", &ctx, "error unknown command 'fly'", NULL);
-	expect("lemongate-ctl/1 flows extra", &ctx, "error unknown command", NULL);
-	expect("lemongate-ctl/1 a b c d e f g h i", &ctx, "error too many arguments", NULL);
+	expect("lemongate-ctl/1 flows extra", &ctx, "error filter 'extra' is not key=value", NULL);
+	expect("lemongate-ctl/1 flows state=init inside=10.77.0.2:40000", &ctx, "ok\nflow id=1 ", NULL);
+	expect("lemongate-ctl/1 flows state=established", &ctx, "ok\n", NULL);
+	expect("lemongate-ctl/1 flows state=bogus", &ctx, "error unknown state 'bogus'", NULL);
+	expect("lemongate-ctl/1 flow 1", &ctx, "ok\nflow id=1 proto=tcp", "timer=transitory");
+	expect("lemongate-ctl/1 flow 2", &ctx, "error no flow with id 2", NULL);
+	expect("lemongate-ctl/1 flow x1", &ctx, "error flow id 'x1'", NULL);
+	expect("lemongate-ctl/1 flow 99999999999", &ctx, "error flow id", NULL);
+	expect("lemongate-ctl/1 a b c d e f g h i j k l m n o p q", &ctx, "error too many arguments", NULL);
 	expect("lemongate-ctl/1 ping\x1b[2J", &ctx, "error request contains control", NULL);
 	expect("GET / HTTP/1.0", &ctx, "error unsupported protocol", NULL);
 	memset(big, 'a', sizeof(big) - 1);

@@ -73,6 +73,15 @@ assert isinstance(f["idle"], int) and isinstance(f["age"], int), f
 assert f["packets_out"] >= 3 and f["packets_in"] >= 3, f
 PY
 
+check "flows --inside filters to the client's flow" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --inside 10.77.0.2:$cport --state established | grep -q '^1 flow$'"
+check "flows --remote for another server lists none" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --remote 203.0.113.1 | grep -q '^0 flows$'"
+check_not "flows with an unknown state is refused" ctl flows --state open
+flow_id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[0]["id"])' "$TB_TMP/flows.json")
+check "flow ID shows both tuples and the timer" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $flow_id | grep -q '^timer *established'"
+
 touch "$TB_TMP/release"
 wait "$client_pid"
 check "LOGOUT completes through NAT" grep -q '^a3 OK LOGOUT' "$TB_TMP/imap.out"
