@@ -116,8 +116,25 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 		e->st.flows_expired++;
 		f = NULL;
 	}
-	if (!f)
-		return drop(e, LG_DROP_UNSOLICITED);
+	if (!f) {
+		uint32_t in_addr;
+		uint16_t in_port;
+		enum lg_flowtab_error err;
+
+		/* Only a SYN opens a flow from outside, and only through an existing mapping
+		 * that admits its source (RFC 5382 section 4.3, N5382-R3). Refused packets
+		 * refresh nothing (RFC 7857 section 7). */
+		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN ||
+		    !lg_flowtab_mapping_of_port(e->flows, p->dport, &in_addr, &in_port))
+			return drop(e, LG_DROP_UNSOLICITED);
+		if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
+		    !lg_flowtab_mapping_sent_to(e->flows, p->dport, p->saddr))
+			return drop(e, LG_DROP_FILTERED);
+		f = lg_flowtab_insert(e->flows, in_addr, in_port, p->saddr, p->sport, now_ns, &err);
+		if (!f)
+			return drop(e, err == LG_FLOWTAB_FULL ? LG_DROP_TABLE_FULL : LG_DROP_NO_PORT);
+		e->st.flows_created++;
+	}
 	track_segment(e, f, 1, p, now_ns);
 	f->pkts_in++;
 	f->bytes_in += p->len;
@@ -235,6 +252,7 @@ const char *lg_drop_reason_name(enum lg_drop_reason reason)
 		[LG_DROP_MALFORMED] = "malformed",
 		[LG_DROP_NO_FLOW_OUT] = "no_flow_outbound",
 		[LG_DROP_UNSOLICITED] = "unsolicited_inbound",
+		[LG_DROP_FILTERED] = "filtered_inbound",
 		[LG_DROP_TABLE_FULL] = "table_full",
 		[LG_DROP_NO_PORT] = "no_public_port",
 	};

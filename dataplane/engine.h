@@ -16,7 +16,8 @@ enum lg_verdict { LG_VERDICT_ACCEPT, LG_VERDICT_DROP };
 enum lg_drop_reason {
 	LG_DROP_MALFORMED,    /* see malformed[] for the detail */
 	LG_DROP_NO_FLOW_OUT,  /* outbound non-SYN without a flow */
-	LG_DROP_UNSOLICITED,  /* inbound without a flow */
+	LG_DROP_UNSOLICITED,  /* inbound without a flow or a mapping that admits it */
+	LG_DROP_FILTERED,     /* inbound SYN to a mapping, refused by address-dependent filtering */
 	LG_DROP_TABLE_FULL,
 	LG_DROP_NO_PORT,
 	LG_DROP_REASON_COUNT

@@ -97,8 +97,8 @@ int lg_flow_query_parse(char **words, size_t n, struct lg_flow_query *q, char *e
 		} else if (strcmp(key, "state") == 0) {
 			q->state = parse_state(val);
 			if (q->state < 0) {
-				snprintf(err, errlen, "unknown state '%.20s' (init, established, c_fin_rcv, "
-					 "s_fin_rcv, cs_fin_rcv, trans)", val);
+				snprintf(err, errlen, "unknown state '%.20s' (init, init_in, established, "
+					 "c_fin_rcv, s_fin_rcv, cs_fin_rcv, trans)", val);
 				return -1;
 			}
 		} else if (strcmp(key, "idle_over") == 0) {

@@ -14,6 +14,7 @@ struct mapping {
 	uint16_t in_port, pub_port; /* network byte order */
 	uint32_t refs;             /* flows using it */
 	uint32_t next;             /* index + 1 in its bucket chain; 0 ends it */
+	uint32_t flows;            /* its flows: slot + 1, linked by next_in_mapping */
 };
 
 struct lg_flowtab {
@@ -25,6 +26,7 @@ struct lg_flowtab {
 	uint32_t *free_list;
 	uint8_t *in_use;                    /* per slot */
 	uint8_t port_used[PORT_SPACE / 8];
+	uint32_t port_map[PORT_SPACE];      /* public port (host order) -> mapping index + 1 */
 	size_t capacity, count, free_top, bucket_mask;
 	uint32_t pub_addr;
 	uint16_t port_lo, port_hi;
@@ -227,13 +229,15 @@ static struct mapping *mapping_get(struct lg_flowtab *t, uint32_t in_addr, uint1
 	m = &t->maps[idx];
 	b = hash_mapping(t, in_addr, in_port);
 	*m = (struct mapping){ .in_addr = in_addr, .in_port = in_port, .pub_port = htons(port),
-			       .refs = 0, .next = t->map_buckets[b] };
+			       .refs = 0, .next = t->map_buckets[b], .flows = 0 };
 	t->map_buckets[b] = idx + 1;
+	t->port_map[port] = idx + 1;
 	t->map_count++;
 	return m;
 }
 
-static void mapping_put(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port)
+/* Drop flow SLOT from its mapping, and the mapping with its last flow. */
+static void mapping_put(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port, uint32_t slot)
 {
 	size_t b = hash_mapping(t, in_addr, in_port);
 	uint32_t *link = &t->map_buckets[b];
@@ -243,11 +247,17 @@ static void mapping_put(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port
 
 		if (m->in_addr == in_addr && m->in_port == in_port) {
 			uint32_t idx = *link - 1;
+			uint32_t *fl = &m->flows;
 
+			while (*fl && *fl != slot + 1)
+				fl = &t->slots[*fl - 1].next_in_mapping;
+			if (*fl)
+				*fl = t->slots[slot].next_in_mapping;
 			if (--m->refs > 0)
 				return;
 			*link = m->next;
 			port_mark(t, ntohs(m->pub_port), false);
+			t->port_map[ntohs(m->pub_port)] = 0;
 			t->map_free[t->map_free_top++] = idx;
 			t->map_count--;
 			return;
@@ -294,6 +304,8 @@ struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16
 	t->in_buckets[hi] = slot + 1;
 	f->next_by_public = t->pub_buckets[hp];
 	t->pub_buckets[hp] = slot + 1;
+	f->next_in_mapping = m->flows;
+	m->flows = slot + 1;
 	t->in_use[slot] = 1;
 	t->count++;
 	return f;
@@ -323,7 +335,7 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
 						  f->rem_port)], slot + 1, true);
 	unlink_chain(t, &t->pub_buckets[hash_public(t, f->pub_port, f->rem_addr, f->rem_port)],
 		     slot + 1, false);
-	mapping_put(t, f->in_addr, f->in_port);
+	mapping_put(t, f->in_addr, f->in_port, slot);
 	t->in_use[slot] = 0;
 	t->free_list[t->free_top++] = slot;
 	t->count--;
@@ -332,6 +344,30 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
 size_t lg_flowtab_count(const struct lg_flowtab *t)
 {
 	return t->count;
+}
+
+bool lg_flowtab_mapping_of_port(const struct lg_flowtab *t, uint16_t pub_port, uint32_t *in_addr,
+				uint16_t *in_port)
+{
+	uint32_t i = t->port_map[ntohs(pub_port)];
+
+	if (!i)
+		return false;
+	*in_addr = t->maps[i - 1].in_addr;
+	*in_port = t->maps[i - 1].in_port;
+	return true;
+}
+
+bool lg_flowtab_mapping_sent_to(const struct lg_flowtab *t, uint16_t pub_port, uint32_t rem_addr)
+{
+	uint32_t i = t->port_map[ntohs(pub_port)];
+
+	if (!i)
+		return false;
+	for (uint32_t s = t->maps[i - 1].flows; s; s = t->slots[s - 1].next_in_mapping)
+		if (t->slots[s - 1].rem_addr == rem_addr)
+			return true;
+	return false;
 }
 
 size_t lg_flowtab_mappings(const struct lg_flowtab *t)

@@ -19,6 +19,7 @@ struct lg_flow {
 	uint64_t created_ns, last_ns;
 	uint64_t pkts_out, pkts_in, bytes_out, bytes_in;
 	uint32_t next_by_inside, next_by_public; /* slot index + 1; 0 ends a chain */
+	uint32_t next_in_mapping;                /* the next flow of the same mapping */
 };
 
 enum lg_flowtab_error { LG_FLOWTAB_FULL = 1, LG_FLOWTAB_NO_PORT };
@@ -48,6 +49,12 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f);
 size_t lg_flowtab_count(const struct lg_flowtab *t);
 size_t lg_flowtab_capacity(const struct lg_flowtab *t);
 size_t lg_flowtab_mappings(const struct lg_flowtab *t);
+
+/* The inside endpoint that owns public port PUB_PORT (network order), if any. */
+bool lg_flowtab_mapping_of_port(const struct lg_flowtab *t, uint16_t pub_port, uint32_t *in_addr,
+				uint16_t *in_port);
+/* Has the mapping on PUB_PORT a flow to REM_ADDR (address-dependent filtering)? */
+bool lg_flowtab_mapping_sent_to(const struct lg_flowtab *t, uint16_t pub_port, uint32_t rem_addr);
 
 /* Call FN for every flow; FN returns true to remove that flow. */
 void lg_flowtab_walk(struct lg_flowtab *t, bool (*fn)(struct lg_flow *f, void *arg), void *arg);

@@ -9,10 +9,14 @@ enum lg_tcp_state lg_tcp_next(enum lg_tcp_state cur, bool from_inside, uint8_t f
 		return cur == LG_TCP_CLOSED ? LG_TCP_CLOSED : LG_TCP_TRANS;
 	switch (cur) {
 	case LG_TCP_CLOSED:
-		return (syn && from_inside) ? LG_TCP_INIT : LG_TCP_CLOSED;
+		if (!syn)
+			return LG_TCP_CLOSED;
+		return from_inside ? LG_TCP_INIT : LG_TCP_INIT_IN;
 	case LG_TCP_INIT:
 		/* A SYN from outside is the SYN-ACK, or the other half of a simultaneous open. */
 		return (syn && !from_inside) ? LG_TCP_ESTABLISHED : LG_TCP_INIT;
+	case LG_TCP_INIT_IN:
+		return (syn && from_inside) ? LG_TCP_ESTABLISHED : LG_TCP_INIT_IN;
 	case LG_TCP_ESTABLISHED:
 		if (fin)
 			return from_inside ? LG_TCP_C_FIN_RCV : LG_TCP_S_FIN_RCV;
@@ -33,8 +37,8 @@ enum lg_tcp_state lg_tcp_next(enum lg_tcp_state cur, bool from_inside, uint8_t f
 
 bool lg_tcp_is_transitory(enum lg_tcp_state state)
 {
-	return state == LG_TCP_INIT || state == LG_TCP_CS_FIN_RCV || state == LG_TCP_TRANS ||
-	       state == LG_TCP_CLOSED;
+	return state == LG_TCP_INIT || state == LG_TCP_INIT_IN || state == LG_TCP_CS_FIN_RCV ||
+	       state == LG_TCP_TRANS || state == LG_TCP_CLOSED;
 }
 
 const char *lg_tcp_state_name(enum lg_tcp_state state)
@@ -47,6 +51,7 @@ const char *lg_tcp_state_name(enum lg_tcp_state state)
 		[LG_TCP_S_FIN_RCV] = "s_fin_rcv",
 		[LG_TCP_CS_FIN_RCV] = "cs_fin_rcv",
 		[LG_TCP_TRANS] = "trans",
+		[LG_TCP_INIT_IN] = "init_in",
 	};
 
 	return (unsigned)state < LG_TCP_STATE_COUNT ? names[state] : "unknown";

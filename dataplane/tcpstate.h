@@ -15,6 +15,7 @@ enum lg_tcp_state {
 	LG_TCP_S_FIN_RCV,    /* outside (server) sent FIN */
 	LG_TCP_CS_FIN_RCV,   /* both sent FIN */
 	LG_TCP_TRANS,        /* after RST: kept 4 minutes, back to ESTABLISHED on traffic */
+	LG_TCP_INIT_IN,      /* outside sent SYN to a mapping that admits it, no answer yet */
 	LG_TCP_STATE_COUNT
 };
 

@@ -24,7 +24,7 @@ struct stmt {
 
 /* Line on which each single-valued setting was given; 0 = not given. */
 struct seen {
-	unsigned inside_if, outside_if, nat_public, nat_ports, queue, max_flows;
+	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, queue, max_flows;
 	unsigned timeout_est, timeout_trans, control_socket;
 };
 
@@ -198,7 +198,8 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 
 	if (st->n < 3) {
 		ERR(d, st->line, st->w[st->n - 1].col,
-		    "missing argument; expected: nat inside PREFIX... | nat public ADDR | nat ports LO-HI");
+		    "missing argument; expected: nat inside PREFIX... | nat public ADDR | nat ports LO-HI"
+		    " | nat filtering MODE");
 		return;
 	}
 	if (strcmp(what, "inside") == 0) {
@@ -246,8 +247,21 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 		}
 		pol->port_lo = (uint16_t)lo;
 		pol->port_hi = (uint16_t)hi;
+	} else if (strcmp(what, "filtering") == 0) {
+		if (!expect_args(st, 3, "nat filtering endpoint-independent|address-dependent", d) ||
+		    !once(&seen->nat_filtering, st, "nat filtering", d))
+			return;
+		if (strcmp(st->w[2].text, "endpoint-independent") == 0)
+			pol->filtering = LG_FILTER_ENDPOINT_INDEPENDENT;
+		else if (strcmp(st->w[2].text, "address-dependent") == 0)
+			pol->filtering = LG_FILTER_ADDRESS_DEPENDENT;
+		else
+			ERR(d, st->line, st->w[2].col,
+			    "filtering '%s' is not endpoint-independent or address-dependent (RFC 5382 "
+			    "REQ-3 recommends one of these two; N5382-R3)", st->w[2].text);
 	} else {
-		ERR(d, st->line, st->w[1].col, "unknown nat setting '%s' (inside, public, ports)", what);
+		ERR(d, st->line, st->w[1].col,
+		    "unknown nat setting '%s' (inside, public, ports, filtering)", what);
 	}
 }
 

@@ -95,6 +95,9 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	}
 	inet_ntop(AF_INET, &pol->nat_public, addr, sizeof(addr));
 	fprintf(out, "\nnat public: %s ports %u-%u\n", addr, pol->port_lo, pol->port_hi);
+	fprintf(out, "nat mapping: endpoint-independent; filtering: %s\n",
+		pol->filtering == LG_FILTER_ADDRESS_DEPENDENT ? "address-dependent"
+							       : "endpoint-independent");
 	fprintf(out, "queues: %u-%u (%u thread%s)\n", pol->queue_first,
 		pol->queue_first + pol->queue_count - 1, pol->queue_count,
 		pol->queue_count == 1 ? "" : "s");

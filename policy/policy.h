@@ -23,6 +23,12 @@ struct lg_prefix4 {
 	uint8_t len;
 };
 
+/* RFC 4787 section 5 / RFC 5382 section 4.3: which inbound packets a mapping admits. */
+enum lg_filtering {
+	LG_FILTER_ENDPOINT_INDEPENDENT = 0, /* any remote endpoint (the default: transparency) */
+	LG_FILTER_ADDRESS_DEPENDENT,        /* only remote addresses the mapping has sent to */
+};
+
 struct lg_policy {
 	char inside_if[LG_IFNAME_MAX];
 	char outside_if[LG_IFNAME_MAX];
@@ -30,6 +36,7 @@ struct lg_policy {
 	size_t nat_inside_count;
 	uint32_t nat_public; /* network byte order; 0 = unset */
 	uint16_t port_lo, port_hi;
+	enum lg_filtering filtering;
 	uint16_t queue_first, queue_count;
 	uint32_t max_flows;
 	uint32_t timeout_established; /* seconds */

@@ -5,7 +5,8 @@
 
 #define S (1000000000ull)
 
-static struct lg_engine *make_engine(uint32_t max_flows, uint16_t lo, uint16_t hi)
+static struct lg_engine *make_engine_filtering(uint32_t max_flows, uint16_t lo, uint16_t hi,
+					       enum lg_filtering filtering)
 {
 	struct lg_policy pol;
 
@@ -18,7 +19,13 @@ static struct lg_engine *make_engine(uint32_t max_flows, uint16_t lo, uint16_t h
 	pol.max_flows = max_flows;
 	pol.port_lo = lo;
 	pol.port_hi = hi;
+	pol.filtering = filtering;
 	return lg_engine_create(&pol, 0);
+}
+
+static struct lg_engine *make_engine(uint32_t max_flows, uint16_t lo, uint16_t hi)
+{
+	return make_engine_filtering(max_flows, lo, hi, LG_FILTER_ENDPOINT_INDEPENDENT);
 }
 
 static enum lg_verdict run(struct lg_engine *e, uint8_t *buf, size_t len, uint64_t now,
@@ -212,8 +219,14 @@ static void test_state_machine(void)
 	CHECK_EQ_INT(s, LG_TCP_TRANS, "N7857-S2.2: RST -> TRANS");
 	s = lg_tcp_next(s, true, LG_TCP_ACK);
 	CHECK_EQ_INT(s, LG_TCP_ESTABLISHED, "N7857-S2.2: traffic after RST -> ESTABLISHED");
-	CHECK_EQ_INT(lg_tcp_next(LG_TCP_CLOSED, false, LG_TCP_SYN), LG_TCP_CLOSED,
-		     "inbound SYN does not open");
+	CHECK_EQ_INT(lg_tcp_next(LG_TCP_CLOSED, false, LG_TCP_SYN), LG_TCP_INIT_IN,
+		     "inbound SYN (admitted by a mapping) -> INIT_IN");
+	CHECK_EQ_INT(lg_tcp_next(LG_TCP_INIT_IN, true, LG_TCP_SYN | LG_TCP_ACK), LG_TCP_ESTABLISHED,
+		     "inside SYN-ACK -> ESTABLISHED");
+	CHECK_EQ_INT(lg_tcp_next(LG_TCP_INIT_IN, false, LG_TCP_SYN), LG_TCP_INIT_IN,
+		     "retransmitted inbound SYN stays INIT_IN");
+	CHECK(lg_tcp_is_transitory(LG_TCP_INIT_IN), "INIT_IN is transitory");
+	CHECK_EQ_INT(lg_tcp_next(LG_TCP_CLOSED, false, LG_TCP_ACK), LG_TCP_CLOSED, "ACK does not open");
 	for (int i = 0; i < LG_TCP_STATE_COUNT; i++)
 		CHECK(strcmp(lg_tcp_state_name((enum lg_tcp_state)i), "unknown") != 0, "state name %d", i);
 }
@@ -349,6 +362,58 @@ static void test_endpoint_independent_mapping(void)
 	lg_engine_destroy(e);
 }
 
+static void test_filtering(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	struct lg_engine_stats st;
+	struct lg_flow_view v[4];
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub = open_flow(e, 40000, S);
+
+	/* endpoint-independent (the default): any remote endpoint may open to the mapping */
+	len = build_tcp4(buf, "203.0.113.5", 5555, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT,
+		     "N5382-R3: EIF admits a SYN from another host to the mapping");
+	CHECK(rd_addr(buf, 16) == inet_addr("10.77.0.2") && rd_port(buf, 22) == 40000,
+	      "delivered to the mapping's inside endpoint");
+	CHECK(checksums_ok(buf, len), "checksums after inbound open");
+	len = build_tcp4(buf, "10.77.0.2", 40000, "203.0.113.5", 5555, LG_TCP_SYN | LG_TCP_ACK, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "inside answers");
+	CHECK_EQ_INT(rd_port(buf, 20), pub, "the answer leaves from the same mapping");
+	CHECK_EQ_INT(lg_engine_flows(e, 2 * S, v, 4), 2, "two flows on the mapping");
+	len = build_tcp4(buf, "203.0.113.5", 5555, "198.51.100.1", pub + 1, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "SYN to an unmapped port dropped");
+	len = build_tcp4(buf, "203.0.113.6", 80, "198.51.100.1", pub, LG_TCP_ACK, "x");
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "non-SYN without a flow dropped");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.dropped[LG_DROP_UNSOLICITED], 2, "both counted as unsolicited");
+	lg_engine_destroy(e);
+
+	/* address-dependent: only addresses the mapping has sent to */
+	e = make_engine_filtering(1024, 20000, 29999, LG_FILTER_ADDRESS_DEPENDENT);
+	pub = open_flow(e, 40000, S);
+	len = build_tcp4(buf, "203.0.113.5", 5555, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP,
+		     "N5382-R3: ADF refuses a SYN from a host the mapping never sent to");
+	len = build_tcp4(buf, "198.51.100.2", 2525, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT,
+		     "N5382-R3: ADF admits the same host from another port");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.dropped[LG_DROP_FILTERED], 1, "filtered counted");
+	/* N7857-S7: refused inbound packets do not keep the mapping alive */
+	for (uint64_t t = 60; t < 7440 + 300; t += 60) {
+		len = build_tcp4(buf, "203.0.113.5", 5555, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+		run(e, buf, len, t * S, &mod);
+	}
+	CHECK_EQ_INT(lg_engine_expire(e, (7440 + 300) * S), 2,
+		     "N7857-S7: refused SYNs every minute do not refresh; both flows expire");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.mappings_active, 0, "mapping released with its last flow");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
 	test_nat_both_ways();
@@ -357,5 +422,6 @@ int main(void)
 	test_state_machine();
 	test_rst_validation();
 	test_endpoint_independent_mapping();
+	test_filtering();
 	return lgtest_finish();
 }

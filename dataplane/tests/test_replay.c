@@ -129,7 +129,9 @@ static void test_session(uint16_t pub)
 	eth_tcp(&in[n++], 1000, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK, NULL);
 	eth_tcp(&in[n++], 1001, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_ACK, "a1 NOOP\r\n");
 	eth_tcp(&in[n++], 1001, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_ACK, "a1 OK\r\n");
-	eth_tcp(&in[n++], 1002, "198.51.100.9", 143, "198.51.100.1", pub, LG_TCP_SYN, NULL); /* unsolicited */
+	/* unsolicited: to a public port no mapping holds */
+	eth_tcp(&in[n++], 1002, "198.51.100.9", 143, "198.51.100.1", (uint16_t)(pub == 59999 ? pub - 1 : pub + 1),
+		LG_TCP_SYN, NULL);
 	memcpy(in[n].data, eth_hdr, 12);                                                     /* ARP */
 	in[n].data[12] = 0x08, in[n].data[13] = 0x06;
 	memset(in[n].data + 14, 0, 28);

@@ -13,7 +13,8 @@ static const char good[] =
 	"queue 3 count 2\n"
 	"timeout established 3h\n"
 	"timeout transitory 5m\n"
-	"max-flows 1000\n";
+	"max-flows 1000\n"
+	"nat filtering address-dependent\n";
 
 static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -57,6 +58,7 @@ static void test_good(void)
 	CHECK_EQ_INT(pol.timeout_established, 10800, "est timeout");
 	CHECK_EQ_INT(pol.timeout_transitory, 300, "trans timeout");
 	CHECK_EQ_INT(pol.max_flows, 1000, "max flows");
+	CHECK_EQ_INT(pol.filtering, LG_FILTER_ADDRESS_DEPENDENT, "N5382-R3: filtering configurable");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.77.0.2")), "10.77.0.2 inside");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.78.200.1")), "10.78.200.1 inside");
 	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
@@ -72,6 +74,8 @@ static void test_defaults_meet_floors(void)
 	CHECK_EQ_INT(parse(minimal, &pol, &d), 0, "minimal config parses");
 	CHECK(pol.timeout_established >= LG_EST_IDLE_FLOOR, "N5382-R5: default established >= 2h4m");
 	CHECK(pol.timeout_transitory >= LG_TRANS_IDLE_FLOOR, "N5382-R5: default transitory >= 4m");
+	CHECK_EQ_INT(pol.filtering, LG_FILTER_ENDPOINT_INDEPENDENT,
+		     "N5382-R3: documented default filtering is endpoint-independent");
 }
 
 static void test_errors(void)
@@ -86,6 +90,8 @@ static void test_errors(void)
 		     "nat public 192.0.2.1\ntimeout lifetime 24h\n",
 		     5, 9, "L5383-4.1a");
 	expect_error("bogus thing\n", 1, 1, "unknown statement 'bogus'");
+	expect_error("nat filtering address-and-port-dependent\n", 1, 15, "N5382-R3");
+	expect_error("nat filtering\n", 1, 5, "missing argument");
 	expect_error("  nat inside 10.0.0.1/8\n", 1, 14, "host bits");
 	expect_error("nat inside 10.0.0.0/33\n", 1, 12, "not an IPv4 prefix");
 	expect_error("nat public 999.1.1.1\n", 1, 12, "not an IPv4 address");

@@ -126,8 +126,44 @@ eim_587=$(grep -h 'connect from' /run/lgtb/lemongate-submitd.log | tail -1 | awk
 check "N5382-R1: 10.77.0.2:41000 appears as $eim_143 to both 143 and 587" test "$eim_143" = "$eim_587"
 check "N5382-R7: 10.77.0.2:41001 gets another mapping ($eim_other)" test "$eim_other" != "$eim_143"
 
+# N5382-R3, default endpoint-independent filtering: once 10.77.0.2:41002 has a mapping (from an
+# IMAP connection), the server can open a new connection to that public port and reach a
+# listener on 10.77.0.2:41002.
+in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
+import os, socket, sys, time
+tmp = sys.argv[1]
+out = socket.socket()
+out.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+out.bind(("10.77.0.2", 41002))
+out.settimeout(5)
+out.connect(("198.51.100.2", 143))
+out.recv(200)
+lst = socket.socket()
+lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind(("10.77.0.2", 41002))
+lst.listen(1)
+lst.settimeout(8)
+open(os.path.join(tmp, "eif.ready"), "w").write("ready\n")
+conn, peer = lst.accept()
+conn.sendall(b"hello from inside\n")
+open(os.path.join(tmp, "eif.peer"), "w").write("%s:%d\n" % peer)
+time.sleep(0.5)
+PY
+eif_pid=$!
+wait_until 5 test -e "$TB_TMP/eif.ready"
+eif_pub=$(grep -h 'connect from' /run/lgtb/lemongate-imapd.log | tail -1 | awk '{print $NF}')
+in_server /usr/bin/python3 - "${eif_pub#*:}" "$TB_TMP/eif.got" <<'PY'
+import socket, sys
+s = socket.create_connection(("198.51.100.1", int(sys.argv[1])), timeout=5)
+open(sys.argv[2], "wb").write(s.recv(100))
+PY
+wait "$eif_pid"
+check "N5382-R3: EIF: the server reaches the inside listener through its mapping $eif_pub" \
+	grep -q 'hello from inside' "$TB_TMP/eif.got"
+check "the inside listener sees the server's own address" grep -q '^198.51.100.2:' "$TB_TMP/eif.peer"
+
 ctl stats >"$TB_TMP/stats.txt"
-check "stats count five flows created" grep -Eq '^flows_created +5$' "$TB_TMP/stats.txt"
+check "stats count seven flows created" grep -Eq '^flows_created +7$' "$TB_TMP/stats.txt"
 check "stats count no malformed drops" grep -Eq '^drop_malformed +0$' "$TB_TMP/stats.txt"
 check_not "clock advance refused without --test-clock" ctl clock advance 1h
 check_not "malformed control request refused" bash -c "printf 'GET / HTTP/1.0\n' | ip netns exec lg-gw python3 -c '
