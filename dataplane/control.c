@@ -212,6 +212,14 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 	fprintf(out, "stat name=flows_expired value=%llu\n", (unsigned long long)st.flows_expired);
 	fprintf(out, "stat name=rst_out_of_window value=%llu\n",
 		(unsigned long long)st.rst_out_of_window);
+	fprintf(out, "stat name=syn_held value=%llu\n", (unsigned long long)st.syn_held);
+	fprintf(out, "stat name=syn_hold_superseded value=%llu\n",
+		(unsigned long long)st.syn_hold_superseded);
+	fprintf(out, "stat name=syn_hold_silent value=%llu\n", (unsigned long long)st.syn_hold_silent);
+	fprintf(out, "stat name=syn_hold_overflow value=%llu\n",
+		(unsigned long long)st.syn_hold_overflow);
+	fprintf(out, "stat name=icmp_port_unreachable_sent value=%llu\n",
+		(unsigned long long)st.icmp_port_unreachable_sent);
 	for (size_t i = 0; i < ctx->queue_count; i++) {
 		const struct lg_nfq_stats *q = lg_nfq_stats(ctx->queues[i]);
 

@@ -1,6 +1,8 @@
 #include "dataplane/engine.h"
 
+#include "dataplane/icmpgen.h"
 #include "dataplane/nat.h"
+#include "dataplane/synhold.h"
 #include "dataplane/tcpstate.h"
 
 #include <pthread.h>
@@ -15,6 +17,7 @@ struct lg_engine {
 	pthread_mutex_t lock;
 	struct lg_policy pol;
 	struct lg_flowtab *flows;
+	struct lg_synhold synhold;
 	struct lg_engine_stats st;
 };
 
@@ -27,6 +30,7 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	e->pol = *pol;
 	e->flows = lg_flowtab_create(pol->max_flows, pol->nat_public, pol->port_lo, pol->port_hi,
 				     seed);
+	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
 	if (!e->flows || pthread_mutex_init(&e->lock, NULL) != 0) {
 		lg_flowtab_destroy(e->flows);
 		free(e);
@@ -98,6 +102,10 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t 
 			return drop(e, err == LG_FLOWTAB_FULL ? LG_DROP_TABLE_FULL : LG_DROP_NO_PORT);
 		e->st.flows_created++;
 	}
+	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
+	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK)) == LG_TCP_SYN &&
+	    lg_synhold_cancel(&e->synhold, f->rem_addr, f->rem_port, f->pub_port))
+		e->st.syn_hold_superseded++;
 	track_segment(e, f, 0, p, now_ns);
 	f->pkts_out++;
 	f->bytes_out += p->len;
@@ -105,6 +113,22 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t 
 	e->st.bytes_out += p->len;
 	lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
 	return LG_VERDICT_ACCEPT;
+}
+
+/* An inbound SYN nobody asked for: dropped now, and remembered so that it can be answered
+ * after 6 s (N5382-R4), unless the inside opens the same connection first. */
+static enum lg_verdict unsolicited(struct lg_engine *e, const struct lg_pkt *p, uint64_t now_ns,
+				   enum lg_drop_reason why)
+{
+	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST | LG_TCP_FIN)) == LG_TCP_SYN) {
+		size_t quote = p->ihl + 8 <= LG_ICMP_QUOTE_MAX ? p->ihl + 8 : 0;
+
+		/* An IP header with options does not fit the quote buffer: drop unanswered. */
+		if (quote && lg_synhold_note(&e->synhold, p->saddr, p->sport, p->dport, now_ns,
+					     p->ip, quote))
+			e->st.syn_held++;
+	}
+	return drop(e, why);
 }
 
 static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
@@ -126,10 +150,10 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 		 * refresh nothing (RFC 7857 section 7). */
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN ||
 		    !lg_flowtab_mapping_of_port(e->flows, p->dport, &in_addr, &in_port))
-			return drop(e, LG_DROP_UNSOLICITED);
+			return unsolicited(e, p, now_ns, LG_DROP_UNSOLICITED);
 		if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
 		    !lg_flowtab_mapping_sent_to(e->flows, p->dport, p->saddr))
-			return drop(e, LG_DROP_FILTERED);
+			return unsolicited(e, p, now_ns, LG_DROP_FILTERED);
 		f = lg_flowtab_insert(e->flows, in_addr, in_port, p->saddr, p->sport, now_ns, &err);
 		if (!f)
 			return drop(e, err == LG_FLOWTAB_FULL ? LG_DROP_TABLE_FULL : LG_DROP_NO_PORT);
@@ -171,6 +195,41 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 	if (*modified)
 		*len_out = p.len;
 	return v;
+}
+
+struct due_ctx {
+	struct lg_engine *e;
+	void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg);
+	void *arg;
+};
+
+static void answer_held_syn(const struct lg_synhold_entry *h, void *arg)
+{
+	struct due_ctx *c = arg;
+	uint8_t pkt[LG_ICMP_ERR_LEN];
+	size_t len;
+
+	if (c->e->pol.unsolicited_syn == LG_UNSOLICITED_SILENT) {
+		c->e->st.syn_hold_silent++;
+		return;
+	}
+	len = lg_icmp_build_error(pkt, c->e->pol.nat_public, h->rem_addr, 3, 3, h->quote,
+				  h->quote_len);
+	c->e->st.icmp_port_unreachable_sent++;
+	c->send(pkt, len, h->rem_addr, c->arg);
+}
+
+size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
+		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg)
+{
+	struct due_ctx c = { e, send, arg };
+	size_t n;
+
+	pthread_mutex_lock(&e->lock);
+	n = lg_synhold_due(&e->synhold, now_ns, answer_held_syn, &c);
+	e->st.syn_hold_overflow = e->synhold.overflow;
+	pthread_mutex_unlock(&e->lock);
+	return n;
 }
 
 struct expire_ctx {

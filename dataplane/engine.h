@@ -30,6 +30,11 @@ struct lg_engine_stats {
 	uint64_t malformed[LG_PKT_STATUS_COUNT];
 	uint64_t flows_created, flows_expired;
 	uint64_t rst_out_of_window; /* passed on, but not believed: no state change, no refresh */
+	uint64_t syn_held;          /* unsolicited inbound SYNs remembered for 6 s */
+	uint64_t syn_hold_superseded; /* the inside opened the same connection within 6 s */
+	uint64_t syn_hold_silent;   /* 6 s passed, policy says no answer */
+	uint64_t syn_hold_overflow; /* forgotten unanswered: too many held at once */
+	uint64_t icmp_port_unreachable_sent;
 	uint64_t flows_active, flows_capacity, mappings_active;
 };
 
@@ -49,6 +54,11 @@ void lg_engine_destroy(struct lg_engine *e);
  * *LEN_OUT is the length to hand back when *MODIFIED is set. */
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out);
+
+/* Answer the unsolicited SYNs held 6 s by NOW_NS: SEND gets each ICMP error (an IPv4 packet
+ * from the public address to DST), unless the policy says silent. Returns how many were due. */
+size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
+		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg);
 
 /* Remove flows idle past their deadline. Returns how many. */
 size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns);

@@ -25,11 +25,13 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #define LG_DEFAULT_CONFIG "/etc/lemongate/lemongate.conf"
 #define LG_VERSION        "0.1.0"
 #define SWEEP_INTERVAL_MS 1000
+#define TICK_MS           100 /* how late a held SYN may be answered, at most */
 
 struct options {
 	const char *config;
@@ -219,6 +221,16 @@ static int replay(const struct options *o, const struct lg_policy *pol)
 	return rc < 0 ? 1 : 0;
 }
 
+/* Our own ICMP errors leave through a raw socket; the packet is complete, headers included. */
+static void send_raw(const uint8_t *pkt, size_t len, uint32_t dst, void *arg)
+{
+	int fd = *(const int *)arg;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = dst };
+
+	if (sendto(fd, pkt, len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		lg_log(LG_LOG_WARN, "sending ICMP: %s", strerror(errno));
+}
+
 static void write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -242,7 +254,7 @@ int main(int argc, char **argv)
 	struct lg_engine *engine;
 	struct lg_control_ctx ctx;
 	sigset_t sigs;
-	int sfd, ready_fd = -1;
+	int sfd, ready_fd = -1, raw_fd;
 	uint64_t last_sweep;
 
 	if (parse_options(argc, argv, &o) < 0)
@@ -297,6 +309,9 @@ int main(int argc, char **argv)
 		if (!queues[i])
 			lg_log_fatal("%s", err);
 	}
+	raw_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (raw_fd < 0)
+		lg_log_fatal("raw socket for ICMP: %s", strerror(errno));
 	if (lg_steer_install(&pol, err, sizeof(err)) < 0)
 		lg_log_fatal("steering rules: %s", err);
 	ctl = lg_control_open(sock_path, err, sizeof(err));
@@ -330,7 +345,7 @@ int main(int argc, char **argv)
 		};
 		uint64_t now;
 
-		if (poll(fds, 2, SWEEP_INTERVAL_MS) < 0 && errno != EINTR)
+		if (poll(fds, 2, TICK_MS) < 0 && errno != EINTR)
 			lg_log_fatal("poll: %s", strerror(errno));
 		if (fds[0].revents & POLLIN) {
 			struct signalfd_siginfo si;
@@ -346,6 +361,7 @@ int main(int argc, char **argv)
 		if (fds[1].revents & POLLIN)
 			lg_control_serve(ctl, &ctx);
 		now = lg_clock_now_ns();
+		lg_engine_due(engine, now, send_raw, &raw_fd);
 		if (now - last_sweep >= SWEEP_INTERVAL_MS * 1000000ull) {
 			lg_engine_expire(engine, now);
 			last_sweep = now;
@@ -359,6 +375,7 @@ int main(int argc, char **argv)
 	for (uint16_t i = 0; i < pol.queue_count; i++)
 		lg_nfq_close(queues[i]);
 	lg_control_close(ctl);
+	close(raw_fd);
 	if (o.pid_file)
 		unlink(o.pid_file);
 	lg_engine_destroy(engine);

@@ -98,6 +98,9 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	fprintf(out, "nat mapping: endpoint-independent; filtering: %s\n",
 		pol->filtering == LG_FILTER_ADDRESS_DEPENDENT ? "address-dependent"
 							       : "endpoint-independent");
+	fprintf(out, "unsolicited inbound SYN: held 6 s, then %s\n",
+		pol->unsolicited_syn == LG_UNSOLICITED_SILENT ? "dropped silently"
+							      : "ICMP port unreachable");
 	fprintf(out, "queues: %u-%u (%u thread%s)\n", pol->queue_first,
 		pol->queue_first + pol->queue_count - 1, pol->queue_count,
 		pol->queue_count == 1 ? "" : "s");

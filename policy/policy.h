@@ -29,6 +29,12 @@ enum lg_filtering {
 	LG_FILTER_ADDRESS_DEPENDENT,        /* only remote addresses the mapping has sent to */
 };
 
+/* What to do about an unsolicited inbound SYN once it has been held 6 s (RFC 5382 REQ-4). */
+enum lg_unsolicited {
+	LG_UNSOLICITED_ICMP = 0, /* ICMP port unreachable (3/3), the RFC's SHOULD */
+	LG_UNSOLICITED_SILENT,   /* drop silently (REQ-4a: when policy forbids answering) */
+};
+
 struct lg_policy {
 	char inside_if[LG_IFNAME_MAX];
 	char outside_if[LG_IFNAME_MAX];
@@ -37,6 +43,7 @@ struct lg_policy {
 	uint32_t nat_public; /* network byte order; 0 = unset */
 	uint16_t port_lo, port_hi;
 	enum lg_filtering filtering;
+	enum lg_unsolicited unsolicited_syn;
 	uint16_t queue_first, queue_count;
 	uint32_t max_flows;
 	uint32_t timeout_established; /* seconds */

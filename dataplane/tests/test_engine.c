@@ -1,4 +1,5 @@
 #include "dataplane/engine.h"
+#include "dataplane/synhold.h"
 #include "dataplane/tcpstate.h"
 #include "lgtest.h"
 #include "pktbuild.h"
@@ -414,6 +415,119 @@ static void test_filtering(void)
 	lg_engine_destroy(e);
 }
 
+struct sent {
+	uint8_t pkt[64];
+	size_t len, count;
+	uint32_t dst;
+};
+
+static void capture_send(const uint8_t *pkt, size_t len, uint32_t dst, void *arg)
+{
+	struct sent *s = arg;
+
+	s->count++;
+	s->len = len < sizeof(s->pkt) ? len : sizeof(s->pkt);
+	memcpy(s->pkt, pkt, s->len);
+	s->dst = dst;
+}
+
+static void test_unsolicited_syn(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	struct lg_engine_stats st;
+	struct sent sent = { 0 };
+	uint8_t buf[128], orig[128];
+	size_t len;
+	bool mod;
+
+	len = build_tcp4(buf, "198.51.100.2", 5555, "198.51.100.1", 25000, LG_TCP_SYN, NULL);
+	memcpy(orig, buf, len);
+	CHECK_EQ_INT(run(e, buf, len, 1 * S, &mod), LG_VERDICT_DROP,
+		     "N5382-R4: an unsolicited SYN is never delivered");
+	memcpy(buf, orig, len);
+	run(e, buf, len, 2 * S, &mod); /* retransmissions: still one held SYN */
+	memcpy(buf, orig, len);
+	run(e, buf, len, 4 * S, &mod);
+	CHECK_EQ_INT(lg_engine_due(e, 7 * S - 1, capture_send, &sent), 0,
+		     "N5382-R4: nothing answered before 6 s");
+	CHECK_EQ_INT(lg_engine_due(e, 7 * S, capture_send, &sent), 1, "answered at 6 s");
+	CHECK_EQ_INT(sent.count, 1, "one ICMP for three SYNs");
+	CHECK_EQ_INT(lg_engine_due(e, 20 * S, capture_send, &sent), 0, "and never again");
+	CHECK_EQ_INT(sent.dst, inet_addr("198.51.100.2"), "ICMP goes to the SYN's source");
+	CHECK_EQ_INT(sent.len, 20 + 8 + 28, "IP + ICMP header + quoted header and 8 bytes");
+	CHECK(sent.pkt[9] == 1 && sent.pkt[20] == 3 && sent.pkt[21] == 3,
+	      "N5382-R4: ICMP type 3 code 3 (port unreachable)");
+	CHECK_EQ_INT(rd_addr(sent.pkt, 12), inet_addr("198.51.100.1"), "from the public address");
+	CHECK(lg_csum_ipv4_header(sent.pkt, 20) == 0, "outer IP checksum");
+	CHECK(lg_csum_finish(lg_csum_add(0, sent.pkt + 20, sent.len - 20)) == 0, "ICMP checksum");
+	CHECK(memcmp(sent.pkt + 28, orig, 28) == 0, "quotes the SYN's IP header and ports as received");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.syn_held, 1, "held once");
+	CHECK_EQ_INT(st.icmp_port_unreachable_sent, 1, "ICMP counted");
+	CHECK_EQ_INT(st.dropped[LG_DROP_UNSOLICITED], 3, "all three SYNs dropped");
+	lg_engine_destroy(e);
+}
+
+static void test_unsolicited_syn_superseded(void)
+{
+	struct lg_engine *e = make_engine_filtering(1024, 20000, 29999, LG_FILTER_ADDRESS_DEPENDENT);
+	struct lg_engine_stats st;
+	struct sent sent = { 0 };
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub = open_flow(e, 40000, S);
+	struct lg_flow_view v[4];
+
+	/* R4(b): the outside's SYN is filtered and held; the inside opens the same connection */
+	len = build_tcp4(buf, "203.0.113.5", 5555, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 10 * S, &mod), LG_VERDICT_DROP, "filtered SYN held, not delivered");
+	len = build_tcp4(buf, "10.77.0.2", 40000, "203.0.113.5", 5555, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 12 * S, &mod), LG_VERDICT_ACCEPT, "inside SYN to it passes");
+	CHECK_EQ_INT(rd_port(buf, 20), pub, "through the same mapping");
+	CHECK_EQ_INT(lg_engine_due(e, 20 * S, capture_send, &sent), 0,
+		     "N5382-R4: the inside's SYN within 6 s wins: the held SYN is dropped silently");
+	CHECK_EQ_INT(sent.count, 0, "no ICMP");
+	/* the outside retransmits its SYN: now a simultaneous open (N5382-R2a) */
+	len = build_tcp4(buf, "203.0.113.5", 5555, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 13 * S, &mod), LG_VERDICT_ACCEPT, "N5382-R2a: crossing SYN passes");
+	CHECK_EQ_INT(lg_engine_flows(e, 13 * S, v, 4), 2, "two flows");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.syn_hold_superseded, 1, "superseded counted");
+	lg_engine_destroy(e);
+
+	/* R4a: silent policy */
+	{
+		struct lg_policy pol;
+
+		lg_policy_defaults(&pol);
+		lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
+		pol.nat_inside_count = 1;
+		pol.nat_public = inet_addr("198.51.100.1");
+		pol.unsolicited_syn = LG_UNSOLICITED_SILENT;
+		e = lg_engine_create(&pol, 0);
+	}
+	len = build_tcp4(buf, "198.51.100.2", 5555, "198.51.100.1", 30000, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	CHECK_EQ_INT(lg_engine_due(e, 60 * S, capture_send, &sent), 1, "silent: the held SYN falls due");
+	CHECK_EQ_INT(sent.count, 0, "N5382-R4a: silent: nothing sent");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.syn_hold_silent, 1, "silent drop counted");
+	/* a flood beyond the table: the oldest are forgotten unanswered, nothing breaks */
+	for (uint32_t i = 0; i < LG_SYNHOLD_SLOTS + 10; i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "203.0.%u.%u", (i >> 8) & 255, i & 255);
+		len = build_tcp4(buf, src, 7000, "198.51.100.1", 31000, LG_TCP_SYN, NULL);
+		run(e, buf, len, 70 * S, &mod);
+	}
+	lg_engine_due(e, 80 * S, capture_send, &sent);
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.syn_hold_overflow, 10, "overflow counted");
+	CHECK_EQ_INT(st.syn_hold_silent, 1 + LG_SYNHOLD_SLOTS, "the rest fell due");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
 	test_nat_both_ways();
@@ -423,5 +537,7 @@ int main(void)
 	test_rst_validation();
 	test_endpoint_independent_mapping();
 	test_filtering();
+	test_unsolicited_syn();
+	test_unsolicited_syn_superseded();
 	return lgtest_finish();
 }

@@ -14,7 +14,8 @@ static const char good[] =
 	"timeout established 3h\n"
 	"timeout transitory 5m\n"
 	"max-flows 1000\n"
-	"nat filtering address-dependent\n";
+	"nat filtering address-dependent\n"
+	"nat unsolicited-syn silent\n";
 
 static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -59,6 +60,7 @@ static void test_good(void)
 	CHECK_EQ_INT(pol.timeout_transitory, 300, "trans timeout");
 	CHECK_EQ_INT(pol.max_flows, 1000, "max flows");
 	CHECK_EQ_INT(pol.filtering, LG_FILTER_ADDRESS_DEPENDENT, "N5382-R3: filtering configurable");
+	CHECK_EQ_INT(pol.unsolicited_syn, LG_UNSOLICITED_SILENT, "N5382-R4a: silent drop configurable");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.77.0.2")), "10.77.0.2 inside");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.78.200.1")), "10.78.200.1 inside");
 	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
@@ -92,6 +94,7 @@ static void test_errors(void)
 	expect_error("bogus thing\n", 1, 1, "unknown statement 'bogus'");
 	expect_error("nat filtering address-and-port-dependent\n", 1, 15, "N5382-R3");
 	expect_error("nat filtering\n", 1, 5, "missing argument");
+	expect_error("nat unsolicited-syn rst\n", 1, 21, "N5382-R4");
 	expect_error("  nat inside 10.0.0.1/8\n", 1, 14, "host bits");
 	expect_error("nat inside 10.0.0.0/33\n", 1, 12, "not an IPv4 prefix");
 	expect_error("nat public 999.1.1.1\n", 1, 12, "not an IPv4 address");

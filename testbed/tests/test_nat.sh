@@ -212,6 +212,37 @@ check "flow gone after 2h5m idle" bash -c "ip netns exec lg-gw '$BUILD/lemongate
 touch "$TB_TMP/advance2"
 wait "$client_pid"
 check_not "expired flow no longer passes traffic" grep -q '^b2 OK' "$TB_TMP/idle.out"
+
+# N5382-R4: the server connects to a public port no mapping holds. Nothing may come back
+# within 6 s (test clock); after 6 s an ICMP port unreachable ends the attempt.
+check "no mapping on public port 59999" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --port 59999 | grep -q '^0 flows$'"
+in_server /usr/bin/python3 - "$TB_TMP/r4.out" <<'PY' &
+import errno, socket, sys, time
+s = socket.socket()
+s.settimeout(30)
+t0 = time.monotonic()
+try:
+    s.connect(("198.51.100.1", 59999))
+    result = "connected"
+except ConnectionRefusedError:
+    result = "refused"
+except socket.timeout:
+    result = "timeout"
+except OSError as e:
+    result = "error %s" % errno.errorcode.get(e.errno, e.errno)
+open(sys.argv[1], "w").write("%s %.1f\n" % (result, time.monotonic() - t0))
+PY
+r4_pid=$!
+check "the SYN is held" wait_until 3 bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^syn_held +1$'"
+ctl clock advance 5s >/dev/null
+sleep 0.5 # the daemon answers held SYNs within 100 ms of falling due: give it a chance to err
+check_not "N5382-R4: no answer 5 s (test clock) after the SYN" test -s "$TB_TMP/r4.out"
+ctl clock advance 1s >/dev/null
+check "N5382-R4: ICMP port unreachable after 6 s refuses the connection" \
+	wait_until 5 grep -q '^refused' "$TB_TMP/r4.out"
+wait "$r4_pid"
+check "stats count the ICMP sent" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^icmp_port_unreachable_sent +1$'"
 "$LGTB" gateway stop
 
 check "lgtb down" "$LGTB" down
