@@ -5,7 +5,9 @@
 #include "dataplane/synhold.h"
 #include "dataplane/tcpstate.h"
 
+#include <arpa/inet.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -303,6 +305,24 @@ void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
 	out->flows_capacity = lg_flowtab_capacity(e->flows);
 	out->mappings_active = lg_flowtab_mappings(e->flows);
 	pthread_mutex_unlock(&e->lock);
+}
+
+void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *arg)
+{
+	pthread_mutex_lock(&e->lock);
+	lg_flowtab_set_mapping_hook(e->flows, fn, arg);
+	pthread_mutex_unlock(&e->lock);
+}
+
+void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
+			   uint16_t pub_port, char *buf, size_t size)
+{
+	char in[INET_ADDRSTRLEN], pub[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &in_addr, in, sizeof(in));
+	inet_ntop(AF_INET, &pub_addr, pub, sizeof(pub));
+	snprintf(buf, size, "mapping %s proto=tcp inside=%s:%u public=%s:%u",
+		 created ? "create" : "release", in, ntohs(in_port), pub, ntohs(pub_port));
 }
 
 const char *lg_drop_reason_name(enum lg_drop_reason reason)

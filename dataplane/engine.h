@@ -67,6 +67,13 @@ size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns);
 size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max);
 
 void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out);
+
+/* Report every mapping created and released (RFC 6888 section 4 logging: protocol, inside
+ * and public endpoints, never the destination). FN runs in the packet path, under the lock. */
+void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *arg);
+/* "mapping create proto=tcp inside=A:P public=A:P" (or "release"): the stable log format. */
+void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
+			   uint16_t pub_port, char *buf, size_t size);
 const char *lg_drop_reason_name(enum lg_drop_reason reason);
 
 #endif

@@ -32,6 +32,8 @@ struct lg_flowtab {
 	uint16_t port_lo, port_hi;
 	uint64_t seed, rng;
 	uint32_t next_id;
+	lg_mapping_hook *mapping_hook;
+	void *mapping_hook_arg;
 };
 
 /* Keyed so that remote parties cannot aim many tuples at one chain. */
@@ -233,6 +235,8 @@ static struct mapping *mapping_get(struct lg_flowtab *t, uint32_t in_addr, uint1
 	t->map_buckets[b] = idx + 1;
 	t->port_map[port] = idx + 1;
 	t->map_count++;
+	if (t->mapping_hook)
+		t->mapping_hook(true, in_addr, in_port, t->pub_addr, m->pub_port, t->mapping_hook_arg);
 	return m;
 }
 
@@ -258,6 +262,9 @@ static void mapping_put(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port
 			*link = m->next;
 			port_mark(t, ntohs(m->pub_port), false);
 			t->port_map[ntohs(m->pub_port)] = 0;
+			if (t->mapping_hook)
+				t->mapping_hook(false, in_addr, in_port, t->pub_addr, m->pub_port,
+						t->mapping_hook_arg);
 			t->map_free[t->map_free_top++] = idx;
 			t->map_count--;
 			return;
@@ -368,6 +375,12 @@ bool lg_flowtab_mapping_sent_to(const struct lg_flowtab *t, uint16_t pub_port, u
 		if (t->slots[s - 1].rem_addr == rem_addr)
 			return true;
 	return false;
+}
+
+void lg_flowtab_set_mapping_hook(struct lg_flowtab *t, lg_mapping_hook *fn, void *arg)
+{
+	t->mapping_hook = fn;
+	t->mapping_hook_arg = arg;
 }
 
 size_t lg_flowtab_mappings(const struct lg_flowtab *t)

@@ -50,6 +50,11 @@ size_t lg_flowtab_count(const struct lg_flowtab *t);
 size_t lg_flowtab_capacity(const struct lg_flowtab *t);
 size_t lg_flowtab_mappings(const struct lg_flowtab *t);
 
+/* Called when a mapping is created (CREATED) or released with its last flow. */
+typedef void lg_mapping_hook(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
+			     uint16_t pub_port, void *arg);
+void lg_flowtab_set_mapping_hook(struct lg_flowtab *t, lg_mapping_hook *fn, void *arg);
+
 /* The inside endpoint that owns public port PUB_PORT (network order), if any. */
 bool lg_flowtab_mapping_of_port(const struct lg_flowtab *t, uint16_t pub_port, uint32_t *in_addr,
 				uint16_t *in_port);

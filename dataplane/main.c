@@ -221,6 +221,16 @@ static int replay(const struct options *o, const struct lg_policy *pol)
 	return rc < 0 ? 1 : 0;
 }
 
+static void log_mapping(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
+			uint16_t pub_port, void *arg)
+{
+	char line[128];
+
+	(void)arg;
+	lg_mapping_log_format(created, in_addr, in_port, pub_addr, pub_port, line, sizeof(line));
+	lg_log(LG_LOG_INFO, "%s", line);
+}
+
 /* Our own ICMP errors leave through a raw socket; the packet is complete, headers included. */
 static void send_raw(const uint8_t *pkt, size_t len, uint32_t dst, void *arg)
 {
@@ -304,6 +314,7 @@ int main(int argc, char **argv)
 	engine = lg_engine_create(&pol, 0);
 	if (!engine)
 		lg_log_fatal("cannot allocate a flow table of %u flows", pol.max_flows);
+	lg_engine_set_mapping_log(engine, log_mapping, NULL);
 	for (uint16_t i = 0; i < pol.queue_count; i++) {
 		queues[i] = lg_nfq_open((uint16_t)(pol.queue_first + i), err, sizeof(err));
 		if (!queues[i])

@@ -528,6 +528,47 @@ static void test_unsolicited_syn_superseded(void)
 	lg_engine_destroy(e);
 }
 
+struct maplog {
+	char lines[8][128];
+	int n;
+};
+
+static void collect_mapping(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
+			    uint16_t pub_port, void *arg)
+{
+	struct maplog *l = arg;
+
+	if (l->n < 8)
+		lg_mapping_log_format(created, in_addr, in_port, pub_addr, pub_port, l->lines[l->n++],
+				      sizeof(l->lines[0]));
+}
+
+static void test_mapping_log(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	struct maplog log = { .n = 0 };
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	char want[128];
+	uint16_t pub;
+
+	lg_engine_set_mapping_log(e, collect_mapping, &log);
+	pub = open_flow(e, 40000, S);
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 587, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	CHECK_EQ_INT(log.n, 1, "C6888-LOG: one line per mapping, not per flow");
+	snprintf(want, sizeof(want), "mapping create proto=tcp inside=10.77.0.2:40000 public=198.51.100.1:%u", pub);
+	CHECK_EQ_STR(log.lines[0], want, "C6888-LOG: protocol, inside and public endpoints");
+	lg_engine_expire(e, 100000 * S);
+	CHECK_EQ_INT(log.n, 2, "release logged once, with the last flow");
+	snprintf(want, sizeof(want), "mapping release proto=tcp inside=10.77.0.2:40000 public=198.51.100.1:%u", pub);
+	CHECK_EQ_STR(log.lines[1], want, "release line");
+	for (int i = 0; i < log.n; i++)
+		CHECK(strstr(log.lines[i], "198.51.100.2") == NULL, "C6888-R12: no destination logged");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
 	test_nat_both_ways();
@@ -539,5 +580,6 @@ int main(void)
 	test_filtering();
 	test_unsolicited_syn();
 	test_unsolicited_syn_superseded();
+	test_mapping_log();
 	return lgtest_finish();
 }

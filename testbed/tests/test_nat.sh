@@ -82,6 +82,10 @@ flow_id=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]
 check "flow ID shows both tuples and the timer" \
 	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $flow_id | grep -q '^timer *established'"
 
+check "C6888-LOG: the mapping is logged with inside and public endpoints" \
+	grep -q "mapping create proto=tcp inside=10.77.0.2:$cport public=$srv_peer\$" /run/lgtb/lemongated.log
+check_not "C6888-R12: the log holds no destination address" grep -q '198\.51\.100\.2' /run/lgtb/lemongated.log
+
 touch "$TB_TMP/release"
 wait "$client_pid"
 check "LOGOUT completes through NAT" grep -q '^a3 OK LOGOUT' "$TB_TMP/imap.out"
