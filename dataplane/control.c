@@ -220,6 +220,12 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 		(unsigned long long)st.syn_hold_overflow);
 	fprintf(out, "stat name=icmp_port_unreachable_sent value=%llu\n",
 		(unsigned long long)st.icmp_port_unreachable_sent);
+	fprintf(out, "stat name=icmp_errors_translated_in value=%llu\n",
+		(unsigned long long)st.icmp_errors_in);
+	fprintf(out, "stat name=icmp_errors_translated_out value=%llu\n",
+		(unsigned long long)st.icmp_errors_out);
+	fprintf(out, "stat name=icmp_frag_needed_translated value=%llu\n",
+		(unsigned long long)st.icmp_frag_needed);
 	for (size_t i = 0; i < ctx->queue_count; i++) {
 		const struct lg_nfq_stats *q = lg_nfq_stats(ctx->queues[i]);
 

@@ -170,6 +170,36 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 	return LG_VERDICT_ACCEPT;
 }
 
+/* An ICMP error about one of our flows is translated through that flow and passed on. It never
+ * changes, shortens, ends or refreshes the flow (RFC 5382 REQ-10, RFC 5383 section 4.2). */
+static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_pkt *p)
+{
+	const struct lg_icmp_error *ie = &p->icmp;
+	struct lg_flow *f;
+
+	if (p->daddr == e->pol.nat_public) {
+		/* about a segment we sent out: it quotes public:port -> remote */
+		if (ie->inner_saddr != e->pol.nat_public)
+			return drop(e, LG_DROP_ICMP_NO_FLOW);
+		f = lg_flowtab_find_public(e->flows, ie->inner_sport, ie->inner_daddr, ie->inner_dport);
+		if (!f)
+			return drop(e, LG_DROP_ICMP_NO_FLOW);
+		lg_nat_icmp_to_inside(p, f->in_addr, f->in_port);
+		e->st.icmp_errors_in++;
+	} else {
+		/* from the inside, about a segment it received through us: remote -> inside */
+		f = lg_flowtab_find_inside(e->flows, ie->inner_daddr, ie->inner_dport, ie->inner_saddr,
+					   ie->inner_sport);
+		if (!f)
+			return drop(e, LG_DROP_ICMP_NO_FLOW);
+		lg_nat_icmp_to_outside(p, f->pub_addr, f->pub_port);
+		e->st.icmp_errors_out++;
+	}
+	if (ie->type == 3 && ie->code == 4)
+		e->st.icmp_frag_needed++;
+	return LG_VERDICT_ACCEPT;
+}
+
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out)
 {
@@ -180,9 +210,18 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 	*modified = false;
 	*len_out = caplen;
 	pthread_mutex_lock(&e->lock);
-	if (status != LG_PKT_OK) {
+	if (status == LG_PKT_ICMP_UNSUPPORTED) {
+		v = drop(e, LG_DROP_UNSUPPORTED);
+	} else if (status != LG_PKT_OK) {
 		e->st.malformed[status]++;
 		v = drop(e, LG_DROP_MALFORMED);
+	} else if (p.proto == LG_IPPROTO_ICMP &&
+		   (p.daddr == e->pol.nat_public || lg_policy_is_inside(&e->pol, p.saddr))) {
+		v = icmp_error(e, &p);
+		*modified = v == LG_VERDICT_ACCEPT;
+	} else if (p.proto == LG_IPPROTO_ICMP) {
+		e->st.passed_untranslated++;
+		v = LG_VERDICT_ACCEPT;
 	} else if (p.daddr == e->pol.nat_public) {
 		v = inbound(e, &p, now_ns);
 		*modified = v == LG_VERDICT_ACCEPT;
@@ -332,6 +371,8 @@ const char *lg_drop_reason_name(enum lg_drop_reason reason)
 		[LG_DROP_NO_FLOW_OUT] = "no_flow_outbound",
 		[LG_DROP_UNSOLICITED] = "unsolicited_inbound",
 		[LG_DROP_FILTERED] = "filtered_inbound",
+		[LG_DROP_ICMP_NO_FLOW] = "icmp_error_without_flow",
+		[LG_DROP_UNSUPPORTED] = "unsupported",
 		[LG_DROP_TABLE_FULL] = "table_full",
 		[LG_DROP_NO_PORT] = "no_public_port",
 	};

@@ -18,6 +18,8 @@ enum lg_drop_reason {
 	LG_DROP_NO_FLOW_OUT,  /* outbound non-SYN without a flow */
 	LG_DROP_UNSOLICITED,  /* inbound without a flow or a mapping that admits it */
 	LG_DROP_FILTERED,     /* inbound SYN to a mapping, refused by address-dependent filtering */
+	LG_DROP_ICMP_NO_FLOW, /* an ICMP error about no flow of ours (RFC 5508 REQ-4: silently) */
+	LG_DROP_UNSUPPORTED,  /* ICMP queries and errors about other protocols: not NATed yet */
 	LG_DROP_TABLE_FULL,
 	LG_DROP_NO_PORT,
 	LG_DROP_REASON_COUNT
@@ -35,6 +37,8 @@ struct lg_engine_stats {
 	uint64_t syn_hold_silent;   /* 6 s passed, policy says no answer */
 	uint64_t syn_hold_overflow; /* forgotten unanswered: too many held at once */
 	uint64_t icmp_port_unreachable_sent;
+	uint64_t icmp_errors_in, icmp_errors_out; /* translated toward inside / outside */
+	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t flows_active, flows_capacity, mappings_active;
 };
 

@@ -39,3 +39,60 @@ void lg_nat_rewrite_dst(struct lg_pkt *pkt, uint32_t addr, uint16_t port)
 {
 	rewrite(pkt, IP_DADDR_OFF, TCP_DPORT_OFF, &pkt->daddr, &pkt->dport, addr, port);
 }
+
+#define ICMP_CSUM_OFF 2
+
+/* Rewrite the quoted datagram's address at ADDR_OFF and port at PORT_OFF. Its IP checksum is
+ * updated, and the ICMP checksum for every word that changed. The quoted TCP checksum is left
+ * as it is: it covers a segment the error carries only the start of (RFC 5508 section 4.1). */
+static void rewrite_inner(struct lg_pkt *pkt, size_t addr_off, size_t port_off, uint32_t addr,
+			  uint16_t port)
+{
+	struct lg_icmp_error *ie = &pkt->icmp;
+	uint8_t *icmp_csum = ie->icmp + ICMP_CSUM_OFF;
+	uint32_t old_addr;
+	uint16_t old_port, old_ipcsum, new_ipcsum;
+
+	memcpy(&old_addr, ie->inner_ip + addr_off, 4);
+	memcpy(&old_port, ie->inner_l4 + port_off, 2);
+	memcpy(&old_ipcsum, ie->inner_ip + IP_CSUM_OFF, 2);
+	if (old_addr != addr) {
+		lg_csum_replace32(ie->inner_ip + IP_CSUM_OFF, old_addr, addr);
+		memcpy(ie->inner_ip + addr_off, &addr, 4);
+		lg_csum_replace32(icmp_csum, old_addr, addr);
+	}
+	memcpy(&new_ipcsum, ie->inner_ip + IP_CSUM_OFF, 2);
+	lg_csum_replace16(icmp_csum, old_ipcsum, new_ipcsum);
+	if (old_port != port) {
+		memcpy(ie->inner_l4 + port_off, &port, 2);
+		lg_csum_replace16(icmp_csum, old_port, port);
+	}
+	if (addr_off == IP_SADDR_OFF) {
+		ie->inner_saddr = addr;
+		ie->inner_sport = port;
+	} else {
+		ie->inner_daddr = addr;
+		ie->inner_dport = port;
+	}
+}
+
+static void rewrite_outer(struct lg_pkt *pkt, size_t addr_off, uint32_t *field, uint32_t addr)
+{
+	if (*field == addr)
+		return;
+	lg_csum_replace32(pkt->ip + IP_CSUM_OFF, *field, addr);
+	memcpy(pkt->ip + addr_off, &addr, 4);
+	*field = addr;
+}
+
+void lg_nat_icmp_to_inside(struct lg_pkt *pkt, uint32_t in_addr, uint16_t in_port)
+{
+	rewrite_outer(pkt, IP_DADDR_OFF, &pkt->daddr, in_addr);
+	rewrite_inner(pkt, IP_SADDR_OFF, TCP_SPORT_OFF, in_addr, in_port);
+}
+
+void lg_nat_icmp_to_outside(struct lg_pkt *pkt, uint32_t pub_addr, uint16_t pub_port)
+{
+	rewrite_outer(pkt, IP_SADDR_OFF, &pkt->saddr, pub_addr);
+	rewrite_inner(pkt, IP_DADDR_OFF, TCP_DPORT_OFF, pub_addr, pub_port);
+}

@@ -8,4 +8,11 @@
 void lg_nat_rewrite_src(struct lg_pkt *pkt, uint32_t addr, uint16_t port);
 void lg_nat_rewrite_dst(struct lg_pkt *pkt, uint32_t addr, uint16_t port);
 
+/* An ICMP error arriving for the public address about a packet we sent out (RFC 5508
+ * section 4.2.1): outer destination and quoted source become the inside endpoint. */
+void lg_nat_icmp_to_inside(struct lg_pkt *pkt, uint32_t in_addr, uint16_t in_port);
+/* An ICMP error an inside host sends about a packet it received through us (RFC 5508
+ * section 4.2.2): outer source and quoted destination become the public endpoint. */
+void lg_nat_icmp_to_outside(struct lg_pkt *pkt, uint32_t pub_addr, uint16_t pub_port);
+
 #endif

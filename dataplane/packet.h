@@ -1,5 +1,5 @@
-/* Parsing and validation of the IPv4/TCP packets handed to us by NFQUEUE or a capture.
- * Nothing in a packet is trusted until lg_pkt_parse has accepted it. */
+/* Parsing and validation of the IPv4 packets handed to us by NFQUEUE or a capture: TCP, and
+ * ICMP errors about TCP. Nothing in a packet is trusted until lg_pkt_parse has accepted it. */
 #ifndef LG_PACKET_H
 #define LG_PACKET_H
 
@@ -23,15 +23,36 @@ enum lg_pkt_status {
 	LG_PKT_NOT_TCP,
 	LG_PKT_BAD_TCP_OFFSET,
 	LG_PKT_BAD_TCP_OPTIONS, /* an option runs past the header or has length < 2 */
+	LG_PKT_BAD_ICMP_CSUM,   /* RFC 5508 REQ-3: dropped silently */
+	LG_PKT_BAD_INNER,       /* the datagram inside an ICMP error is not a whole IPv4 header */
+	LG_PKT_BAD_INNER_CSUM,  /* RFC 5508 REQ-3a: the embedded IP header checksum is wrong */
+	LG_PKT_ICMP_UNSUPPORTED, /* an ICMP query, or an error about something other than TCP */
 	LG_PKT_STATUS_COUNT
 };
 
+#define LG_IPPROTO_ICMP 1
+#define LG_IPPROTO_TCP  6
+
+/* An ICMP error and the start of the datagram it quotes (RFC 792, RFC 5508 section 4.1). */
+struct lg_icmp_error {
+	uint8_t *icmp;          /* ICMP header */
+	size_t icmp_len;        /* ICMP header + body, RFC 4884 extensions included */
+	uint8_t type, code;
+	uint8_t *inner_ip;      /* the quoted IPv4 header (options skipped by its IHL) */
+	size_t inner_ihl;
+	uint8_t *inner_l4;      /* at least the 8 bytes that hold the TCP ports */
+	uint32_t inner_saddr, inner_daddr; /* network byte order */
+	uint16_t inner_sport, inner_dport; /* network byte order */
+};
+
 struct lg_pkt {
+	uint8_t proto;         /* LG_IPPROTO_TCP, or LG_IPPROTO_ICMP for an ICMP error */
+	struct lg_icmp_error icmp;
 	uint8_t *ip;       /* IPv4 header */
 	size_t len;        /* IP total length (bytes beyond it are ignored) */
 	size_t ihl;        /* IP header length in bytes */
-	uint8_t *l4;       /* TCP header */
-	size_t l4_len;     /* TCP header + payload */
+	uint8_t *l4;       /* TCP header, or the ICMP header */
+	size_t l4_len;     /* TCP header + payload, or the ICMP message */
 	size_t payload_len;
 	uint32_t saddr, daddr; /* network byte order */
 	uint16_t sport, dport; /* network byte order */

@@ -112,7 +112,7 @@ int lg_replay_run(struct lg_engine *engine, const char *in, const char *out,
 		/* the capture's clock, never going backwards: it drives every timer */
 		if (ts > clock_ns)
 			clock_ns = ts;
-		if (l3 < 0 || (size_t)l3 + 20 > caplen || data[l3 + 9] != 6) {
+		if (l3 < 0 || (size_t)l3 + 20 > caplen || (data[l3 + 9] != 6 && data[l3 + 9] != 1)) {
 			st->not_steered++;
 			continue;
 		}

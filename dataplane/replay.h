@@ -1,5 +1,5 @@
 /* Offline mode: the packet path over a capture file (libpcap), no kernel and no root.
- * Feeds the engine what the steering rules would queue (IPv4 TCP), with the capture's
+ * Feeds the engine what the steering rules would queue (IPv4 TCP and ICMP), with the capture's
  * timestamps as the clock, and writes the packets it would forward, translated. */
 #ifndef LG_REPLAY_H
 #define LG_REPLAY_H
@@ -11,7 +11,7 @@
 
 struct lg_replay_stats {
 	uint64_t read;          /* records in the capture */
-	uint64_t not_steered;   /* not IPv4 TCP: left out, as the steering rules would */
+	uint64_t not_steered;   /* neither IPv4 TCP nor ICMP: left out, as the steering rules would */
 	uint64_t accepted, dropped, modified;
 	double seconds;         /* wall time in the packet path */
 };

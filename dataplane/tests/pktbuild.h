@@ -68,6 +68,38 @@ static inline size_t build_tcp4(uint8_t *buf, const char *src, uint16_t sport, c
 	return build_tcp4_spec(buf, src, sport, dst, dport, flags, &spec, payload);
 }
 
+/* An ICMP error from SRC to DST quoting the first QUOTE_LEN bytes of INNER. REST_OF_HEADER is
+ * the 4 bytes after the checksum (next-hop MTU, RFC 4884 length...). EXT/EXT_LEN, if given,
+ * are appended after the quote (RFC 4884 extensions). Returns the packet length. */
+static inline size_t build_icmp4(uint8_t *buf, const char *src, const char *dst, uint8_t type,
+				 uint8_t code, const uint8_t rest_of_header[4], const uint8_t *inner,
+				 size_t quote_len, const uint8_t *ext, size_t ext_len)
+{
+	size_t len = 20 + 8 + quote_len + ext_len;
+	uint32_t s = inet_addr(src), d = inet_addr(dst);
+	uint16_t v16;
+
+	memset(buf, 0, 28);
+	buf[0] = 0x45;
+	v16 = htons((uint16_t)len);
+	memcpy(buf + 2, &v16, 2);
+	buf[8] = 64;
+	buf[9] = 1;
+	memcpy(buf + 12, &s, 4);
+	memcpy(buf + 16, &d, 4);
+	v16 = lg_csum_ipv4_header(buf, 20);
+	memcpy(buf + 10, &v16, 2);
+	buf[20] = type;
+	buf[21] = code;
+	memcpy(buf + 24, rest_of_header, 4);
+	memcpy(buf + 28, inner, quote_len);
+	if (ext_len)
+		memcpy(buf + 28 + quote_len, ext, ext_len);
+	v16 = lg_csum_finish(lg_csum_add(0, buf + 20, len - 20));
+	memcpy(buf + 22, &v16, 2);
+	return len;
+}
+
 /* Both checksums of a packet verify from scratch. */
 static inline int checksums_ok(const uint8_t *buf, size_t len)
 {

@@ -223,7 +223,9 @@ static void test_random_garbage(void)
 			buf[0] = 0x45; /* more interesting: valid version and IHL */
 		if (lg_pkt_parse(buf, len, &p) == LG_PKT_OK) {
 			accepted++;
-			if (!(p.len <= len && p.ihl + 20 <= p.len && p.l4 + p.l4_len == buf + p.len)) {
+			size_t l4_min = p.proto == LG_IPPROTO_TCP ? 20 : 8;
+
+			if (!(p.len <= len && p.ihl + l4_min <= p.len && p.l4 + p.l4_len == buf + p.len)) {
 				CHECK(0, "inconsistent accepted packet");
 				return;
 			}

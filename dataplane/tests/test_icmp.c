@@ -1,0 +1,240 @@
+#include "dataplane/engine.h"
+#include "dataplane/tcpstate.h"
+#include "lgtest.h"
+#include "pktbuild.h"
+
+#define S (1000000000ull)
+
+static const uint8_t no_rest[4] = { 0, 0, 0, 0 };
+static const uint8_t mtu1280[4] = { 0, 0, 0x05, 0x00 };
+
+static struct lg_engine *engine(void)
+{
+	struct lg_policy pol;
+
+	lg_policy_defaults(&pol);
+	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
+	pol.nat_inside_count = 1;
+	pol.nat_public = inet_addr("198.51.100.1");
+	pol.port_lo = 20000;
+	pol.port_hi = 29999;
+	return lg_engine_create(&pol, 0);
+}
+
+static enum lg_verdict run(struct lg_engine *e, uint8_t *buf, size_t len, uint64_t now, bool *mod)
+{
+	size_t out_len;
+
+	return lg_engine_packet(e, buf, len, now, mod, &out_len);
+}
+
+static uint16_t rd16be(const uint8_t *p)
+{
+	return (uint16_t)(p[0] << 8 | p[1]);
+}
+
+static uint32_t rd_addr(const uint8_t *p)
+{
+	uint32_t v;
+
+	memcpy(&v, p, 4);
+	return v;
+}
+
+static bool icmp_checksums_ok(const uint8_t *buf, size_t len, size_t inner_ihl)
+{
+	return lg_csum_ipv4_header(buf, 20) == 0 &&
+	       lg_csum_finish(lg_csum_add(0, buf + 20, len - 20)) == 0 &&
+	       lg_csum_ipv4_header(buf + 28, inner_ihl) == 0;
+}
+
+/* Establish 10.77.0.2:40000 <-> 198.51.100.2:143; returns the public port. */
+static uint16_t establish(struct lg_engine *e)
+{
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	pub = rd16be(buf + 20);
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK, NULL);
+	run(e, buf, len, S, &mod);
+	return pub;
+}
+
+/* The segment as the server saw it (already translated), to be quoted by an error. */
+static size_t outside_segment(uint8_t *buf, uint16_t pub)
+{
+	return build_tcp4(buf, "198.51.100.1", pub, "198.51.100.2", 143, LG_TCP_ACK, "a1 NOOP\r\n");
+}
+
+static void test_frag_needed(void)
+{
+	struct lg_engine *e = engine();
+	uint16_t pub = establish(e);
+	uint8_t seg[128], buf[256], tcp_csum[2];
+	size_t seg_len = outside_segment(seg, pub), len;
+	struct lg_flow_view v[2];
+	struct lg_engine_stats st;
+	bool mod;
+
+	memcpy(tcp_csum, seg + 36, 2);
+	/* from a router on the way, not the server: not filtered by source (RFC 4787 REQ-12a) */
+	len = build_icmp4(buf, "198.51.100.77", "198.51.100.1", 3, 4, mtu1280, seg, seg_len, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 5 * S, &mod), LG_VERDICT_ACCEPT, "N5382-R9: 3/4 about a flow passes");
+	CHECK(mod, "and is rewritten");
+	CHECK_EQ_INT(rd_addr(buf + 16), inet_addr("10.77.0.2"), "I5508-R4c: outer destination is the inside host");
+	CHECK_EQ_INT(rd_addr(buf + 12), inet_addr("198.51.100.77"), "outer source kept");
+	CHECK(buf[20] == 3 && buf[21] == 4, "I5508-R4b: type and code unchanged");
+	CHECK(memcmp(buf + 24, mtu1280, 4) == 0, "next-hop MTU unchanged");
+	CHECK_EQ_INT(rd_addr(buf + 28 + 12), inet_addr("10.77.0.2"), "I5508-R4a: quoted source reverted");
+	CHECK_EQ_INT(rd16be(buf + 48), 40000, "quoted source port reverted");
+	CHECK_EQ_INT(rd_addr(buf + 28 + 16), inet_addr("198.51.100.2"), "quoted destination kept");
+	CHECK(icmp_checksums_ok(buf, len, 20), "I5508-3022: outer IP, ICMP and quoted IP checksums valid");
+	CHECK(memcmp(buf + 28 + 36, tcp_csum, 2) == 0, "quoted TCP checksum left as it was");
+	CHECK(memcmp(buf + 28 + 40, "a1 NOOP\r\n", 9) == 0, "quoted payload untouched");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.icmp_errors_in, 1, "counted");
+	CHECK_EQ_INT(st.icmp_frag_needed, 1, "frag-needed counted");
+	CHECK_EQ_INT(lg_engine_flows(e, 5 * S, v, 2), 1, "flow still there");
+	CHECK_EQ_INT(v[0].idle_s, 4, "the ICMP error did not refresh the flow");
+	lg_engine_destroy(e);
+}
+
+static void test_no_icmp_ends_a_flow(void)
+{
+	static const uint8_t kinds[][2] = { { 3, 0 }, { 3, 1 }, { 3, 5 }, { 3, 3 }, { 3, 13 },
+					    { 11, 0 }, { 12, 0 }, { 3, 2 }, { 4, 0 }, { 5, 1 } };
+	struct lg_engine *e = engine();
+	uint16_t pub = establish(e);
+	uint8_t seg[128], buf[256];
+	size_t len;
+	struct lg_flow_view v[2];
+	bool mod;
+
+	outside_segment(seg, pub);
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
+		len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", kinds[i][0], kinds[i][1], no_rest,
+				  seg, 28, NULL, 0);
+		if (run(e, buf, len, 2 * S, &mod) != LG_VERDICT_ACCEPT)
+			CHECK(0, "ICMP %u/%u not passed", kinds[i][0], kinds[i][1]);
+		if (lg_engine_flows(e, 2 * S, v, 2) != 1 || v[0].flow.state != LG_TCP_ESTABLISHED)
+			CHECK(0, "N5382-R10: ICMP %u/%u changed the flow", kinds[i][0], kinds[i][1]);
+	}
+	CHECK(1, "N5382-R10, L5383-4.2b: ten kinds of ICMP error, the flow stays established");
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_ACK, "a1 OK\r\n");
+	CHECK_EQ_INT(run(e, buf, len, 3 * S, &mod), LG_VERDICT_ACCEPT, "data still flows after them");
+	lg_engine_destroy(e);
+}
+
+static void test_bad_and_unknown(void)
+{
+	struct lg_engine *e = engine();
+	uint16_t pub = establish(e);
+	uint8_t seg[128], buf[256];
+	size_t seg_len = outside_segment(seg, pub), len;
+	struct lg_engine_stats st;
+	bool mod;
+
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, seg_len, NULL, 0);
+	buf[30] ^= 0x40; /* a quoted byte changes, the ICMP checksum no longer matches */
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "I5508-R3: bad ICMP checksum dropped");
+	seg[10] ^= 0xff; /* the quoted IP header checksum */
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, seg_len, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP,
+		     "I5508-R3a: bad quoted IP checksum dropped");
+	seg[10] ^= 0xff;
+	seg[36] ^= 0xff; /* the quoted TCP checksum: not ours to judge */
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, seg_len, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT,
+		     "I5508-R3c: wrong quoted TCP checksum still forwarded");
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, 28, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT,
+		     "I5508-R3c: only 8 bytes of TCP quoted, still forwarded");
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, 24, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "ports not quoted: dropped");
+	outside_segment(seg, (uint16_t)(pub == 29999 ? 20000 : pub + 1));
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, seg_len, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP,
+		     "I5508-R4: an error about no flow is dropped silently");
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 8, 0, no_rest, (const uint8_t *)"ping", 4,
+			  NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "echo not NATed yet: dropped");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.malformed[LG_PKT_BAD_ICMP_CSUM], 1, "bad ICMP checksum counted");
+	CHECK_EQ_INT(st.malformed[LG_PKT_BAD_INNER_CSUM], 1, "bad inner checksum counted");
+	CHECK_EQ_INT(st.dropped[LG_DROP_ICMP_NO_FLOW], 1, "error without flow counted");
+	CHECK_EQ_INT(st.dropped[LG_DROP_UNSUPPORTED], 2, "unsupported counted");
+	lg_engine_destroy(e);
+}
+
+static void test_options_and_extensions(void)
+{
+	struct lg_engine *e = engine();
+	uint16_t pub = establish(e);
+	uint8_t seg[160], opt_seg[160], buf[400], ext[12], quote[128];
+	size_t seg_len = outside_segment(seg, pub), len;
+	uint8_t rest[4] = { 0, 32, 0, 0 }; /* RFC 4884: 32 words = 128 bytes of datagram */
+	bool mod;
+	uint16_t c;
+
+	/* I5508-R3b: a quoted IP header with options (IHL 6) */
+	memcpy(opt_seg, seg, 20);
+	opt_seg[0] = 0x46;
+	memcpy(opt_seg + 20, "\x01\x01\x01\x00", 4); /* NOP NOP NOP EOL */
+	memcpy(opt_seg + 24, seg + 20, seg_len - 20);
+	memset(opt_seg + 10, 0, 2);
+	c = lg_csum_ipv4_header(opt_seg, 24);
+	memcpy(opt_seg + 10, &c, 2);
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, opt_seg, seg_len + 4, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "I5508-R3b: quoted IP options walked past");
+	CHECK_EQ_INT(rd16be(buf + 28 + 24), 40000, "port found after the options");
+	CHECK(icmp_checksums_ok(buf, len, 24), "checksums with quoted options");
+
+	/* I5508-R3d: RFC 4884 length and an extension structure after the padded datagram */
+	memset(quote, 0, sizeof(quote));
+	memcpy(quote, seg, seg_len);
+	memcpy(ext, "\x20\x00\x00\x00\x00\x08\x01\x01\xde\xad\xbe\xef", 12);
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 0, rest, quote, 128, ext, 12);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "I5508-R3d: RFC 4884 extension passes");
+	CHECK(memcmp(buf + 28 + 128, ext, 12) == 0, "extension untouched");
+	CHECK(buf[25] == 32, "RFC 4884 length kept");
+	CHECK(icmp_checksums_ok(buf, len, 20), "checksums with the extension");
+	CHECK_EQ_INT(rd16be(buf + 48), 40000, "quoted port reverted");
+	lg_engine_destroy(e);
+}
+
+static void test_private_realm_error(void)
+{
+	struct lg_engine *e = engine();
+	uint16_t pub = establish(e);
+	uint8_t seg[128], buf[256];
+	size_t len;
+	bool mod;
+
+	/* what the client received: the server's segment after translation */
+	len = build_tcp4(seg, "198.51.100.2", 143, "10.77.0.2", 40000, LG_TCP_ACK, "* OK\r\n");
+	len = build_icmp4(buf, "10.77.0.2", "198.51.100.2", 3, 3, no_rest, seg, 28, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "I5508-R5: inside error about a flow passes");
+	CHECK_EQ_INT(rd_addr(buf + 12), inet_addr("198.51.100.1"), "I5508-R5: outer source is the public address");
+	CHECK_EQ_INT(rd_addr(buf + 28 + 16), inet_addr("198.51.100.1"), "quoted destination is the public address");
+	CHECK_EQ_INT(rd16be(buf + 28 + 22), pub, "quoted destination port is the public port");
+	CHECK(buf[20] == 3 && buf[21] == 3, "type and code unchanged");
+	CHECK(icmp_checksums_ok(buf, len, 20), "checksums valid");
+	len = build_tcp4(seg, "198.51.100.9", 143, "10.77.0.2", 40000, LG_TCP_ACK, "x");
+	len = build_icmp4(buf, "10.77.0.2", "198.51.100.9", 3, 3, no_rest, seg, 28, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "inside error about no flow dropped");
+	lg_engine_destroy(e);
+}
+
+int main(void)
+{
+	test_frag_needed();
+	test_no_icmp_ends_a_flow();
+	test_bad_and_unknown();
+	test_options_and_extensions();
+	test_private_realm_error();
+	return lgtest_finish();
+}
