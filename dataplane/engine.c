@@ -172,7 +172,7 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 
 /* An ICMP error about one of our flows is translated through that flow and passed on. It never
  * changes, shortens, ends or refreshes the flow (RFC 5382 REQ-10, RFC 5383 section 4.2). */
-static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_pkt *p)
+static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_pkt *p, bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
 	struct lg_flow *f;
@@ -181,6 +181,11 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_pkt *p)
 		/* about a segment we sent out: it quotes public:port -> remote */
 		if (ie->inner_saddr != e->pol.nat_public)
 			return drop(e, LG_DROP_ICMP_NO_FLOW);
+		if (ntohs(ie->inner_sport) < e->pol.port_lo || ntohs(ie->inner_sport) > e->pol.port_hi) {
+			/* the gateway's own connection, outside the NAT range: not ours to translate */
+			e->st.passed_untranslated++;
+			return LG_VERDICT_ACCEPT;
+		}
 		f = lg_flowtab_find_public(e->flows, ie->inner_sport, ie->inner_daddr, ie->inner_dport);
 		if (!f)
 			return drop(e, LG_DROP_ICMP_NO_FLOW);
@@ -197,6 +202,7 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_pkt *p)
 	}
 	if (ie->type == 3 && ie->code == 4)
 		e->st.icmp_frag_needed++;
+	*modified = true;
 	return LG_VERDICT_ACCEPT;
 }
 
@@ -217,8 +223,7 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 		v = drop(e, LG_DROP_MALFORMED);
 	} else if (p.proto == LG_IPPROTO_ICMP &&
 		   (p.daddr == e->pol.nat_public || lg_policy_is_inside(&e->pol, p.saddr))) {
-		v = icmp_error(e, &p);
-		*modified = v == LG_VERDICT_ACCEPT;
+		v = icmp_error(e, &p, modified);
 	} else if (p.proto == LG_IPPROTO_ICMP) {
 		e->st.passed_untranslated++;
 		v = LG_VERDICT_ACCEPT;

@@ -85,6 +85,9 @@ void lg_steer_remove(void)
 		}                                                                      \
 	} while (0)
 
+static const char *const icmp_errors[] = { "destination-unreachable", "time-exceeded",
+					    "parameter-problem" };
+
 int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 {
 	char pub[INET_ADDRSTRLEN + 3], ports[16], queue[16];
@@ -115,6 +118,26 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		    "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "CT", "--notrack");
 		TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o", pol->outside_if,
 		    "-s", prefix, "-p", "tcp", "-j", "NFQUEUE", qflag, queue);
+	}
+	/* ICMP errors (unreachable, time exceeded, parameter problem) about our flows, both ways;
+	 * queries such as a ping of the gateway itself are left alone. */
+	for (size_t t = 0; t < sizeof(icmp_errors) / sizeof(icmp_errors[0]); t++) {
+		for (size_t i = 0; i < pol->nat_inside_count; i++) {
+			char addr[INET_ADDRSTRLEN], prefix[INET_ADDRSTRLEN + 4];
+
+			inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
+			snprintf(prefix, sizeof(prefix), "%s/%u", addr, pol->nat_inside[i].len);
+			TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p",
+			    "icmp", "--icmp-type", icmp_errors[t], "-m", "addrtype", "!", "--dst-type",
+			    "LOCAL", "-j", "CT", "--notrack");
+			TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o",
+			    pol->outside_if, "-s", prefix, "-p", "icmp", "--icmp-type", icmp_errors[t],
+			    "-j", "NFQUEUE", qflag, queue);
+		}
+		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
+		    "--icmp-type", icmp_errors[t], "-j", "CT", "--notrack");
+		TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
+		    "--icmp-type", icmp_errors[t], "-j", "NFQUEUE", qflag, queue);
 	}
 	/* Inbound: to the public address, in the NAT port range. */
 	TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "tcp",

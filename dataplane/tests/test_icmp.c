@@ -159,6 +159,11 @@ static void test_bad_and_unknown(void)
 	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, seg_len, NULL, 0);
 	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP,
 		     "I5508-R4: an error about no flow is dropped silently");
+	/* about the gateway's own connection from a port outside the NAT range: left alone */
+	build_tcp4(seg, "198.51.100.1", 22, "198.51.100.2", 5000, LG_TCP_ACK, "x");
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, 28, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "error about the gateway's own port passes");
+	CHECK(!mod, "untranslated");
 	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 8, 0, no_rest, (const uint8_t *)"ping", 4,
 			  NULL, 0);
 	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "echo not NATed yet: dropped");

@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# ICMP through lemongated with real Linux endpoints: a frag-needed (3/4) from a router on the
+# outside about an established IMAP session reaches the client translated and lowers its path
+# MTU (N5382-R9); soft errors (3/0, 3/1, 3/5) and others never end the flow or the session
+# (N5382-R10, L5383-4.2b); an error from the client about a segment it received reaches the
+# server translated (I5508-R5). Root only.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$LGTB" up || { fail "lgtb up"; tb_finish; exit 1; }
+"$LGTB" servers start >/dev/null || fail "servers start"
+"$LGTB" gateway start >/dev/null || fail "gateway start"
+# The outside "router" that reports trouble: another address on the server's network.
+in_server ip addr add 198.51.100.77/24 dev eth0
+
+# An IMAP session held open by the client; it sends a NOOP whenever asked.
+in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
+import os, socket, sys, time
+tmp = sys.argv[1]
+s = socket.create_connection(("198.51.100.2", 143), timeout=5)
+f = s.makefile("rwb")
+f.readline()
+n = 0
+open(os.path.join(tmp, "port"), "w").write(str(s.getsockname()[1]))
+deadline = time.time() + 40
+while time.time() < deadline and not os.path.exists(os.path.join(tmp, "quit")):
+    req = os.path.join(tmp, "noop%d" % n)
+    if os.path.exists(req):
+        f.write(b"n%d NOOP\r\n" % n); f.flush()
+        line = f.readline().decode().strip()
+        open(os.path.join(tmp, "noop%d.out" % n), "w").write(line + "\n")
+        n += 1
+    time.sleep(0.05)
+PY
+client=$!
+wait_until 5 test -s "$TB_TMP/port"
+cport=$(cat "$TB_TMP/port")
+
+noop() { # noop N: ask the client for NOOP number N and check the answer
+	touch "$TB_TMP/noop$1"
+	wait_until 5 grep -qs "^n$1 OK" "$TB_TMP/noop$1.out"
+}
+
+# inject TYPE CODE REST-HEX: capture the client's next segment on the server side, then send
+# from 198.51.100.77 an ICMP error quoting it with the sequence number the client expects next.
+inject() {
+	local type=$1 code=$2 rest=$3 n=$4
+	in_server /usr/bin/python3 - "$type" "$code" "$rest" "$TB_TMP/captured$n" <<'PY' &
+import socket, struct, sys
+t, c, rest, out = int(sys.argv[1]), int(sys.argv[2]), bytes.fromhex(sys.argv[3]), sys.argv[4]
+cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+cap.bind(("eth0", 0))
+cap.settimeout(8)
+while True:
+    frame = cap.recv(2048)
+    ip = frame[14:]
+    ihl = (ip[0] & 15) * 4
+    if ip[9] == 6 and ip[12:16] == socket.inet_aton("198.51.100.1") and \
+       struct.unpack("!H", ip[ihl + 2:ihl + 4])[0] == 143:
+        break
+total = struct.unpack("!H", ip[2:4])[0]
+doff = (ip[ihl + 12] >> 4) * 4
+seq = struct.unpack("!I", ip[ihl + 4:ihl + 8])[0] + total - ihl - doff
+quote = bytearray(ip[:ihl + 8])
+quote[ihl + 4:ihl + 8] = struct.pack("!I", seq & 0xffffffff)  # the client's snd_nxt
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+icmp = bytearray(struct.pack("!BBH", t, c, 0) + rest + bytes(quote))
+icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
+src = socket.inet_aton("198.51.100.77"); dst = socket.inet_aton("198.51.100.1")
+hdr = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(icmp), 0, 0, 64, 1, 0, src, dst))
+hdr[10:12] = struct.pack("!H", csum(bytes(hdr)))
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+raw.sendto(bytes(hdr) + bytes(icmp), ("198.51.100.1", 0))
+open(out, "w").write("sent\n")
+PY
+	local injector=$!
+	sleep 0.3 # let the capture socket open before the segment it waits for
+	noop "$n" || return 1
+	wait "$injector" && test -s "$TB_TMP/captured$n"
+}
+
+check "session up" noop 0
+before=$(ctl stats | awk '$1 == "icmp_frag_needed_translated" {print $2}')
+check "inject ICMP 3/4 (MTU 1280) from a router about the session" inject 3 4 00000500 1
+check "N5382-R9: the gateway translated the frag-needed" \
+	wait_until 3 bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^icmp_frag_needed_translated +$((before + 1))$'"
+check "N5382-R9: the client's path MTU to the server dropped to 1280" \
+	wait_until 3 bash -c "ip netns exec lg-client ip route get 198.51.100.2 | grep -q 'mtu 1280'"
+check "N5382-R10: data flows after the 3/4" noop 2
+
+n=3
+for tc in "3 0" "3 1" "3 5" "3 3" "3 13" "11 0" "12 0"; do
+	set -- $tc
+	inject "$1" "$2" 00000000 $n >/dev/null
+	check "N5382-R10: after ICMP $1/$2 the flow is still established" \
+		bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --inside 10.77.0.2:$cport --state established | grep -q '^1 flow$'"
+	n=$((n + 1))
+	check "N5382-R10, L5383-4.2b: and the session still answers after $1/$2" noop $n
+	n=$((n + 1))
+done
+check "every injected error was translated" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^icmp_errors_translated_in +8$'"
+
+# I5508-R5: the client reports a problem about a segment it received: the server must see it
+# from the public address, quoting the public endpoint.
+pub=$(ctl flows --inside "10.77.0.2:$cport" --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["public"])')
+in_server /usr/bin/python3 - "$TB_TMP/r5" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(6)
+while True:
+    pkt, addr = s.recvfrom(2048)
+    ihl = (pkt[0] & 15) * 4
+    if pkt[ihl] == 3 and pkt[ihl + 1] == 3:
+        inner = pkt[ihl + 8:]
+        iihl = (inner[0] & 15) * 4
+        open(sys.argv[1], "w").write("%s %s:%d\n" % (addr[0], socket.inet_ntoa(inner[16:20]),
+                                     int.from_bytes(inner[iihl + 2:iihl + 4], "big")))
+        break
+PY
+listener=$!
+sleep 0.3
+in_client /usr/bin/python3 - "$cport" <<'PY'
+import socket, struct, sys
+def csum(b):
+    if len(b) % 2: b += b"\0"
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    while s >> 16: s = (s & 0xffff) + (s >> 16)
+    return ~s & 0xffff
+src, dst = socket.inet_aton("198.51.100.2"), socket.inet_aton("10.77.0.2")
+inner = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, 60, 1, 0, 63, 6, 0, src, dst))
+inner[10:12] = struct.pack("!H", csum(bytes(inner)))
+inner += struct.pack("!HHI", 143, int(sys.argv[1]), 12345)
+icmp = bytearray(struct.pack("!BBHI", 3, 3, 0, 0) + bytes(inner))
+icmp[2:4] = struct.pack("!H", csum(bytes(icmp)))
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+raw.sendto(bytes(icmp), ("198.51.100.2", 0))
+PY
+wait "$listener"
+check "I5508-R5: the server gets the client's error from 198.51.100.1 quoting $pub" \
+	grep -q "^198.51.100.1 $pub\$" "$TB_TMP/r5"
+
+touch "$TB_TMP/quit"
+wait "$client"
+"$LGTB" down
+tb_finish
