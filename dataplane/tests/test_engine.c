@@ -569,6 +569,39 @@ static void test_mapping_log(void)
 	lg_engine_destroy(e);
 }
 
+static void test_port_randomness(void)
+{
+	struct lg_engine *e = make_engine(4096, 1024, 65535);
+	static uint16_t ports[1000];
+	uint8_t buf[128];
+	size_t len, ascending = 0, near = 0, buckets[16] = { 0 };
+	bool mod;
+
+	for (int i = 0; i < 1000; i++) {
+		char src[32];
+
+		snprintf(src, sizeof(src), "10.77.0.%d", 1 + i % 200);
+		len = build_tcp4(buf, src, (uint16_t)(30000 + i), "198.51.100.2", 143, LG_TCP_SYN, NULL);
+		run(e, buf, len, S, &mod);
+		ports[i] = rd_port(buf, 20);
+		buckets[(ports[i] - 1024) * 16 / (65536 - 1024)]++;
+	}
+	for (int i = 1; i < 1000; i++) {
+		int d = (int)ports[i] - (int)ports[i - 1];
+
+		ascending += d > 0;
+		near += d > -64 && d < 64;
+	}
+	/* independent uniform draws: about half go up; a step under 64 is rare (about 0.2%) */
+	CHECK(ascending > 400 && ascending < 600, "N7857-S9: %zu of 999 steps ascending", ascending);
+	CHECK(near < 20, "N7857-S9: %zu of 999 steps shorter than 64 ports", near);
+	for (int b = 0; b < 16; b++)
+		if (buckets[b] < 20 || buckets[b] > 110) /* mean 62.5, sd 7.7: over 5 sd out */
+			CHECK(0, "N7857-S9: 1/16 of the range holds %zu of 1000 ports", buckets[b]);
+	CHECK(1, "N7857-S9: ports spread over the whole range");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
 	test_nat_both_ways();
@@ -581,5 +614,6 @@ int main(void)
 	test_unsolicited_syn();
 	test_unsolicited_syn_superseded();
 	test_mapping_log();
+	test_port_randomness();
 	return lgtest_finish();
 }
