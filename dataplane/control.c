@@ -220,6 +220,10 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 		(unsigned long long)st.syn_hold_overflow);
 	fprintf(out, "stat name=icmp_port_unreachable_sent value=%llu\n",
 		(unsigned long long)st.icmp_port_unreachable_sent);
+	fprintf(out, "stat name=icmp_host_unreachable_sent value=%llu\n",
+		(unsigned long long)st.icmp_host_unreachable_sent);
+	fprintf(out, "stat name=icmp_refusals_suppressed value=%llu\n",
+		(unsigned long long)st.icmp_refusals_suppressed);
 	fprintf(out, "stat name=icmp_errors_translated_in value=%llu\n",
 		(unsigned long long)st.icmp_errors_in);
 	fprintf(out, "stat name=icmp_errors_translated_out value=%llu\n",

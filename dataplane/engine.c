@@ -13,6 +13,14 @@
 
 #define NS_PER_S 1000000000ull
 
+#define REFUSAL_RING 256 /* ICMP 3/1 answers queued between two due() calls; more are dropped */
+
+struct refusal {
+	uint32_t dst;
+	uint8_t quote[LG_ICMP_QUOTE_MAX];
+	uint8_t quote_len;
+};
+
 /* One lock serialises the table for now; the flow-table issue replaces it with a
  * lock-free table. Counters live under the same lock. */
 struct lg_engine {
@@ -20,6 +28,8 @@ struct lg_engine {
 	struct lg_policy pol;
 	struct lg_flowtab *flows;
 	struct lg_synhold synhold;
+	struct refusal refusals[REFUSAL_RING];
+	size_t refusal_count;
 	struct lg_engine_stats st;
 };
 
@@ -31,7 +41,7 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 		return NULL;
 	e->pol = *pol;
 	e->flows = lg_flowtab_create(pol->max_flows, pol->nat_public, pol->port_lo, pol->port_hi,
-				     seed);
+				     pol->host_quota, seed);
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
 	if (!e->flows || pthread_mutex_init(&e->lock, NULL) != 0) {
 		lg_flowtab_destroy(e->flows);
@@ -85,6 +95,33 @@ static void track_segment(struct lg_engine *e, struct lg_flow *f, int side, cons
 	f->last_ns = now_ns;
 }
 
+static enum lg_drop_reason refusal_reason(enum lg_flowtab_error err)
+{
+	switch (err) {
+	case LG_FLOWTAB_FULL: return LG_DROP_TABLE_FULL;
+	case LG_FLOWTAB_QUOTA: return LG_DROP_QUOTA;
+	default: return LG_DROP_NO_PORT;
+	}
+}
+
+/* A new outbound flow that cannot be had: dropped, no existing mapping given up for it, and the
+ * inside host told at once with host unreachable (RFC 6888 REQ-4, REQ-11). */
+static enum lg_verdict refuse(struct lg_engine *e, const struct lg_pkt *p, enum lg_flowtab_error err)
+{
+	size_t quote = p->ihl + 8 <= LG_ICMP_QUOTE_MAX ? p->ihl + 8 : 0;
+
+	if (quote && e->refusal_count < REFUSAL_RING) {
+		struct refusal *r = &e->refusals[e->refusal_count++];
+
+		r->dst = p->saddr;
+		memcpy(r->quote, p->ip, quote);
+		r->quote_len = (uint8_t)quote;
+	} else {
+		e->st.icmp_refusals_suppressed++;
+	}
+	return drop(e, refusal_reason(err));
+}
+
 static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
 {
 	struct lg_flow *f = lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr, p->dport);
@@ -101,7 +138,7 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t 
 			return drop(e, LG_DROP_NO_FLOW_OUT);
 		f = lg_flowtab_insert(e->flows, p->saddr, p->sport, p->daddr, p->dport, now_ns, &err);
 		if (!f)
-			return drop(e, err == LG_FLOWTAB_FULL ? LG_DROP_TABLE_FULL : LG_DROP_NO_PORT);
+			return refuse(e, p, err);
 		e->st.flows_created++;
 	}
 	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
@@ -158,7 +195,7 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 			return unsolicited(e, p, now_ns, LG_DROP_FILTERED);
 		f = lg_flowtab_insert(e->flows, in_addr, in_port, p->saddr, p->sport, now_ns, &err);
 		if (!f)
-			return drop(e, err == LG_FLOWTAB_FULL ? LG_DROP_TABLE_FULL : LG_DROP_NO_PORT);
+			return drop(e, refusal_reason(err));
 		e->st.flows_created++;
 	}
 	track_segment(e, f, 1, p, now_ns);
@@ -272,6 +309,16 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 	size_t n;
 
 	pthread_mutex_lock(&e->lock);
+	for (size_t i = 0; i < e->refusal_count; i++) {
+		const struct refusal *r = &e->refusals[i];
+		uint8_t pkt[LG_ICMP_ERR_LEN];
+		size_t len = lg_icmp_build_error(pkt, e->pol.nat_public, r->dst, 3, 1, r->quote,
+						 r->quote_len);
+
+		e->st.icmp_host_unreachable_sent++;
+		send(pkt, len, r->dst, arg);
+	}
+	e->refusal_count = 0;
 	n = lg_synhold_due(&e->synhold, now_ns, answer_held_syn, &c);
 	e->st.syn_hold_overflow = e->synhold.overflow;
 	pthread_mutex_unlock(&e->lock);
@@ -380,6 +427,7 @@ const char *lg_drop_reason_name(enum lg_drop_reason reason)
 		[LG_DROP_UNSUPPORTED] = "unsupported",
 		[LG_DROP_TABLE_FULL] = "table_full",
 		[LG_DROP_NO_PORT] = "no_public_port",
+		[LG_DROP_QUOTA] = "host_quota",
 	};
 
 	return (unsigned)reason < LG_DROP_REASON_COUNT ? names[reason] : "unknown";

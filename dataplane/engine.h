@@ -22,6 +22,7 @@ enum lg_drop_reason {
 	LG_DROP_UNSUPPORTED,  /* ICMP queries and errors about other protocols: not NATed yet */
 	LG_DROP_TABLE_FULL,
 	LG_DROP_NO_PORT,
+	LG_DROP_QUOTA,        /* the inside host holds its quota of public ports */
 	LG_DROP_REASON_COUNT
 };
 
@@ -38,6 +39,8 @@ struct lg_engine_stats {
 	uint64_t syn_hold_overflow; /* forgotten unanswered: too many held at once */
 	uint64_t icmp_port_unreachable_sent;
 	uint64_t icmp_errors_in, icmp_errors_out; /* translated toward inside / outside */
+	uint64_t icmp_host_unreachable_sent;      /* 3/1 for a refused new flow (RFC 6888 REQ-11) */
+	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t flows_active, flows_capacity, mappings_active;
 };
@@ -59,8 +62,10 @@ void lg_engine_destroy(struct lg_engine *e);
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out);
 
-/* Answer the unsolicited SYNs held 6 s by NOW_NS: SEND gets each ICMP error (an IPv4 packet
- * from the public address to DST), unless the policy says silent. Returns how many were due. */
+/* Send the ICMP errors that are due: host unreachable (3/1) for new flows refused since the
+ * last call (RFC 6888 REQ-11), and port unreachable for unsolicited SYNs held 6 s by NOW_NS
+ * unless the policy says silent. SEND gets each (an IPv4 packet from the public address to
+ * DST). Returns how many held SYNs fell due. */
 size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg);
 

@@ -17,8 +17,19 @@ struct mapping {
 	uint32_t flows;            /* its flows: slot + 1, linked by next_in_mapping */
 };
 
+/* Mappings held by one inside address, for the per-host quota. */
+struct host {
+	uint32_t addr;     /* network byte order */
+	uint32_t mappings;
+	uint32_t next;     /* index + 1 in its bucket chain */
+};
+
 struct lg_flowtab {
 	struct lg_flow *slots;
+	struct host *hosts;                 /* at most one per mapping */
+	uint32_t *host_buckets, *host_free;
+	size_t host_free_top;
+	uint32_t host_quota;
 	struct mapping *maps;               /* at most one per flow, so capacity entries */
 	uint32_t *map_buckets, *map_free;
 	size_t map_free_top, map_count;
@@ -76,7 +87,7 @@ static uint64_t next_random(struct lg_flowtab *t)
 }
 
 struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint16_t port_lo,
-				     uint16_t port_hi, uint64_t seed)
+				     uint16_t port_hi, uint32_t host_quota, uint64_t seed)
 {
 	struct lg_flowtab *t;
 	size_t buckets = 1;
@@ -98,7 +109,10 @@ struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint
 	t->maps = calloc(max_flows, sizeof(*t->maps));
 	t->map_buckets = calloc(buckets, sizeof(uint32_t));
 	t->map_free = calloc(max_flows, sizeof(uint32_t));
-	if (!t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use ||
+	t->hosts = calloc(max_flows, sizeof(*t->hosts));
+	t->host_buckets = calloc(buckets, sizeof(uint32_t));
+	t->host_free = calloc(max_flows, sizeof(uint32_t));
+	if (!t->hosts || !t->host_buckets || !t->host_free || !t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use ||
 	    !t->maps || !t->map_buckets || !t->map_free) {
 		lg_flowtab_destroy(t);
 		return NULL;
@@ -115,7 +129,10 @@ struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint
 	for (size_t i = 0; i < max_flows; i++) {
 		t->free_list[i] = (uint32_t)(max_flows - 1 - i);
 		t->map_free[i] = (uint32_t)(max_flows - 1 - i);
+		t->host_free[i] = (uint32_t)(max_flows - 1 - i);
 	}
+	t->host_free_top = max_flows;
+	t->host_quota = host_quota ? host_quota : UINT32_MAX;
 	t->free_top = max_flows;
 	t->map_free_top = max_flows;
 	t->pub_addr = pub_addr;
@@ -136,6 +153,9 @@ void lg_flowtab_destroy(struct lg_flowtab *t)
 	free(t->maps);
 	free(t->map_buckets);
 	free(t->map_free);
+	free(t->hosts);
+	free(t->host_buckets);
+	free(t->host_free);
 	free(t);
 }
 
@@ -201,6 +221,61 @@ static int port_alloc(struct lg_flowtab *t, uint16_t *port_host)
 	return -1;
 }
 
+static size_t hash_host(const struct lg_flowtab *t, uint32_t addr)
+{
+	return mix(t->seed ^ 0x85ebca6bu, addr, 0) & t->bucket_mask;
+}
+
+static struct host *host_find(struct lg_flowtab *t, uint32_t addr)
+{
+	for (uint32_t i = t->host_buckets[hash_host(t, addr)]; i; i = t->hosts[i - 1].next)
+		if (t->hosts[i - 1].addr == addr)
+			return &t->hosts[i - 1];
+	return NULL;
+}
+
+/* Count one more mapping for ADDR; false when it is at its quota. */
+static bool host_take(struct lg_flowtab *t, uint32_t addr)
+{
+	struct host *h = host_find(t, addr);
+	size_t b;
+	uint32_t idx;
+
+	if (h) {
+		if (h->mappings >= t->host_quota)
+			return false;
+		h->mappings++;
+		return true;
+	}
+	if (t->host_free_top == 0 || t->host_quota == 0)
+		return false;
+	idx = t->host_free[--t->host_free_top];
+	b = hash_host(t, addr);
+	t->hosts[idx] = (struct host){ .addr = addr, .mappings = 1, .next = t->host_buckets[b] };
+	t->host_buckets[b] = idx + 1;
+	return true;
+}
+
+static void host_release(struct lg_flowtab *t, uint32_t addr)
+{
+	uint32_t *link = &t->host_buckets[hash_host(t, addr)];
+
+	while (*link) {
+		struct host *h = &t->hosts[*link - 1];
+
+		if (h->addr == addr) {
+			if (--h->mappings == 0) {
+				uint32_t idx = *link - 1;
+
+				*link = h->next;
+				t->host_free[t->host_free_top++] = idx;
+			}
+			return;
+		}
+		link = &h->next;
+	}
+}
+
 static struct mapping *mapping_find(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port)
 {
 	uint32_t i = t->map_buckets[hash_mapping(t, in_addr, in_port)];
@@ -216,7 +291,8 @@ static struct mapping *mapping_find(struct lg_flowtab *t, uint32_t in_addr, uint
 }
 
 /* The mapping for an inside endpoint, created with a fresh random port if there is none. */
-static struct mapping *mapping_get(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port)
+static struct mapping *mapping_get(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				   enum lg_flowtab_error *err)
 {
 	struct mapping *m = mapping_find(t, in_addr, in_port);
 	uint16_t port;
@@ -225,8 +301,15 @@ static struct mapping *mapping_get(struct lg_flowtab *t, uint32_t in_addr, uint1
 
 	if (m)
 		return m;
-	if (t->map_free_top == 0 || port_alloc(t, &port) < 0)
+	if (!host_take(t, in_addr)) {
+		*err = LG_FLOWTAB_QUOTA;
 		return NULL;
+	}
+	if (t->map_free_top == 0 || port_alloc(t, &port) < 0) {
+		host_release(t, in_addr);
+		*err = LG_FLOWTAB_NO_PORT;
+		return NULL;
+	}
 	idx = t->map_free[--t->map_free_top];
 	m = &t->maps[idx];
 	b = hash_mapping(t, in_addr, in_port);
@@ -262,6 +345,7 @@ static void mapping_put(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port
 			*link = m->next;
 			port_mark(t, ntohs(m->pub_port), false);
 			t->port_map[ntohs(m->pub_port)] = 0;
+			host_release(t, in_addr);
 			if (t->mapping_hook)
 				t->mapping_hook(false, in_addr, in_port, t->pub_addr, m->pub_port,
 						t->mapping_hook_arg);
@@ -286,11 +370,9 @@ struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16
 		*err = LG_FLOWTAB_FULL;
 		return NULL;
 	}
-	m = mapping_get(t, in_addr, in_port);
-	if (!m) {
-		*err = LG_FLOWTAB_NO_PORT;
+	m = mapping_get(t, in_addr, in_port, err);
+	if (!m)
 		return NULL;
-	}
 	m->refs++;
 	slot = t->free_list[--t->free_top];
 	f = &t->slots[slot];

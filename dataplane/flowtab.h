@@ -22,15 +22,16 @@ struct lg_flow {
 	uint32_t next_in_mapping;                /* the next flow of the same mapping */
 };
 
-enum lg_flowtab_error { LG_FLOWTAB_FULL = 1, LG_FLOWTAB_NO_PORT };
+enum lg_flowtab_error { LG_FLOWTAB_FULL = 1, LG_FLOWTAB_NO_PORT, LG_FLOWTAB_QUOTA };
 
 struct lg_flowtab;
 
-/* PORT_LO..PORT_HI (host order) is the public port range on PUB_ADDR. SEED 0 draws the hash
+/* PORT_LO..PORT_HI (host order) is the public port range on PUB_ADDR; an inside address holds
+ * at most HOST_QUOTA mappings (RFC 6888 REQ-4). SEED 0 draws the hash
  * key and the port sequence from the kernel; any other value makes them reproducible (offline
  * replays and tests only: a predictable key lets outsiders aim at one chain). NULL on failure. */
 struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint16_t port_lo,
-				     uint16_t port_hi, uint64_t seed);
+				     uint16_t port_hi, uint32_t host_quota, uint64_t seed);
 void lg_flowtab_destroy(struct lg_flowtab *t);
 
 struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
@@ -40,7 +41,8 @@ struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
 
 /* Create a flow. Its public port is the inside endpoint's mapping (endpoint-independent,
  * RFC 5382 REQ-1), made with a fresh random port when the endpoint has none. NULL with *ERR
- * set when the table is full or no port is free. */
+ * set when the table is full, no port is free, or the inside host is at its quota; no existing
+ * mapping is ever given up to make room (RFC 6888 REQ-4). */
 struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
 				  uint32_t rem_addr, uint16_t rem_port, uint64_t now_ns,
 				  enum lg_flowtab_error *err);

@@ -24,7 +24,7 @@ struct stmt {
 
 /* Line on which each single-valued setting was given; 0 = not given. */
 struct seen {
-	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited;
+	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
 	unsigned queue, max_flows;
 	unsigned timeout_est, timeout_trans, control_socket;
 };
@@ -200,7 +200,7 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 	if (st->n < 3) {
 		ERR(d, st->line, st->w[st->n - 1].col,
 		    "missing argument; expected: nat inside PREFIX... | nat public ADDR | nat ports LO-HI"
-		    " | nat filtering MODE | nat unsolicited-syn icmp|silent");
+		    " | nat quota N | nat filtering MODE | nat unsolicited-syn icmp|silent");
 		return;
 	}
 	if (strcmp(what, "inside") == 0) {
@@ -260,6 +260,17 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 			ERR(d, st->line, st->w[2].col,
 			    "filtering '%s' is not endpoint-independent or address-dependent (RFC 5382 "
 			    "REQ-3 recommends one of these two; N5382-R3)", st->w[2].text);
+	} else if (strcmp(what, "quota") == 0) {
+		unsigned long n;
+
+		if (!expect_args(st, 3, "nat quota N", d) || !once(&seen->nat_quota, st, "nat quota", d))
+			return;
+		if (parse_uint(st->w[2].text, 1, 65535, &n) < 0) {
+			ERR(d, st->line, st->w[2].col, "quota '%s' must be 1..65535 ports per inside host",
+			    st->w[2].text);
+			return;
+		}
+		pol->host_quota = (uint32_t)n;
 	} else if (strcmp(what, "unsolicited-syn") == 0) {
 		if (!expect_args(st, 3, "nat unsolicited-syn icmp|silent", d) ||
 		    !once(&seen->nat_unsolicited, st, "nat unsolicited-syn", d))
@@ -273,7 +284,8 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 			    "unsolicited-syn '%s' is not icmp or silent (N5382-R4, R4a)", st->w[2].text);
 	} else {
 		ERR(d, st->line, st->w[1].col,
-		    "unknown nat setting '%s' (inside, public, ports, filtering, unsolicited-syn)", what);
+		    "unknown nat setting '%s' (inside, public, ports, quota, filtering, unsolicited-syn)",
+		    what);
 	}
 }
 

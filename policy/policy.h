@@ -42,6 +42,7 @@ struct lg_policy {
 	size_t nat_inside_count;
 	uint32_t nat_public; /* network byte order; 0 = unset */
 	uint16_t port_lo, port_hi;
+	uint32_t host_quota; /* mappings (public ports) per inside address, RFC 6888 REQ-4 */
 	enum lg_filtering filtering;
 	enum lg_unsolicited unsolicited_syn;
 	uint16_t queue_first, queue_count;

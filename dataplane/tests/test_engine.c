@@ -5,6 +5,7 @@
 #include "pktbuild.h"
 
 #define S (1000000000ull)
+#define REFUSAL_TEST_STORM 400
 
 static struct lg_engine *make_engine_filtering(uint32_t max_flows, uint16_t lo, uint16_t hi,
 					       enum lg_filtering filtering)
@@ -569,6 +570,61 @@ static void test_mapping_log(void)
 	lg_engine_destroy(e);
 }
 
+static void test_host_quota(void)
+{
+	struct lg_policy pol;
+	struct lg_engine *e;
+	struct lg_engine_stats st;
+	struct sent sent = { 0 };
+	uint8_t buf[128], orig[128];
+	size_t len;
+	bool mod;
+
+	lg_policy_defaults(&pol);
+	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
+	pol.nat_inside_count = 1;
+	pol.nat_public = inet_addr("198.51.100.1");
+	pol.host_quota = 2;
+	e = lg_engine_create(&pol, 0);
+	for (int i = 0; i < 2; i++) {
+		len = build_tcp4(buf, "10.77.0.2", (uint16_t)(40000 + i), "198.51.100.2", 143, LG_TCP_SYN, NULL);
+		CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_ACCEPT, "within the quota");
+	}
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 587, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_ACCEPT,
+		     "another flow on an existing mapping costs no port");
+	len = build_tcp4(buf, "10.77.0.2", 40002, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	memcpy(orig, buf, len);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP, "C6888-R4: a third port refused");
+	len = build_tcp4(buf, "10.77.0.3", 40002, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_ACCEPT, "another host is not affected");
+	lg_engine_due(e, S, capture_send, &sent);
+	CHECK_EQ_INT(sent.count, 1, "C6888-R11: one ICMP for the refusal");
+	CHECK(sent.pkt[20] == 3 && sent.pkt[21] == 1, "C6888-R11: host unreachable (3/1)");
+	CHECK_EQ_INT(sent.dst, inet_addr("10.77.0.2"), "sent to the inside host");
+	CHECK(memcmp(sent.pkt + 28, orig, 28) == 0, "quoting its SYN as it sent it");
+	CHECK(lg_csum_finish(lg_csum_add(0, sent.pkt + 20, sent.len - 20)) == 0, "ICMP checksum");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.dropped[LG_DROP_QUOTA], 1, "quota refusal counted");
+	CHECK_EQ_INT(st.flows_active, 4, "C6888-R4: no existing mapping deleted to make room");
+	/* the quota frees up with the mappings */
+	lg_engine_expire(e, 1000 * S);
+	len = build_tcp4(buf, "10.77.0.2", 40002, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 1000 * S, &mod), LG_VERDICT_ACCEPT, "quota back after expiry");
+	/* a storm of refusals: a bounded number answered per tick */
+	for (int i = 0; i < REFUSAL_TEST_STORM; i++) {
+		len = build_tcp4(buf, "10.77.0.2", (uint16_t)(41000 + i), "198.51.100.2", 143, LG_TCP_SYN, NULL);
+		run(e, buf, len, 1000 * S, &mod);
+	}
+	sent.count = 0;
+	lg_engine_due(e, 1000 * S, capture_send, &sent);
+	lg_engine_stats(e, &st);
+	CHECK(sent.count < REFUSAL_TEST_STORM && sent.count + st.icmp_refusals_suppressed ==
+	      REFUSAL_TEST_STORM - 1, "%zu answered, %llu suppressed", sent.count,
+	      (unsigned long long)st.icmp_refusals_suppressed);
+	lg_engine_destroy(e);
+}
+
 static void test_port_randomness(void)
 {
 	struct lg_engine *e = make_engine(4096, 1024, 65535);
@@ -615,5 +671,6 @@ int main(void)
 	test_unsolicited_syn_superseded();
 	test_mapping_log();
 	test_port_randomness();
+	test_host_quota();
 	return lgtest_finish();
 }

@@ -15,7 +15,8 @@ static const char good[] =
 	"timeout transitory 5m\n"
 	"max-flows 1000\n"
 	"nat filtering address-dependent\n"
-	"nat unsolicited-syn silent\n";
+	"nat unsolicited-syn silent\n"
+	"nat quota 64\n";
 
 static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -61,6 +62,7 @@ static void test_good(void)
 	CHECK_EQ_INT(pol.max_flows, 1000, "max flows");
 	CHECK_EQ_INT(pol.filtering, LG_FILTER_ADDRESS_DEPENDENT, "N5382-R3: filtering configurable");
 	CHECK_EQ_INT(pol.unsolicited_syn, LG_UNSOLICITED_SILENT, "N5382-R4a: silent drop configurable");
+	CHECK_EQ_INT(pol.host_quota, 64, "C6888-R4: per-host quota configurable");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.77.0.2")), "10.77.0.2 inside");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.78.200.1")), "10.78.200.1 inside");
 	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
@@ -95,6 +97,7 @@ static void test_errors(void)
 	expect_error("nat filtering address-and-port-dependent\n", 1, 15, "N5382-R3");
 	expect_error("nat filtering\n", 1, 5, "missing argument");
 	expect_error("nat unsolicited-syn rst\n", 1, 21, "N5382-R4");
+	expect_error("nat quota 0\n", 1, 11, "quota '0'");
 	expect_error("  nat inside 10.0.0.1/8\n", 1, 14, "host bits");
 	expect_error("nat inside 10.0.0.0/33\n", 1, 12, "not an IPv4 prefix");
 	expect_error("nat public 999.1.1.1\n", 1, 12, "not an IPv4 address");

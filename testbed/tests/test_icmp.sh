@@ -146,5 +146,36 @@ check "I5508-R5: the server gets the client's error from 198.51.100.1 quoting $p
 
 touch "$TB_TMP/quit"
 wait "$client"
+
+# C6888-R4, R11: with a quota of 2 ports per inside host, a third connection is refused at once
+# with host unreachable, and the two it holds keep working.
+"$LGTB" gateway stop
+sed 's/^nat ports .*/&\nnat quota 2/' "$TB_ROOT/testbed/lemongate-testbed.conf" >"$TB_TMP/quota.conf"
+"$LGTB" gateway start "$TB_TMP/quota.conf" >/dev/null || fail "gateway start with quota"
+in_client /usr/bin/python3 - "$TB_TMP/quota.out" <<'PY'
+import errno, socket, sys, time
+held = [socket.create_connection(("198.51.100.2", 143), timeout=5) for _ in range(2)]
+for s in held:
+    s.recv(200)
+t0 = time.monotonic()
+try:
+    socket.create_connection(("198.51.100.2", 587), timeout=10)
+    third = "connected"
+except OSError as e:
+    third = errno.errorcode.get(e.errno, str(e.errno)) if e.errno else "timeout"
+elapsed = time.monotonic() - t0
+ok = 0
+for i, s in enumerate(held):
+    s.sendall(b"q%d NOOP\r\n" % i)
+    ok += s.recv(200).startswith(b"q%d OK" % i)
+open(sys.argv[1], "w").write("%s %.1f %d\n" % (third, elapsed, ok))
+PY
+cat "$TB_TMP/quota.out"
+check "C6888-R11: the third connection is refused with host unreachable" grep -q '^EHOSTUNREACH ' "$TB_TMP/quota.out"
+check "C6888-R11: refused at once, not after a timeout" \
+	awk '{ exit !($2 < 2.0) }' "$TB_TMP/quota.out"
+check "C6888-R4: the two held connections keep working" grep -q ' 2$' "$TB_TMP/quota.out"
+check "the refusal is counted" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^drop_host_quota +[1-9]'"
+
 "$LGTB" down
 tb_finish
