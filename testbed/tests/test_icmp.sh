@@ -150,7 +150,8 @@ wait "$client"
 # C6888-R4, R11: with a quota of 2 ports per inside host, a third connection is refused at once
 # with host unreachable, and the two it holds keep working.
 "$LGTB" gateway stop
-sed 's/^nat ports .*/&\nnat quota 2/' "$TB_ROOT/testbed/lemongate-testbed.conf" >"$TB_TMP/quota.conf"
+sed 's/^nat quota .*/nat quota 2/' "$TB_ROOT/testbed/lemongate-testbed.conf" >"$TB_TMP/quota.conf"
+grep -q '^nat quota 2$' "$TB_TMP/quota.conf" || fail "quota config written"
 "$LGTB" gateway start "$TB_TMP/quota.conf" >/dev/null || fail "gateway start with quota"
 in_client /usr/bin/python3 - "$TB_TMP/quota.out" <<'PY'
 import errno, socket, sys, time
