@@ -51,6 +51,7 @@ t, c, rest, out = int(sys.argv[1]), int(sys.argv[2]), bytes.fromhex(sys.argv[3])
 cap = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
 cap.bind(("eth0", 0))
 cap.settimeout(8)
+open(out + ".ready", "w").close()
 while True:
     frame = cap.recv(2048)
     ip = frame[14:]
@@ -78,7 +79,7 @@ raw.sendto(bytes(hdr) + bytes(icmp), ("198.51.100.1", 0))
 open(out, "w").write("sent\n")
 PY
 	local injector=$!
-	sleep 0.3 # let the capture socket open before the segment it waits for
+	wait_until 5 test -e "$TB_TMP/captured$n.ready" || return 1
 	noop "$n" || return 1
 	wait "$injector" && test -s "$TB_TMP/captured$n"
 }
@@ -112,6 +113,7 @@ in_server /usr/bin/python3 - "$TB_TMP/r5" <<'PY' &
 import socket, sys
 s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 s.settimeout(6)
+open(sys.argv[1] + ".ready", "w").close()
 while True:
     pkt, addr = s.recvfrom(2048)
     ihl = (pkt[0] & 15) * 4
@@ -123,7 +125,7 @@ while True:
         break
 PY
 listener=$!
-sleep 0.3
+wait_until 5 test -e "$TB_TMP/r5.ready"
 in_client /usr/bin/python3 - "$cport" <<'PY'
 import socket, struct, sys
 def csum(b):
