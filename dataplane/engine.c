@@ -72,6 +72,24 @@ static bool expired(const struct lg_engine *e, const struct lg_flow *f, uint64_t
 	return now_ns > f->last_ns && now_ns - f->last_ns > idle_limit_ns(e, f);
 }
 
+/* F, unless it has been idle past its deadline: then it goes now rather than at the sweep. */
+static struct lg_flow *unexpired(struct lg_engine *e, struct lg_flow *f, uint64_t now_ns)
+{
+	if (f && expired(e, f, now_ns)) {
+		lg_flowtab_remove(e->flows, f);
+		e->st.flows_expired++;
+		return NULL;
+	}
+	return f;
+}
+
+/* How much of P an ICMP error about it quotes: the IP header and 8 bytes (RFC 792). A header
+ * with options does not fit LG_ICMP_QUOTE_MAX: 0, and no error is sent about it. */
+static size_t icmp_quote_len(const struct lg_pkt *p)
+{
+	return p->ihl + 8 <= LG_ICMP_QUOTE_MAX ? p->ihl + 8 : 0;
+}
+
 static enum lg_verdict drop(struct lg_engine *e, enum lg_drop_reason why)
 {
 	e->st.dropped[why]++;
@@ -108,7 +126,7 @@ static enum lg_drop_reason refusal_reason(enum lg_flowtab_error err)
  * inside host told at once with host unreachable (RFC 6888 REQ-4, REQ-11). */
 static enum lg_verdict refuse(struct lg_engine *e, const struct lg_pkt *p, enum lg_flowtab_error err)
 {
-	size_t quote = p->ihl + 8 <= LG_ICMP_QUOTE_MAX ? p->ihl + 8 : 0;
+	size_t quote = icmp_quote_len(p);
 
 	if (quote && e->refusal_count < REFUSAL_RING) {
 		struct refusal *r = &e->refusals[e->refusal_count++];
@@ -124,13 +142,9 @@ static enum lg_verdict refuse(struct lg_engine *e, const struct lg_pkt *p, enum 
 
 static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
 {
-	struct lg_flow *f = lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr, p->dport);
+	struct lg_flow *f = unexpired(e, lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr,
+								p->dport), now_ns);
 
-	if (f && expired(e, f, now_ns)) {
-		lg_flowtab_remove(e->flows, f);
-		e->st.flows_expired++;
-		f = NULL;
-	}
 	if (!f) {
 		enum lg_flowtab_error err;
 
@@ -160,9 +174,8 @@ static enum lg_verdict unsolicited(struct lg_engine *e, const struct lg_pkt *p, 
 				   enum lg_drop_reason why)
 {
 	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST | LG_TCP_FIN)) == LG_TCP_SYN) {
-		size_t quote = p->ihl + 8 <= LG_ICMP_QUOTE_MAX ? p->ihl + 8 : 0;
+		size_t quote = icmp_quote_len(p);
 
-		/* An IP header with options does not fit the quote buffer: drop unanswered. */
 		if (quote && lg_synhold_note(&e->synhold, p->saddr, p->sport, p->dport, now_ns,
 					     p->ip, quote))
 			e->st.syn_held++;
@@ -172,13 +185,9 @@ static enum lg_verdict unsolicited(struct lg_engine *e, const struct lg_pkt *p, 
 
 static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
 {
-	struct lg_flow *f = lg_flowtab_find_public(e->flows, p->dport, p->saddr, p->sport);
+	struct lg_flow *f = unexpired(e, lg_flowtab_find_public(e->flows, p->dport, p->saddr, p->sport),
+				      now_ns);
 
-	if (f && expired(e, f, now_ns)) {
-		lg_flowtab_remove(e->flows, f);
-		e->st.flows_expired++;
-		f = NULL;
-	}
 	if (!f) {
 		uint32_t in_addr;
 		uint16_t in_port;
