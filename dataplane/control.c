@@ -210,6 +210,7 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 	fprintf(out, "stat name=mappings_active value=%llu\n", (unsigned long long)st.mappings_active);
 	fprintf(out, "stat name=flows_created value=%llu\n", (unsigned long long)st.flows_created);
 	fprintf(out, "stat name=flows_expired value=%llu\n", (unsigned long long)st.flows_expired);
+	fprintf(out, "stat name=hairpinned value=%llu\n", (unsigned long long)st.hairpinned);
 	fprintf(out, "stat name=rst_out_of_window value=%llu\n",
 		(unsigned long long)st.rst_out_of_window);
 	fprintf(out, "stat name=syn_held value=%llu\n", (unsigned long long)st.syn_held);

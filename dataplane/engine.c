@@ -140,7 +140,10 @@ static enum lg_verdict refuse(struct lg_engine *e, const struct lg_pkt *p, enum 
 	return drop(e, refusal_reason(err));
 }
 
-static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+/* The flow of a segment an inside host sends to P's destination, found or (for a SYN) made,
+ * with the segment tracked in it. ACCEPT with *OUT set, or the verdict for a refused segment. */
+static enum lg_verdict inside_session(struct lg_engine *e, const struct lg_pkt *p, uint64_t now_ns,
+				      struct lg_flow **out)
 {
 	struct lg_flow *f = unexpired(e, lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr,
 								p->dport), now_ns);
@@ -164,8 +167,18 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t 
 	f->bytes_out += p->len;
 	e->st.packets_out++;
 	e->st.bytes_out += p->len;
-	lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
+	*out = f;
 	return LG_VERDICT_ACCEPT;
+}
+
+static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+{
+	struct lg_flow *f;
+	enum lg_verdict v = inside_session(e, p, now_ns, &f);
+
+	if (v == LG_VERDICT_ACCEPT)
+		lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
+	return v;
 }
 
 /* An inbound SYN nobody asked for: dropped now, and remembered so that it can be answered
@@ -183,7 +196,11 @@ static enum lg_verdict unsolicited(struct lg_engine *e, const struct lg_pkt *p, 
 	return drop(e, why);
 }
 
-static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+/* The flow of a segment arriving at P's public port from P's source, found or (for a SYN a
+ * mapping admits) made, with the segment tracked in it. ACCEPT with *OUT set, or the verdict
+ * for a refused segment; HOLD: remember a refused SYN to answer it later (N5382-R4). */
+static enum lg_verdict outside_session(struct lg_engine *e, const struct lg_pkt *p, uint64_t now_ns,
+				       bool hold, struct lg_flow **out)
 {
 	struct lg_flow *f = unexpired(e, lg_flowtab_find_public(e->flows, p->dport, p->saddr, p->sport),
 				      now_ns);
@@ -198,10 +215,12 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 		 * refresh nothing (RFC 7857 section 7). */
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN ||
 		    !lg_flowtab_mapping_of_port(e->flows, p->dport, &in_addr, &in_port))
-			return unsolicited(e, p, now_ns, LG_DROP_UNSOLICITED);
+			return hold ? unsolicited(e, p, now_ns, LG_DROP_UNSOLICITED)
+				    : drop(e, LG_DROP_UNSOLICITED);
 		if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
 		    !lg_flowtab_mapping_sent_to(e->flows, p->dport, p->saddr))
-			return unsolicited(e, p, now_ns, LG_DROP_FILTERED);
+			return hold ? unsolicited(e, p, now_ns, LG_DROP_FILTERED)
+				    : drop(e, LG_DROP_FILTERED);
 		f = lg_flowtab_insert(e->flows, in_addr, in_port, p->saddr, p->sport, now_ns, &err);
 		if (!f)
 			return drop(e, refusal_reason(err));
@@ -212,7 +231,57 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
 	f->bytes_in += p->len;
 	e->st.packets_in++;
 	e->st.bytes_in += p->len;
-	lg_nat_rewrite_dst(p, f->in_addr, f->in_port);
+	*out = f;
+	return LG_VERDICT_ACCEPT;
+}
+
+static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+{
+	struct lg_flow *f;
+	enum lg_verdict v = outside_session(e, p, now_ns, true, &f);
+
+	if (v == LG_VERDICT_ACCEPT)
+		lg_nat_rewrite_dst(p, f->in_addr, f->in_port);
+	return v;
+}
+
+/* Hairpinning (RFC 5382 section 7.2), first pass, before routing: an inside host sends to a
+ * public port. It is an outbound session for the sender and an inbound one for the mapping's
+ * owner, who must see the sender's public endpoint (N5382-R8a). Only the destination is
+ * rewritten here: a source rewritten to our own address before routing would be dropped by
+ * the kernel as a martian. The second pass, after routing, rewrites the source. */
+static enum lg_verdict hairpin_in(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+{
+	struct lg_flow *from, *to;
+	struct lg_pkt as_seen = *p;
+	enum lg_verdict v = inside_session(e, p, now_ns, &from);
+
+	if (v != LG_VERDICT_ACCEPT)
+		return v;
+	as_seen.saddr = from->pub_addr;
+	as_seen.sport = from->pub_port;
+	/* no ICMP about a refused hairpin SYN: it would go to our own public address */
+	v = outside_session(e, &as_seen, now_ns, false, &to);
+	if (v != LG_VERDICT_ACCEPT)
+		return v;
+	e->st.hairpinned++;
+	lg_nat_rewrite_dst(p, to->in_addr, to->in_port);
+	return LG_VERDICT_ACCEPT;
+}
+
+/* Hairpinning, second pass, after routing: inside to inside, the source becomes the sender's
+ * public endpoint. The sessions were found or made in the first pass. */
+static enum lg_verdict hairpin_out(struct lg_engine *e, struct lg_pkt *p)
+{
+	uint16_t target_pub;
+	struct lg_flow *from;
+
+	if (!lg_flowtab_port_of_mapping(e->flows, p->daddr, p->dport, &target_pub))
+		return drop(e, LG_DROP_NO_FLOW_OUT);
+	from = lg_flowtab_find_inside(e->flows, p->saddr, p->sport, e->pol.nat_public, target_pub);
+	if (!from)
+		return drop(e, LG_DROP_NO_FLOW_OUT);
+	lg_nat_rewrite_src(p, from->pub_addr, from->pub_port);
 	return LG_VERDICT_ACCEPT;
 }
 
@@ -273,6 +342,12 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 	} else if (p.proto == LG_IPPROTO_ICMP) {
 		e->st.passed_untranslated++;
 		v = LG_VERDICT_ACCEPT;
+	} else if (p.daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, p.saddr)) {
+		v = hairpin_in(e, &p, now_ns);
+		*modified = v == LG_VERDICT_ACCEPT;
+	} else if (lg_policy_is_inside(&e->pol, p.saddr) && lg_policy_is_inside(&e->pol, p.daddr)) {
+		v = hairpin_out(e, &p);
+		*modified = v == LG_VERDICT_ACCEPT;
 	} else if (p.daddr == e->pol.nat_public) {
 		v = inbound(e, &p, now_ns);
 		*modified = v == LG_VERDICT_ACCEPT;

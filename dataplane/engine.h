@@ -32,6 +32,7 @@ struct lg_engine_stats {
 	uint64_t dropped[LG_DROP_REASON_COUNT];
 	uint64_t malformed[LG_PKT_STATUS_COUNT];
 	uint64_t flows_created, flows_expired;
+	uint64_t hairpinned;        /* inside-to-public-address packets turned back inside */
 	uint64_t rst_out_of_window; /* passed on, but not believed: no state change, no refresh */
 	uint64_t syn_held;          /* unsolicited inbound SYNs remembered for 6 s */
 	uint64_t syn_hold_superseded; /* the inside opened the same connection within 6 s */

@@ -447,6 +447,17 @@ bool lg_flowtab_mapping_of_port(const struct lg_flowtab *t, uint16_t pub_port, u
 	return true;
 }
 
+bool lg_flowtab_port_of_mapping(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				uint16_t *pub_port)
+{
+	const struct mapping *m = mapping_find(t, in_addr, in_port);
+
+	if (!m)
+		return false;
+	*pub_port = m->pub_port;
+	return true;
+}
+
 bool lg_flowtab_mapping_sent_to(const struct lg_flowtab *t, uint16_t pub_port, uint32_t rem_addr)
 {
 	uint32_t i = t->port_map[ntohs(pub_port)];

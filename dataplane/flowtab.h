@@ -60,6 +60,9 @@ void lg_flowtab_set_mapping_hook(struct lg_flowtab *t, lg_mapping_hook *fn, void
 /* The inside endpoint that owns public port PUB_PORT (network order), if any. */
 bool lg_flowtab_mapping_of_port(const struct lg_flowtab *t, uint16_t pub_port, uint32_t *in_addr,
 				uint16_t *in_port);
+/* The public port of the inside endpoint's mapping, if it has one. */
+bool lg_flowtab_port_of_mapping(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				uint16_t *pub_port);
 /* Has the mapping on PUB_PORT a flow to REM_ADDR (address-dependent filtering)? */
 bool lg_flowtab_mapping_sent_to(const struct lg_flowtab *t, uint16_t pub_port, uint32_t rem_addr);
 

@@ -139,6 +139,28 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
 		    "--icmp-type", icmp_errors[t], "-j", "NFQUEUE", qflag, queue);
 	}
+	/* Hairpinning: inside to the public address, queued twice. Before routing the destination
+	 * becomes the mapping's owner; after routing (back out the inside interface) the source
+	 * becomes the sender's public endpoint. */
+	for (size_t i = 0; i < pol->nat_inside_count; i++) {
+		char addr[INET_ADDRSTRLEN], from[INET_ADDRSTRLEN + 4];
+
+		inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
+		snprintf(from, sizeof(from), "%s/%u", addr, pol->nat_inside[i].len);
+		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", from, "-d", pub, "-p",
+		    "tcp", "--dport", ports, "-j", "CT", "--notrack");
+		TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->inside_if, "-s", from, "-d", pub,
+		    "-p", "tcp", "--dport", ports, "-j", "NFQUEUE", qflag, queue);
+		for (size_t k = 0; k < pol->nat_inside_count; k++) {
+			char to[INET_ADDRSTRLEN + 4];
+
+			inet_ntop(AF_INET, &pol->nat_inside[k].addr, addr, sizeof(addr));
+			snprintf(to, sizeof(to), "%s/%u", addr, pol->nat_inside[k].len);
+			TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o",
+			    pol->inside_if, "-s", from, "-d", to, "-p", "tcp", "-j", "NFQUEUE", qflag,
+			    queue);
+		}
+	}
 	/* Inbound: to the public address, in the NAT port range. */
 	TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
 	    "--dport", ports, "-j", "CT", "--notrack");

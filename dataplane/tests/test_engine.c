@@ -149,6 +149,22 @@ static void test_drops(void)
 	lg_engine_destroy(e);
 }
 
+static uint16_t open_flow_from(struct lg_engine *e, const char *inside, uint16_t inside_port,
+			       uint64_t now)
+{
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+
+	len = build_tcp4(buf, inside, inside_port, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, now, &mod);
+	pub = rd_port(buf, 20);
+	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK, NULL);
+	run(e, buf, len, now, &mod);
+	return pub;
+}
+
 static uint16_t open_flow(struct lg_engine *e, uint16_t inside_port, uint64_t now)
 {
 	uint8_t buf[128];
@@ -625,6 +641,61 @@ static void test_host_quota(void)
 	lg_engine_destroy(e);
 }
 
+/* Both passes of a hairpinned segment; returns the verdict of the last pass that ran. */
+static enum lg_verdict hairpin(struct lg_engine *e, uint8_t *buf, size_t len, uint64_t now)
+{
+	bool mod;
+	enum lg_verdict v = run(e, buf, len, now, &mod);
+
+	if (v != LG_VERDICT_ACCEPT)
+		return v;
+	return run(e, buf, len, now, &mod);
+}
+
+static void test_hairpin(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	struct lg_engine_stats st;
+	struct lg_flow_view v[4];
+	uint8_t buf[128];
+	size_t len;
+	uint16_t x, y;
+
+	/* cli2 (10.77.0.3:41100) has a mapping X from talking to the server */
+	x = open_flow_from(e, "10.77.0.3", 41100, S);
+	/* cli (10.77.0.2:40000) connects to 198.51.100.1:X */
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.1", x, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(hairpin(e, buf, len, 2 * S), LG_VERDICT_ACCEPT, "N5382-R8: hairpinned SYN passes");
+	CHECK_EQ_INT(rd_addr(buf, 16), inet_addr("10.77.0.3"), "delivered to cli2");
+	CHECK_EQ_INT(rd_port(buf, 22), 41100, "on its mapped port");
+	CHECK_EQ_INT(rd_addr(buf, 12), inet_addr("198.51.100.1"),
+		     "N5382-R8a: cli2 sees the public address as the source");
+	y = rd_port(buf, 20);
+	CHECK(y >= 20000 && y <= 29999 && y != x, "N5382-R8a: and cli's own mapping as the port");
+	CHECK(checksums_ok(buf, len), "checksums after both passes");
+	/* cli2 answers to what it saw: 198.51.100.1:Y */
+	len = build_tcp4(buf, "10.77.0.3", 41100, "198.51.100.1", y, LG_TCP_SYN | LG_TCP_ACK, NULL);
+	CHECK_EQ_INT(hairpin(e, buf, len, 2 * S), LG_VERDICT_ACCEPT, "the answer is hairpinned back");
+	CHECK(rd_addr(buf, 16) == inet_addr("10.77.0.2") && rd_port(buf, 22) == 40000, "to cli");
+	CHECK(rd_addr(buf, 12) == inet_addr("198.51.100.1") && rd_port(buf, 20) == x,
+	      "from cli2's public endpoint");
+	CHECK(checksums_ok(buf, len), "checksums of the answer");
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.1", x, LG_TCP_ACK, "hello");
+	CHECK_EQ_INT(hairpin(e, buf, len, 3 * S), LG_VERDICT_ACCEPT, "data hairpinned");
+	CHECK(memcmp(buf + 40, "hello", 5) == 0, "payload intact");
+	CHECK_EQ_INT(lg_engine_flows(e, 3 * S, v, 4), 3, "cli2's server flow and the two hairpin sessions");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.hairpinned, 3, "hairpinned counted");
+	/* to a public port nobody holds: dropped, and no ICMP to our own address */
+	len = build_tcp4(buf, "10.77.0.2", 40001, "198.51.100.1", (uint16_t)(x == 29999 ? 20000 : x + 1),
+			 LG_TCP_SYN, NULL);
+	if (rd_port(buf, 22) != y)
+		CHECK_EQ_INT(hairpin(e, buf, len, 4 * S), LG_VERDICT_DROP, "hairpin to an unheld port dropped");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.syn_held, 0, "and not held for an ICMP answer");
+	lg_engine_destroy(e);
+}
+
 static void test_port_randomness(void)
 {
 	struct lg_engine *e = make_engine(4096, 1024, 65535);
@@ -672,5 +743,6 @@ int main(void)
 	test_mapping_log();
 	test_port_randomness();
 	test_host_quota();
+	test_hairpin();
 	return lgtest_finish();
 }

@@ -166,8 +166,55 @@ check "N5382-R3: EIF: the server reaches the inside listener through its mapping
 	grep -q 'hello from inside' "$TB_TMP/eif.got"
 check "the inside listener sees the server's own address" grep -q '^198.51.100.2:' "$TB_TMP/eif.peer"
 
+# N5382-R8/R8a: hairpinning. cli2 (10.77.0.3:41100) has a mapping from talking to the server
+# and listens on that port; cli (10.77.0.2) connects to the mapping's public endpoint and must
+# reach cli2, which must see cli's public endpoint as the source.
+in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
+import os, socket, sys
+tmp = sys.argv[1]
+out = socket.socket()
+out.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+out.bind(("10.77.0.3", 41100))
+out.settimeout(5)
+out.connect(("198.51.100.2", 143))
+out.recv(200)
+lst = socket.socket()
+lst.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+lst.bind(("10.77.0.3", 41100))
+lst.listen(1)
+lst.settimeout(8)
+open(os.path.join(tmp, "hp.ready"), "w").close()
+conn, peer = lst.accept()
+conn.settimeout(5)
+data = conn.recv(100)
+conn.sendall(b"cli2 got " + data)
+open(os.path.join(tmp, "hp.peer"), "w").write("%s:%d\n" % peer)
+conn.recv(100)
+PY
+hp_pid=$!
+wait_until 5 test -e "$TB_TMP/hp.ready"
+hp_pub=$(grep -h 'connect from' /run/lgtb/lemongate-imapd.log | tail -1 | awk '{print $NF}')
+in_client /usr/bin/python3 - "$hp_pub" "$TB_TMP/hp.got" <<'PY'
+import socket, sys
+host, port = sys.argv[1].split(":")
+s = socket.socket()
+s.bind(("10.77.0.2", 0))
+s.settimeout(5)
+s.connect((host, int(port)))
+s.sendall(b"hello")
+open(sys.argv[2], "w").write(s.recv(100).decode() + " from=%s:%d\n" % s.getsockname())
+s.close()
+PY
+wait "$hp_pid"
+cat "$TB_TMP/hp.got" "$TB_TMP/hp.peer" 2>/dev/null
+check "N5382-R8: cli reaches cli2 through cli2's public endpoint $hp_pub, data both ways" \
+	grep -q '^cli2 got hello' "$TB_TMP/hp.got"
+check "N5382-R8a: cli2 sees the public address as the source, not 10.77.0.2" \
+	grep -q '^198\.51\.100\.1:' "$TB_TMP/hp.peer"
+
 ctl stats >"$TB_TMP/stats.txt"
-check "stats count seven flows created" grep -Eq '^flows_created +7$' "$TB_TMP/stats.txt"
+check "stats count ten flows created" grep -Eq '^flows_created +10$' "$TB_TMP/stats.txt"
+check "stats count hairpinned packets" grep -Eq '^hairpinned +[1-9]' "$TB_TMP/stats.txt"
 check "stats count no malformed drops" grep -Eq '^drop_malformed +0$' "$TB_TMP/stats.txt"
 check_not "clock advance refused without --test-clock" ctl clock advance 1h
 check_not "malformed control request refused" bash -c "printf 'GET / HTTP/1.0\n' | ip netns exec lg-gw python3 -c '
