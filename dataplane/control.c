@@ -263,8 +263,11 @@ static void answer_clock(const struct lg_control_ctx *ctx, char **words, size_t 
 	size_t expired;
 
 	lg_clock_advance(secs);
-	/* Expire at once, so that a test sees the result of the jump without waiting for a sweep. */
+	/* Expire and answer at once, so that a test sees the result of the jump when this returns,
+	 * without waiting for the main loop's next tick. */
 	expired = lg_engine_expire(ctx->engine, lg_clock_now_ns());
+	if (ctx->send_icmp)
+		lg_engine_due(ctx->engine, lg_clock_now_ns(), ctx->send_icmp, ctx->send_icmp_arg);
 	lg_log(LG_LOG_INFO, "test clock advanced by %llu s, %zu flows expired",
 	       (unsigned long long)secs, expired);
 	fprintf(out, "ok\nclock advanced=%llu expired=%zu\n", (unsigned long long)secs, expired);

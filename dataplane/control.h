@@ -13,6 +13,9 @@ struct lg_control_ctx {
 	struct lg_nfq *const *queues;
 	size_t queue_count;
 	uint64_t started_ns;
+	/* Where the daemon's own ICMP errors go; clock advance sends what falls due at once. */
+	void (*send_icmp)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg);
+	void *send_icmp_arg;
 };
 
 struct lg_control;

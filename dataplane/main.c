@@ -341,7 +341,8 @@ int main(int argc, char **argv)
 	}
 	ctx = (struct lg_control_ctx){ .engine = engine, .queues = queues,
 				       .queue_count = pol.queue_count,
-				       .started_ns = lg_clock_now_ns() };
+				       .started_ns = lg_clock_now_ns(), .send_icmp = send_raw,
+				       .send_icmp_arg = &raw_fd };
 	lg_log(LG_LOG_INFO, "started: %u queue%s from %u, control socket %s%s", pol.queue_count,
 	       pol.queue_count == 1 ? "" : "s", pol.queue_first, sock_path,
 	       o.test_clock ? ", test clock on" : "");
