@@ -10,6 +10,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -187,50 +188,58 @@ static void answer_flow(const struct lg_control_ctx *ctx, const char *id_text, F
 	fprintf(out, "error no flow with id %lu (it may have expired)\n", id);
 }
 
+/* The scalar counters, in the order 'stats' prints them; the names are a stable interface. */
+static const struct stat_field {
+	const char *name;
+	size_t offset;
+} stat_fields[] = {
+	{ "packets_out", offsetof(struct lg_engine_stats, packets_out) },
+	{ "packets_in", offsetof(struct lg_engine_stats, packets_in) },
+	{ "bytes_out", offsetof(struct lg_engine_stats, bytes_out) },
+	{ "bytes_in", offsetof(struct lg_engine_stats, bytes_in) },
+	{ "passed_untranslated", offsetof(struct lg_engine_stats, passed_untranslated) },
+	{ "flows_active", offsetof(struct lg_engine_stats, flows_active) },
+	{ "flows_capacity", offsetof(struct lg_engine_stats, flows_capacity) },
+	{ "mappings_active", offsetof(struct lg_engine_stats, mappings_active) },
+	{ "flows_created", offsetof(struct lg_engine_stats, flows_created) },
+	{ "flows_expired", offsetof(struct lg_engine_stats, flows_expired) },
+	{ "hairpinned", offsetof(struct lg_engine_stats, hairpinned) },
+	{ "rst_out_of_window", offsetof(struct lg_engine_stats, rst_out_of_window) },
+	{ "syn_held", offsetof(struct lg_engine_stats, syn_held) },
+	{ "syn_hold_superseded", offsetof(struct lg_engine_stats, syn_hold_superseded) },
+	{ "syn_hold_silent", offsetof(struct lg_engine_stats, syn_hold_silent) },
+	{ "syn_hold_overflow", offsetof(struct lg_engine_stats, syn_hold_overflow) },
+	{ "icmp_port_unreachable_sent", offsetof(struct lg_engine_stats, icmp_port_unreachable_sent) },
+	{ "icmp_host_unreachable_sent", offsetof(struct lg_engine_stats, icmp_host_unreachable_sent) },
+	{ "icmp_refusals_suppressed", offsetof(struct lg_engine_stats, icmp_refusals_suppressed) },
+	{ "icmp_errors_translated_in", offsetof(struct lg_engine_stats, icmp_errors_in) },
+	{ "icmp_errors_translated_out", offsetof(struct lg_engine_stats, icmp_errors_out) },
+	{ "icmp_frag_needed_translated", offsetof(struct lg_engine_stats, icmp_frag_needed) },
+};
+
 static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 {
 	struct lg_engine_stats st;
+	size_t drops_at = 5; /* the per-reason drop and malformed counters print after 5 fields */
 
 	lg_engine_stats(ctx->engine, &st);
 	fprintf(out, "ok\n");
-	fprintf(out, "stat name=packets_out value=%llu\n", (unsigned long long)st.packets_out);
-	fprintf(out, "stat name=packets_in value=%llu\n", (unsigned long long)st.packets_in);
-	fprintf(out, "stat name=bytes_out value=%llu\n", (unsigned long long)st.bytes_out);
-	fprintf(out, "stat name=bytes_in value=%llu\n", (unsigned long long)st.bytes_in);
-	fprintf(out, "stat name=passed_untranslated value=%llu\n",
-		(unsigned long long)st.passed_untranslated);
-	for (int r = 0; r < LG_DROP_REASON_COUNT; r++)
-		fprintf(out, "stat name=drop_%s value=%llu\n", lg_drop_reason_name((enum lg_drop_reason)r),
-			(unsigned long long)st.dropped[r]);
-	for (int s = 1; s < LG_PKT_STATUS_COUNT; s++)
-		fprintf(out, "stat name=malformed_%s value=%llu\n",
-			lg_pkt_status_name((enum lg_pkt_status)s), (unsigned long long)st.malformed[s]);
-	fprintf(out, "stat name=flows_active value=%llu\n", (unsigned long long)st.flows_active);
-	fprintf(out, "stat name=flows_capacity value=%llu\n", (unsigned long long)st.flows_capacity);
-	fprintf(out, "stat name=mappings_active value=%llu\n", (unsigned long long)st.mappings_active);
-	fprintf(out, "stat name=flows_created value=%llu\n", (unsigned long long)st.flows_created);
-	fprintf(out, "stat name=flows_expired value=%llu\n", (unsigned long long)st.flows_expired);
-	fprintf(out, "stat name=hairpinned value=%llu\n", (unsigned long long)st.hairpinned);
-	fprintf(out, "stat name=rst_out_of_window value=%llu\n",
-		(unsigned long long)st.rst_out_of_window);
-	fprintf(out, "stat name=syn_held value=%llu\n", (unsigned long long)st.syn_held);
-	fprintf(out, "stat name=syn_hold_superseded value=%llu\n",
-		(unsigned long long)st.syn_hold_superseded);
-	fprintf(out, "stat name=syn_hold_silent value=%llu\n", (unsigned long long)st.syn_hold_silent);
-	fprintf(out, "stat name=syn_hold_overflow value=%llu\n",
-		(unsigned long long)st.syn_hold_overflow);
-	fprintf(out, "stat name=icmp_port_unreachable_sent value=%llu\n",
-		(unsigned long long)st.icmp_port_unreachable_sent);
-	fprintf(out, "stat name=icmp_host_unreachable_sent value=%llu\n",
-		(unsigned long long)st.icmp_host_unreachable_sent);
-	fprintf(out, "stat name=icmp_refusals_suppressed value=%llu\n",
-		(unsigned long long)st.icmp_refusals_suppressed);
-	fprintf(out, "stat name=icmp_errors_translated_in value=%llu\n",
-		(unsigned long long)st.icmp_errors_in);
-	fprintf(out, "stat name=icmp_errors_translated_out value=%llu\n",
-		(unsigned long long)st.icmp_errors_out);
-	fprintf(out, "stat name=icmp_frag_needed_translated value=%llu\n",
-		(unsigned long long)st.icmp_frag_needed);
+	for (size_t i = 0; i < sizeof(stat_fields) / sizeof(stat_fields[0]); i++) {
+		uint64_t v;
+
+		if (i == drops_at) {
+			for (int r = 0; r < LG_DROP_REASON_COUNT; r++)
+				fprintf(out, "stat name=drop_%s value=%llu\n",
+					lg_drop_reason_name((enum lg_drop_reason)r),
+					(unsigned long long)st.dropped[r]);
+			for (int m = 1; m < LG_PKT_STATUS_COUNT; m++)
+				fprintf(out, "stat name=malformed_%s value=%llu\n",
+					lg_pkt_status_name((enum lg_pkt_status)m),
+					(unsigned long long)st.malformed[m]);
+		}
+		memcpy(&v, (const char *)&st + stat_fields[i].offset, sizeof(v));
+		fprintf(out, "stat name=%s value=%llu\n", stat_fields[i].name, (unsigned long long)v);
+	}
 	for (size_t i = 0; i < ctx->queue_count; i++) {
 		const struct lg_nfq_stats *q = lg_nfq_stats(ctx->queues[i]);
 
