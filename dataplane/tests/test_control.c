@@ -2,6 +2,7 @@
 #include "dataplane/control.h"
 #include "lgtest.h"
 #include "pktbuild.h"
+#include "testpolicy.h"
 
 #include <stdlib.h>
 
@@ -36,10 +37,7 @@ int main(void)
 	bool mod;
 	char big[3000];
 
-	lg_policy_defaults(&pol);
-	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
-	pol.nat_inside_count = 1;
-	pol.nat_public = inet_addr("198.51.100.1");
+	test_policy(&pol);
 	ctx.engine = lg_engine_create(&pol, 0);
 	lg_clock_init(false);
 	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, 0x02, NULL);

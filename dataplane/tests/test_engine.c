@@ -3,6 +3,7 @@
 #include "dataplane/tcpstate.h"
 #include "lgtest.h"
 #include "pktbuild.h"
+#include "testpolicy.h"
 
 #define S (1000000000ull)
 #define REFUSAL_TEST_STORM 400
@@ -12,12 +13,7 @@ static struct lg_engine *make_engine_filtering(uint32_t max_flows, uint16_t lo, 
 {
 	struct lg_policy pol;
 
-	lg_policy_defaults(&pol);
-	strcpy(pol.inside_if, "in");
-	strcpy(pol.outside_if, "out");
-	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
-	pol.nat_inside_count = 1;
-	pol.nat_public = inet_addr("198.51.100.1");
+	test_policy(&pol);
 	pol.max_flows = max_flows;
 	pol.port_lo = lo;
 	pol.port_hi = hi;
@@ -517,10 +513,7 @@ static void test_unsolicited_syn_superseded(void)
 	{
 		struct lg_policy pol;
 
-		lg_policy_defaults(&pol);
-		lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
-		pol.nat_inside_count = 1;
-		pol.nat_public = inet_addr("198.51.100.1");
+		test_policy(&pol);
 		pol.unsolicited_syn = LG_UNSOLICITED_SILENT;
 		e = lg_engine_create(&pol, 0);
 	}
@@ -596,10 +589,7 @@ static void test_host_quota(void)
 	size_t len;
 	bool mod;
 
-	lg_policy_defaults(&pol);
-	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
-	pol.nat_inside_count = 1;
-	pol.nat_public = inet_addr("198.51.100.1");
+	test_policy(&pol);
 	pol.host_quota = 2;
 	e = lg_engine_create(&pol, 0);
 	for (int i = 0; i < 2; i++) {

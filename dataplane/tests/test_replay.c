@@ -1,6 +1,7 @@
 #include "dataplane/replay.h"
 #include "lgtest.h"
 #include "pktbuild.h"
+#include "testpolicy.h"
 
 #include <pcap/pcap.h>
 #include <stdlib.h>
@@ -80,10 +81,7 @@ static struct lg_engine *engine(void)
 {
 	struct lg_policy pol;
 
-	lg_policy_defaults(&pol);
-	lg_prefix4_parse("10.77.0.0/24", &pol.nat_inside[0]);
-	pol.nat_inside_count = 1;
-	pol.nat_public = inet_addr("198.51.100.1");
+	test_policy(&pol);
 	pol.port_lo = 20000;
 	pol.port_hi = 59999;
 	return lg_engine_create(&pol, SEED);
