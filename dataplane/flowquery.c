@@ -3,21 +3,16 @@
 #include "dataplane/tcpstate.h"
 
 #include <arpa/inet.h>
-#include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 static int parse_port(const char *text, uint16_t *port_be)
 {
-	char *end;
 	unsigned long v;
 
-	if (text[0] < '0' || text[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || *end || v == 0 || v > 65535)
+	if (lg_uint_parse(text, 1, 65535, &v) < 0)
 		return -1;
 	*port_be = htons((uint16_t)v);
 	return 0;
@@ -118,12 +113,9 @@ int lg_flow_query_parse(char **words, size_t n, struct lg_flow_query *q, char *e
 				return -1;
 			}
 		} else if (strcmp(key, "limit") == 0) {
-			char *end;
-			unsigned long long v;
+			unsigned long v;
 
-			errno = 0;
-			v = strtoull(val, &end, 10);
-			if (errno || *end || val[0] < '0' || val[0] > '9' || v == 0) {
+			if (lg_uint_parse(val, 1, ULONG_MAX, &v) < 0) {
 				snprintf(err, errlen, "limit '%.20s' is not a positive number", val);
 				return -1;
 			}

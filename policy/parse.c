@@ -138,21 +138,6 @@ static bool once(unsigned *seen_line, const struct stmt *st, const char *what, s
 	return true;
 }
 
-static int parse_uint(const char *text, unsigned long lo, unsigned long hi, unsigned long *out)
-{
-	char *end;
-	unsigned long v;
-
-	if (text[0] < '0' || text[0] > '9')
-		return -1;
-	errno = 0;
-	v = strtoul(text, &end, 10);
-	if (errno || *end != '\0' || v < lo || v > hi)
-		return -1;
-	*out = v;
-	return 0;
-}
-
 static bool valid_ifname(const char *s)
 {
 	size_t n = strlen(s);
@@ -240,8 +225,8 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 		}
 		memcpy(lo_text, text, (size_t)(dash - text));
 		lo_text[dash - text] = '\0';
-		if (parse_uint(lo_text, 1024, 65535, &lo) < 0 ||
-		    parse_uint(dash + 1, 1024, 65535, &hi) < 0 || lo > hi) {
+		if (lg_uint_parse(lo_text, 1024, 65535, &lo) < 0 ||
+		    lg_uint_parse(dash + 1, 1024, 65535, &hi) < 0 || lo > hi) {
 			ERR(d, st->line, st->w[2].col,
 			    "port range '%s' must be LO-HI with 1024 <= LO <= HI <= 65535", text);
 			return;
@@ -265,7 +250,7 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 
 		if (!expect_args(st, 3, "nat quota N", d) || !once(&seen->nat_quota, st, "nat quota", d))
 			return;
-		if (parse_uint(st->w[2].text, 1, 65535, &n) < 0) {
+		if (lg_uint_parse(st->w[2].text, 1, 65535, &n) < 0) {
 			ERR(d, st->line, st->w[2].col, "quota '%s' must be 1..65535 ports per inside host",
 			    st->w[2].text);
 			return;
@@ -343,7 +328,7 @@ static void do_queue(const struct stmt *st, struct lg_policy *pol, struct seen *
 	}
 	if (!once(&seen->queue, st, "queue", d))
 		return;
-	if (parse_uint(st->w[1].text, 0, 65535, &first) < 0) {
+	if (lg_uint_parse(st->w[1].text, 0, 65535, &first) < 0) {
 		ERR(d, st->line, st->w[1].col, "queue number '%s' must be 0..65535", st->w[1].text);
 		return;
 	}
@@ -352,7 +337,7 @@ static void do_queue(const struct stmt *st, struct lg_policy *pol, struct seen *
 			ERR(d, st->line, st->w[2].col, "expected 'count', got '%s'", st->w[2].text);
 			return;
 		}
-		if (parse_uint(st->w[3].text, 1, LG_MAX_QUEUES, &count) < 0 || first + count > 65536) {
+		if (lg_uint_parse(st->w[3].text, 1, LG_MAX_QUEUES, &count) < 0 || first + count > 65536) {
 			ERR(d, st->line, st->w[3].col, "queue count '%s' must be 1..%d", st->w[3].text,
 			    LG_MAX_QUEUES);
 			return;
@@ -369,7 +354,7 @@ static void do_max_flows(const struct stmt *st, struct lg_policy *pol, struct se
 
 	if (!expect_args(st, 2, "max-flows N", d) || !once(&seen->max_flows, st, "max-flows", d))
 		return;
-	if (parse_uint(st->w[1].text, 16, 100000000ul, &n) < 0) {
+	if (lg_uint_parse(st->w[1].text, 16, 100000000ul, &n) < 0) {
 		ERR(d, st->line, st->w[1].col, "max-flows '%s' must be 16..100000000", st->w[1].text);
 		return;
 	}

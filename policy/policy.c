@@ -1,6 +1,7 @@
 #include "policy/policy.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,21 @@ bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be)
 			return true;
 	}
 	return false;
+}
+
+int lg_uint_parse(const char *text, unsigned long lo, unsigned long hi, unsigned long *out)
+{
+	char *end;
+	unsigned long v;
+
+	if (text[0] < '0' || text[0] > '9')
+		return -1; /* strtoul would take blanks and signs */
+	errno = 0;
+	v = strtoul(text, &end, 10);
+	if (errno || *end != '\0' || v < lo || v > hi)
+		return -1;
+	*out = v;
+	return 0;
 }
 
 int lg_addr4_parse(const char *text, uint32_t *addr_be)

@@ -93,6 +93,9 @@ int lg_duration_parse(const char *text, uint64_t *seconds);
 /* Format seconds as the shortest "1d2h3m4s" form ("0s" for zero). */
 void lg_duration_format(uint64_t seconds, char *buf, size_t size);
 
+/* A decimal number LO..HI, digits only (no sign, blank or suffix). 0 or -1. */
+int lg_uint_parse(const char *text, unsigned long lo, unsigned long hi, unsigned long *out);
+
 /* "10.77.0.0/24" or "10.77.0.2" (a /32). Rejects set host bits. 0 or -1. */
 int lg_prefix4_parse(const char *text, struct lg_prefix4 *out);
 int lg_addr4_parse(const char *text, uint32_t *addr_be);
