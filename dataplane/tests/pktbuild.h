@@ -8,6 +8,27 @@
 #include <stdint.h>
 #include <string.h>
 
+/* An IPv4 header (DF clear unless DF, TTL 64) for a packet of TOTAL_LEN bytes. */
+static inline void build_ipv4_header(uint8_t *buf, const char *src, const char *dst, uint8_t proto,
+				     size_t total_len, int df)
+{
+	uint32_t s = inet_addr(src), d = inet_addr(dst);
+	uint16_t v16;
+
+	memset(buf, 0, 20);
+	buf[0] = 0x45;
+	v16 = htons((uint16_t)total_len);
+	memcpy(buf + 2, &v16, 2);
+	v16 = htons(df ? 0x4000 : 0);
+	memcpy(buf + 6, &v16, 2);
+	buf[8] = 64;
+	buf[9] = proto;
+	memcpy(buf + 12, &s, 4);
+	memcpy(buf + 16, &d, 4);
+	v16 = lg_csum_ipv4_header(buf, 20);
+	memcpy(buf + 10, &v16, 2);
+}
+
 struct tcp_spec {
 	uint32_t seq, ack;
 	uint16_t window;
@@ -26,18 +47,8 @@ static inline size_t build_tcp4_spec(uint8_t *buf, const char *src, uint16_t spo
 	uint16_t v16, csum;
 	uint32_t v32;
 
-	memset(buf, 0, 20 + thl);
-	buf[0] = 0x45;
-	v16 = htons((uint16_t)len);
-	memcpy(buf + 2, &v16, 2);
-	v16 = htons(0x4000); /* DF */
-	memcpy(buf + 6, &v16, 2);
-	buf[8] = 64;
-	buf[9] = 6;
-	memcpy(buf + 12, &s, 4);
-	memcpy(buf + 16, &d, 4);
-	csum = lg_csum_ipv4_header(buf, 20);
-	memcpy(buf + 10, &csum, 2);
+	memset(buf + 20, 0, thl);
+	build_ipv4_header(buf, src, dst, 6, len, 1);
 	v16 = htons(sport);
 	memcpy(buf + 20, &v16, 2);
 	v16 = htons(dport);
@@ -76,19 +87,10 @@ static inline size_t build_icmp4(uint8_t *buf, const char *src, const char *dst,
 				 size_t quote_len, const uint8_t *ext, size_t ext_len)
 {
 	size_t len = 20 + 8 + quote_len + ext_len;
-	uint32_t s = inet_addr(src), d = inet_addr(dst);
 	uint16_t v16;
 
-	memset(buf, 0, 28);
-	buf[0] = 0x45;
-	v16 = htons((uint16_t)len);
-	memcpy(buf + 2, &v16, 2);
-	buf[8] = 64;
-	buf[9] = 1;
-	memcpy(buf + 12, &s, 4);
-	memcpy(buf + 16, &d, 4);
-	v16 = lg_csum_ipv4_header(buf, 20);
-	memcpy(buf + 10, &v16, 2);
+	build_ipv4_header(buf, src, dst, 1, len, 0);
+	memset(buf + 20, 0, 8);
 	buf[20] = type;
 	buf[21] = code;
 	memcpy(buf + 24, rest_of_header, 4);

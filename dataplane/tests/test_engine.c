@@ -163,17 +163,7 @@ static uint16_t open_flow_from(struct lg_engine *e, const char *inside, uint16_t
 
 static uint16_t open_flow(struct lg_engine *e, uint16_t inside_port, uint64_t now)
 {
-	uint8_t buf[128];
-	size_t len;
-	bool mod;
-	uint16_t pub;
-
-	len = build_tcp4(buf, "10.77.0.2", inside_port, "198.51.100.2", 143, LG_TCP_SYN, NULL);
-	run(e, buf, len, now, &mod);
-	pub = rd_port(buf, 20);
-	len = build_tcp4(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK, NULL);
-	run(e, buf, len, now, &mod);
-	return pub;
+	return open_flow_from(e, "10.77.0.2", inside_port, now);
 }
 
 static void test_timers(void)
