@@ -99,7 +99,7 @@ static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 	char in[32], pub[32], rem[32];
 
 	fmt_endpoint(f->in_addr, f->in_port, in, sizeof(in));
-	fmt_endpoint(f->pub_addr, f->pub_port, pub, sizeof(pub));
+	fmt_endpoint(v->pub_addr, f->pub_port, pub, sizeof(pub));
 	fmt_endpoint(f->rem_addr, f->rem_port, rem, sizeof(rem));
 	fprintf(out,
 		"flow id=%u proto=tcp inside=%s public=%s remote=%s state=%s idle=%llu age=%llu "
@@ -112,10 +112,12 @@ static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 		const struct lg_tcp_track *t = &f->track;
 
 		fprintf(out,
-			" timeout=%llu timer=%s inside_next_seq=%u outside_next_seq=%u "
+			" timeout=%llu timer=%s eviction=%s inside_next_seq=%u outside_next_seq=%u "
 			"inside_window=%u outside_window=%u inside_wscale=%d outside_wscale=%d",
 			(unsigned long long)v->timeout_s,
-			lg_tcp_is_transitory(f->state) ? "transitory" : "established", t->seq_end[0],
+			lg_tcp_is_transitory(f->state) ? "transitory" : "established",
+			lg_tcp_is_transitory(f->state) ? "first"
+			: (f->flags & LG_FLOW_MAIL) ? "last" : "idle-order", t->seq_end[0],
 			t->seq_end[1], t->win[0], t->win[1], t->wscale[0], t->wscale[1]);
 	}
 	fputc('\n', out);
@@ -203,6 +205,10 @@ static const struct stat_field {
 	{ "mappings_active", offsetof(struct lg_engine_stats, mappings_active) },
 	{ "flows_created", offsetof(struct lg_engine_stats, flows_created) },
 	{ "flows_expired", offsetof(struct lg_engine_stats, flows_expired) },
+	{ "evicted_transitory", offsetof(struct lg_engine_stats, evicted_transitory) },
+	{ "evicted_idle", offsetof(struct lg_engine_stats, evicted_idle) },
+	{ "evicted_mail", offsetof(struct lg_engine_stats, evicted_mail) },
+	{ "table_bytes", offsetof(struct lg_engine_stats, table_bytes) },
 	{ "hairpinned", offsetof(struct lg_engine_stats, hairpinned) },
 	{ "rst_out_of_window", offsetof(struct lg_engine_stats, rst_out_of_window) },
 	{ "syn_held", offsetof(struct lg_engine_stats, syn_held) },

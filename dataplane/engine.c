@@ -4,9 +4,11 @@
 #include "dataplane/nat.h"
 #include "dataplane/synhold.h"
 #include "dataplane/tcpstate.h"
+#include "dataplane/timers.h"
 
 #include <arpa/inet.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,6 +16,8 @@
 #define NS_PER_S 1000000000ull
 
 #define REFUSAL_RING 256 /* ICMP 3/1 answers queued between two due() calls; more are dropped */
+#define EXPIRE_BATCH 1024 /* flows ended per hold of the writer lock */
+#define EVICT_TRIES 64    /* flows looked at per class before trying the next one */
 
 struct refusal {
 	uint32_t dst;
@@ -21,33 +25,114 @@ struct refusal {
 	uint8_t quote_len;
 };
 
-/* One lock serialises the table for now; the flow-table issue replaces it with a
- * lock-free table. Counters live under the same lock. */
+/* A thread's own counters, on its own cache lines; summed by lg_engine_stats(). Only the
+ * owner writes them (relaxed atomic stores, so that a concurrent reader sees whole values). */
+struct slot {
+	_Alignas(64) struct lg_engine_stats st;
+};
+
 struct lg_engine {
-	pthread_mutex_t lock;
 	struct lg_policy pol;
 	struct lg_flowtab *flows;
+	struct lg_qsbr *qsbr;
+	/* making and ending flows, mappings and timers; never held while waiting for a flow */
+	pthread_mutex_t wlock;
+	struct lg_natmap *maps;
+	struct lg_timers *timers;
+	/* held SYNs and pending refusals */
+	pthread_mutex_t aux;
 	struct lg_synhold synhold;
 	struct refusal refusals[REFUSAL_RING];
 	size_t refusal_count;
-	struct lg_engine_stats st;
+	uint64_t serial;
+	int shared_id; /* the slot of threads that found none free, under SHARED */
+	pthread_mutex_t shared;
+	struct slot slots[LG_QSBR_MAX_THREADS];
 };
+
+/* The calling thread's slot in one engine. */
+struct ctx {
+	struct lg_engine *e;
+	struct lg_engine_stats *st;
+	int id;
+	bool shared;
+};
+
+#define ADD(c, field, n) __atomic_store_n(&(c)->st->field, (c)->st->field + (n), __ATOMIC_RELAXED)
+#define BUMP(c, field) ADD(c, field, 1)
+
+static _Atomic uint64_t engine_serial;
+static _Thread_local struct {
+	uint64_t serial;
+	int id;
+} my_slot;
+
+static void slot_enter(struct lg_engine *e, struct ctx *c)
+{
+	c->e = e;
+	c->shared = false;
+	if (my_slot.serial != e->serial) {
+		my_slot.id = lg_qsbr_register(e->qsbr);
+		my_slot.serial = e->serial;
+	}
+	c->id = my_slot.id;
+	if (c->id < 0) {
+		pthread_mutex_lock(&e->shared);
+		c->id = e->shared_id;
+		c->shared = true;
+	}
+	c->st = &e->slots[c->id].st;
+}
+
+static void slot_leave(struct ctx *c)
+{
+	if (c->shared)
+		pthread_mutex_unlock(&c->e->shared);
+}
+
+/* A reader of the flow table until leave(): what it finds is not reused meanwhile. */
+static void enter(struct lg_engine *e, struct ctx *c)
+{
+	slot_enter(e, c);
+	lg_qsbr_online(e->qsbr, c->id);
+}
+
+static void leave(struct ctx *c)
+{
+	lg_qsbr_offline(c->e->qsbr, c->id);
+	slot_leave(c);
+}
+
+void lg_engine_thread_done(struct lg_engine *e)
+{
+	if (my_slot.serial == e->serial && my_slot.id >= 0)
+		lg_qsbr_unregister(e->qsbr, my_slot.id);
+	my_slot.serial = 0;
+}
 
 struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 {
-	struct lg_engine *e = calloc(1, sizeof(*e));
+	struct lg_engine *e = aligned_alloc(64, sizeof(*e));
 
 	if (!e)
 		return NULL;
+	memset(e, 0, sizeof(*e));
 	e->pol = *pol;
-	e->flows = lg_flowtab_create(pol->max_flows, pol->nat_public, pol->port_lo, pol->port_hi,
-				     pol->host_quota, seed);
+	e->serial = atomic_fetch_add(&engine_serial, 1) + 1;
+	e->flows = lg_flowtab_create(pol->max_flows, seed);
+	e->maps = lg_natmap_create(pol->nat_public, pol->port_lo, pol->port_hi, pol->host_quota,
+				   LG_PORT_REST_S, seed);
+	e->timers = e->flows ? lg_timers_create(e->flows, 0) : NULL;
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
-	if (!e->flows || pthread_mutex_init(&e->lock, NULL) != 0) {
-		lg_flowtab_destroy(e->flows);
-		free(e);
+	if (!e->flows || !e->maps || !e->timers) {
+		lg_engine_destroy(e);
 		return NULL;
 	}
+	e->qsbr = lg_flowtab_qsbr(e->flows);
+	e->shared_id = lg_qsbr_register(e->qsbr);
+	pthread_mutex_init(&e->wlock, NULL);
+	pthread_mutex_init(&e->aux, NULL);
+	pthread_mutex_init(&e->shared, NULL);
 	return e;
 }
 
@@ -55,32 +140,197 @@ void lg_engine_destroy(struct lg_engine *e)
 {
 	if (!e)
 		return;
+	if (e->qsbr) {
+		pthread_mutex_destroy(&e->wlock);
+		pthread_mutex_destroy(&e->aux);
+		pthread_mutex_destroy(&e->shared);
+	}
+	lg_timers_destroy(e->timers);
+	lg_natmap_destroy(e->maps);
 	lg_flowtab_destroy(e->flows);
-	pthread_mutex_destroy(&e->lock);
 	free(e);
 }
 
-static uint64_t idle_limit_ns(const struct lg_engine *e, const struct lg_flow *f)
+static uint32_t seconds(uint64_t now_ns)
 {
-	uint32_t s = lg_tcp_is_transitory(f->state) ? e->pol.timeout_transitory
-						    : e->pol.timeout_established;
-	return (uint64_t)s * NS_PER_S;
+	return (uint32_t)(now_ns / NS_PER_S);
 }
 
-static bool expired(const struct lg_engine *e, const struct lg_flow *f, uint64_t now_ns)
+static uint32_t idle_limit(const struct lg_engine *e, uint8_t state)
 {
-	return now_ns > f->last_ns && now_ns - f->last_ns > idle_limit_ns(e, f);
+	return lg_tcp_is_transitory(state) ? e->pol.timeout_transitory : e->pol.timeout_established;
 }
 
-/* F, unless it has been idle past its deadline: then it goes now rather than at the sweep. */
-static struct lg_flow *unexpired(struct lg_engine *e, struct lg_flow *f, uint64_t now_ns)
+/* F's lock held. */
+static bool expired(const struct lg_engine *e, const struct lg_flow *f, uint32_t now_s)
 {
-	if (f && expired(e, f, now_ns)) {
-		lg_flowtab_remove(e->flows, f);
-		e->st.flows_expired++;
+	return (int32_t)(now_s - f->last_s) > 0 && now_s - f->last_s > idle_limit(e, f->state);
+}
+
+static enum lg_timer_class timer_class(uint8_t state, uint8_t flags)
+{
+	if (lg_tcp_is_transitory(state))
+		return LG_TIMER_TRANSITORY;
+	return flags & LG_FLOW_MAIL ? LG_TIMER_MAIL : LG_TIMER_OTHER;
+}
+
+/* What the timers need of F, read under its lock. */
+struct timing {
+	enum lg_timer_class cls;
+	uint32_t due_s; /* the first second at which it is expired */
+	bool live;
+};
+
+static struct timing timing_of(const struct lg_engine *e, struct lg_flow *f)
+{
+	struct timing t;
+
+	lg_flow_lock(f);
+	t.cls = timer_class(f->state, f->flags);
+	t.due_s = f->last_s + idle_limit(e, f->state) + 1;
+	t.live = f->flags & LG_FLOW_LIVE;
+	lg_flow_unlock(f);
+	return t;
+}
+
+/* With the writer lock: F goes from the table, its mapping and its timer. */
+static void end_flow(struct lg_engine *e, struct lg_flow *f, uint32_t now_s)
+{
+	lg_timers_disarm(e->timers, f);
+	lg_natmap_detach(e->maps, e->flows, f, now_s);
+	lg_flowtab_remove(e->flows, f);
+}
+
+/* F was found idle past its deadline before the timers came to it: it goes now. */
+static void reap(struct lg_engine *e, struct ctx *c, struct lg_flow *f, uint32_t now_s, bool wlocked)
+{
+	bool still;
+
+	if (!wlocked)
+		pthread_mutex_lock(&e->wlock);
+	lg_flow_lock(f);
+	still = (f->flags & LG_FLOW_LIVE) && expired(e, f, now_s);
+	lg_flow_unlock(f);
+	if (still) {
+		end_flow(e, f, now_s);
+		BUMP(c, flows_expired);
+	}
+	if (!wlocked)
+		pthread_mutex_unlock(&e->wlock);
+}
+
+/* F if it is live and within its idle limit, returned LOCKED; else NULL. WLOCKED: the
+ * caller holds the writer lock. */
+static struct lg_flow *usable(struct lg_engine *e, struct ctx *c, struct lg_flow *f, uint32_t now_s,
+			      bool wlocked)
+{
+	if (!f)
+		return NULL;
+	lg_flow_lock(f);
+	if (!(f->flags & LG_FLOW_LIVE)) {
+		lg_flow_unlock(f);
+		return NULL;
+	}
+	if (expired(e, f, now_s)) {
+		lg_flow_unlock(f);
+		reap(e, c, f, now_s, wlocked);
 		return NULL;
 	}
 	return f;
+}
+
+/* With the writer lock: make room for one flow under overload, in the policy's order. */
+static bool evict_one(struct lg_engine *e, struct ctx *c, uint32_t now_s)
+{
+	static const enum lg_timer_class order[] = { LG_TIMER_TRANSITORY, LG_TIMER_OTHER,
+						     LG_TIMER_MAIL };
+	size_t classes = e->pol.overload == LG_OVERLOAD_DROP_NEW ? 1 : 3;
+
+	for (size_t k = 0; k < classes; k++) {
+		for (int tries = 0; tries < EVICT_TRIES; tries++) {
+			struct lg_flow *f = lg_timers_first(e->timers, order[k]);
+			struct timing t;
+
+			if (!f)
+				break;
+			t = timing_of(e, f);
+			if ((int32_t)(now_s - t.due_s) >= 0) { /* already expired: not an eviction */
+				end_flow(e, f, now_s);
+				BUMP(c, flows_expired);
+				return true;
+			}
+			if (t.cls != order[k] || lg_timers_early(e->timers, f, t.due_s)) {
+				/* filed by an older deadline or state: file it right, look again */
+				lg_timers_arm(e->timers, f, t.cls, t.due_s);
+				continue;
+			}
+			end_flow(e, f, now_s);
+			if (order[k] == LG_TIMER_TRANSITORY)
+				BUMP(c, evicted_transitory);
+			else if (order[k] == LG_TIMER_OTHER)
+				BUMP(c, evicted_idle);
+			else
+				BUMP(c, evicted_mail);
+			return true;
+		}
+	}
+	return false;
+}
+
+/* With the writer lock: a new flow for the inside endpoint IA:IP and the remote RA:RP,
+ * published, on its mapping and armed; NULL with *WHY when it cannot be had. */
+static struct lg_flow *make_flow(struct lg_engine *e, struct ctx *c, uint32_t ia, uint16_t ip,
+				 uint32_t ra, uint16_t rp, uint32_t now_s, enum lg_drop_reason *why)
+{
+	struct lg_flow *f = lg_flowtab_alloc(e->flows);
+	enum lg_natmap_error err;
+
+	if (!f && evict_one(e, c, now_s))
+		f = lg_flowtab_alloc(e->flows);
+	if (!f) {
+		lg_flowtab_reclaim(e->flows);
+		*why = LG_DROP_TABLE_FULL;
+		return NULL;
+	}
+	f->in_addr = ia;
+	f->in_port = ip;
+	f->rem_addr = ra;
+	f->rem_port = rp;
+	lg_flow_lock(f);
+	f->flags = lg_policy_is_mail_port(&e->pol, rp) ? LG_FLOW_MAIL : 0;
+	f->state = LG_TCP_CLOSED;
+	f->created_s = f->last_s = now_s;
+	f->track.wscale[0] = f->track.wscale[1] = -1;
+	lg_flow_unlock(f);
+	if (!lg_natmap_attach(e->maps, e->flows, f, now_s, &err)) {
+		lg_flowtab_abandon(e->flows, f);
+		*why = err == LG_NATMAP_QUOTA ? LG_DROP_QUOTA : LG_DROP_NO_PORT;
+		return NULL;
+	}
+	if (lg_flowtab_publish(e->flows, f) != LG_FLOWTAB_OK) {
+		lg_natmap_detach(e->maps, e->flows, f, now_s);
+		lg_flowtab_abandon(e->flows, f);
+		*why = LG_DROP_INDEX_FULL;
+		return NULL;
+	}
+	if (lg_timers_count(e->timers, LG_TIMER_TRANSITORY) + lg_timers_count(e->timers, LG_TIMER_OTHER) +
+		    lg_timers_count(e->timers, LG_TIMER_MAIL) == 0)
+		lg_timers_run(e->timers, now_s, 0, NULL, NULL);
+	lg_timers_arm(e->timers, f, LG_TIMER_TRANSITORY, now_s + e->pol.timeout_transitory + 1);
+	BUMP(c, flows_created);
+	return f;
+}
+
+/* A segment took F from a long timer to a short one (FIN, RST): its wheel slot is too late. */
+static void rearm_sooner(struct lg_engine *e, struct lg_flow *f)
+{
+	struct timing t;
+
+	pthread_mutex_lock(&e->wlock);
+	t = timing_of(e, f);
+	if (t.live)
+		lg_timers_arm(e->timers, f, t.cls, t.due_s);
+	pthread_mutex_unlock(&e->wlock);
 }
 
 /* How much of P an ICMP error about it quotes: the IP header and 8 bytes (RFC 792). A header
@@ -90,155 +340,209 @@ static size_t icmp_quote_len(const struct lg_pkt *p)
 	return p->ihl + 8 <= LG_ICMP_QUOTE_MAX ? p->ihl + 8 : 0;
 }
 
-static enum lg_verdict drop(struct lg_engine *e, enum lg_drop_reason why)
+static enum lg_verdict drop(struct ctx *c, enum lg_drop_reason why)
 {
-	e->st.dropped[why]++;
+	BUMP(c, dropped[why]);
 	return LG_VERDICT_DROP;
 }
 
-/* Move FLOW's state and timers for a segment from SIDE (0 inside, 1 outside), unless it is
- * a RST that does not belong to the connection: that one is passed on unbelieved. */
-static void track_segment(struct lg_engine *e, struct lg_flow *f, int side, const struct lg_pkt *p,
-			  uint64_t now_ns)
+/* Move F's state (locked) for a segment from SIDE (0 inside, 1 outside), unless it is a RST
+ * that does not belong to the connection: that one is passed on unbelieved. True when the
+ * segment moved F from a long idle timer to the short one. */
+static bool track_segment(struct lg_engine *e, struct ctx *c, struct lg_flow *f, int side,
+			  const struct lg_pkt *p, uint32_t now_s)
 {
+	bool was_short = lg_tcp_is_transitory(f->state);
+
 	if (p->tcp_flags & LG_TCP_RST) {
 		if (!lg_tcp_rst_valid(&f->track, side, p)) {
-			e->st.rst_out_of_window++;
-			return;
+			BUMP(c, rst_out_of_window);
+			return false;
 		}
 	} else {
 		lg_tcp_track_update(&f->track, side, p);
 	}
 	f->state = (uint8_t)lg_tcp_next(f->state, side == 0, p->tcp_flags);
-	f->last_ns = now_ns;
-}
-
-static enum lg_drop_reason refusal_reason(enum lg_flowtab_error err)
-{
-	switch (err) {
-	case LG_FLOWTAB_FULL: return LG_DROP_TABLE_FULL;
-	case LG_FLOWTAB_QUOTA: return LG_DROP_QUOTA;
-	default: return LG_DROP_NO_PORT;
-	}
+	f->last_s = now_s;
+	return !was_short && idle_limit(e, f->state) < e->pol.timeout_established;
 }
 
 /* A new outbound flow that cannot be had: dropped, no existing mapping given up for it, and the
  * inside host told at once with host unreachable (RFC 6888 REQ-4, REQ-11). */
-static enum lg_verdict refuse(struct lg_engine *e, const struct lg_pkt *p, enum lg_flowtab_error err)
+static enum lg_verdict refuse(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+			      enum lg_drop_reason why)
 {
 	size_t quote = icmp_quote_len(p);
+	bool queued = false;
 
-	if (quote && e->refusal_count < REFUSAL_RING) {
-		struct refusal *r = &e->refusals[e->refusal_count++];
+	if (quote) {
+		pthread_mutex_lock(&e->aux);
+		if (e->refusal_count < REFUSAL_RING) {
+			struct refusal *r = &e->refusals[e->refusal_count++];
 
-		r->dst = p->saddr;
-		memcpy(r->quote, p->ip, quote);
-		r->quote_len = (uint8_t)quote;
-	} else {
-		e->st.icmp_refusals_suppressed++;
+			r->dst = p->saddr;
+			memcpy(r->quote, p->ip, quote);
+			r->quote_len = (uint8_t)quote;
+			queued = true;
+		}
+		pthread_mutex_unlock(&e->aux);
 	}
-	return drop(e, refusal_reason(err));
+	if (!queued)
+		BUMP(c, icmp_refusals_suppressed);
+	return drop(c, why);
 }
 
 /* The flow of a segment an inside host sends to P's destination, found or (for a SYN) made,
- * with the segment tracked in it. ACCEPT with *OUT set, or the verdict for a refused segment. */
-static enum lg_verdict inside_session(struct lg_engine *e, const struct lg_pkt *p, uint64_t now_ns,
-				      struct lg_flow **out)
+ * with the segment tracked in it. ACCEPT with *OUT set (usable until the caller leaves the
+ * engine), or the verdict for a refused segment. */
+static enum lg_verdict inside_session(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+				      uint32_t now_s, struct lg_flow **out)
 {
-	struct lg_flow *f = unexpired(e, lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr,
-								p->dport), now_ns);
+	struct lg_flow *f = usable(e, c, lg_flowtab_find_inside(e->flows, p->saddr, p->sport,
+								  p->daddr, p->dport), now_s, false);
+	bool bare_syn = (p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK)) == LG_TCP_SYN, sooner;
 
 	if (!f) {
-		enum lg_flowtab_error err;
+		enum lg_drop_reason why;
 
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN)
-			return drop(e, LG_DROP_NO_FLOW_OUT);
-		f = lg_flowtab_insert(e->flows, p->saddr, p->sport, p->daddr, p->dport, now_ns, &err);
+			return drop(c, LG_DROP_NO_FLOW_OUT);
+		pthread_mutex_lock(&e->wlock);
+		/* another thread may have made it since the lookup */
+		f = usable(e, c, lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr,
+							 p->dport), now_s, true);
+		if (!f) {
+			f = make_flow(e, c, p->saddr, p->sport, p->daddr, p->dport, now_s, &why);
+			if (f)
+				lg_flow_lock(f);
+		}
+		pthread_mutex_unlock(&e->wlock);
 		if (!f)
-			return refuse(e, p, err);
-		e->st.flows_created++;
+			return refuse(e, c, p, why);
 	}
-	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
-	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK)) == LG_TCP_SYN &&
-	    lg_synhold_cancel(&e->synhold, f->rem_addr, f->rem_port, f->pub_port))
-		e->st.syn_hold_superseded++;
-	track_segment(e, f, 0, p, now_ns);
+	sooner = track_segment(e, c, f, 0, p, now_s);
 	f->pkts_out++;
 	f->bytes_out += p->len;
-	e->st.packets_out++;
-	e->st.bytes_out += p->len;
+	lg_flow_unlock(f);
+	if (sooner)
+		rearm_sooner(e, f);
+	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
+	if (bare_syn) {
+		bool cancelled;
+
+		pthread_mutex_lock(&e->aux);
+		cancelled = lg_synhold_cancel(&e->synhold, f->rem_addr, f->rem_port, f->pub_port);
+		pthread_mutex_unlock(&e->aux);
+		if (cancelled)
+			BUMP(c, syn_hold_superseded);
+	}
+	BUMP(c, packets_out);
+	ADD(c, bytes_out, p->len);
 	*out = f;
 	return LG_VERDICT_ACCEPT;
 }
 
-static enum lg_verdict outbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+static enum lg_verdict outbound(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+				uint32_t now_s)
 {
 	struct lg_flow *f;
-	enum lg_verdict v = inside_session(e, p, now_ns, &f);
+	enum lg_verdict v = inside_session(e, c, p, now_s, &f);
 
 	if (v == LG_VERDICT_ACCEPT)
-		lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
+		lg_nat_rewrite_src(p, e->pol.nat_public, f->pub_port);
 	return v;
 }
 
 /* An inbound SYN nobody asked for: dropped now, and remembered so that it can be answered
  * after 6 s (N5382-R4), unless the inside opens the same connection first. */
-static enum lg_verdict unsolicited(struct lg_engine *e, const struct lg_pkt *p, uint64_t now_ns,
-				   enum lg_drop_reason why)
+static enum lg_verdict unsolicited(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+				   uint64_t now_ns, enum lg_drop_reason why)
 {
 	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST | LG_TCP_FIN)) == LG_TCP_SYN) {
 		size_t quote = icmp_quote_len(p);
+		bool held = false;
 
-		if (quote && lg_synhold_note(&e->synhold, p->saddr, p->sport, p->dport, now_ns,
-					     p->ip, quote))
-			e->st.syn_held++;
+		if (quote) {
+			pthread_mutex_lock(&e->aux);
+			held = lg_synhold_note(&e->synhold, p->saddr, p->sport, p->dport, now_ns,
+					       p->ip, quote);
+			pthread_mutex_unlock(&e->aux);
+		}
+		if (held)
+			BUMP(c, syn_held);
 	}
-	return drop(e, why);
+	return drop(c, why);
+}
+
+/* With the writer lock: a flow for an inbound SYN to P's public port, if a mapping admits its
+ * source (RFC 5382 section 4.3, N5382-R3); NULL with *WHY otherwise. */
+static struct lg_flow *admit(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+			     uint32_t now_s, enum lg_drop_reason *why)
+{
+	uint32_t in_addr;
+	uint16_t in_port;
+
+	if (!lg_natmap_owner(e->maps, p->dport, &in_addr, &in_port)) {
+		*why = LG_DROP_UNSOLICITED;
+		return NULL;
+	}
+	if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
+	    !lg_natmap_sent_to(e->maps, e->flows, p->dport, p->saddr)) {
+		*why = LG_DROP_FILTERED;
+		return NULL;
+	}
+	return make_flow(e, c, in_addr, in_port, p->saddr, p->sport, now_s, why);
 }
 
 /* The flow of a segment arriving at P's public port from P's source, found or (for a SYN a
  * mapping admits) made, with the segment tracked in it. ACCEPT with *OUT set, or the verdict
- * for a refused segment; HOLD: remember a refused SYN to answer it later (N5382-R4). */
-static enum lg_verdict outside_session(struct lg_engine *e, const struct lg_pkt *p, uint64_t now_ns,
-				       bool hold, struct lg_flow **out)
+ * for a refused segment; HOLD: remember a refused SYN to answer it later (N5382-R4). Refused
+ * packets refresh nothing (RFC 7857 section 7). */
+static enum lg_verdict outside_session(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+				       uint64_t now_ns, bool hold, struct lg_flow **out)
 {
-	struct lg_flow *f = unexpired(e, lg_flowtab_find_public(e->flows, p->dport, p->saddr, p->sport),
-				      now_ns);
+	uint32_t now_s = seconds(now_ns);
+	struct lg_flow *f = usable(e, c, lg_flowtab_find_public(e->flows, p->dport, p->saddr,
+								  p->sport), now_s, false);
+	bool sooner;
 
 	if (!f) {
-		uint32_t in_addr;
-		uint16_t in_port;
-		enum lg_flowtab_error err;
+		enum lg_drop_reason why = LG_DROP_UNSOLICITED;
 
-		/* Only a SYN opens a flow from outside, and only through an existing mapping
-		 * that admits its source (RFC 5382 section 4.3, N5382-R3). Refused packets
-		 * refresh nothing (RFC 7857 section 7). */
-		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN ||
-		    !lg_flowtab_mapping_of_port(e->flows, p->dport, &in_addr, &in_port))
-			return hold ? unsolicited(e, p, now_ns, LG_DROP_UNSOLICITED)
-				    : drop(e, LG_DROP_UNSOLICITED);
-		if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
-		    !lg_flowtab_mapping_sent_to(e->flows, p->dport, p->saddr))
-			return hold ? unsolicited(e, p, now_ns, LG_DROP_FILTERED)
-				    : drop(e, LG_DROP_FILTERED);
-		f = lg_flowtab_insert(e->flows, in_addr, in_port, p->saddr, p->sport, now_ns, &err);
-		if (!f)
-			return drop(e, refusal_reason(err));
-		e->st.flows_created++;
+		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) == LG_TCP_SYN) {
+			pthread_mutex_lock(&e->wlock);
+			f = usable(e, c, lg_flowtab_find_public(e->flows, p->dport, p->saddr,
+								 p->sport), now_s, true);
+			if (!f) {
+				f = admit(e, c, p, now_s, &why);
+				if (f)
+					lg_flow_lock(f);
+			}
+			pthread_mutex_unlock(&e->wlock);
+		}
+		if (!f) {
+			if (why == LG_DROP_UNSOLICITED || why == LG_DROP_FILTERED)
+				return hold ? unsolicited(e, c, p, now_ns, why) : drop(c, why);
+			return drop(c, why);
+		}
 	}
-	track_segment(e, f, 1, p, now_ns);
+	sooner = track_segment(e, c, f, 1, p, now_s);
 	f->pkts_in++;
 	f->bytes_in += p->len;
-	e->st.packets_in++;
-	e->st.bytes_in += p->len;
+	lg_flow_unlock(f);
+	if (sooner)
+		rearm_sooner(e, f);
+	BUMP(c, packets_in);
+	ADD(c, bytes_in, p->len);
 	*out = f;
 	return LG_VERDICT_ACCEPT;
 }
 
-static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+static enum lg_verdict inbound(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+			       uint64_t now_ns)
 {
 	struct lg_flow *f;
-	enum lg_verdict v = outside_session(e, p, now_ns, true, &f);
+	enum lg_verdict v = outside_session(e, c, p, now_ns, true, &f);
 
 	if (v == LG_VERDICT_ACCEPT)
 		lg_nat_rewrite_dst(p, f->in_addr, f->in_port);
@@ -250,44 +554,51 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_pkt *p, uint64_t n
  * owner, who must see the sender's public endpoint (N5382-R8a). Only the destination is
  * rewritten here: a source rewritten to our own address before routing would be dropped by
  * the kernel as a martian. The second pass, after routing, rewrites the source. */
-static enum lg_verdict hairpin_in(struct lg_engine *e, struct lg_pkt *p, uint64_t now_ns)
+static enum lg_verdict hairpin_in(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+				  uint64_t now_ns)
 {
 	struct lg_flow *from, *to;
 	struct lg_pkt as_seen = *p;
-	enum lg_verdict v = inside_session(e, p, now_ns, &from);
+	enum lg_verdict v = inside_session(e, c, p, seconds(now_ns), &from);
 
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
-	as_seen.saddr = from->pub_addr;
+	as_seen.saddr = e->pol.nat_public;
 	as_seen.sport = from->pub_port;
 	/* no ICMP about a refused hairpin SYN: it would go to our own public address */
-	v = outside_session(e, &as_seen, now_ns, false, &to);
+	v = outside_session(e, c, &as_seen, now_ns, false, &to);
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
-	e->st.hairpinned++;
+	BUMP(c, hairpinned);
 	lg_nat_rewrite_dst(p, to->in_addr, to->in_port);
 	return LG_VERDICT_ACCEPT;
 }
 
 /* Hairpinning, second pass, after routing: inside to inside, the source becomes the sender's
  * public endpoint. The sessions were found or made in the first pass. */
-static enum lg_verdict hairpin_out(struct lg_engine *e, struct lg_pkt *p)
+static enum lg_verdict hairpin_out(struct lg_engine *e, struct ctx *c, struct lg_pkt *p)
 {
 	uint16_t target_pub;
+	bool mapped;
 	struct lg_flow *from;
 
-	if (!lg_flowtab_port_of_mapping(e->flows, p->daddr, p->dport, &target_pub))
-		return drop(e, LG_DROP_NO_FLOW_OUT);
+	pthread_mutex_lock(&e->wlock);
+	mapped = lg_natmap_port_of(e->maps, p->daddr, p->dport, &target_pub);
+	pthread_mutex_unlock(&e->wlock);
+	if (!mapped)
+		return drop(c, LG_DROP_NO_FLOW_OUT);
 	from = lg_flowtab_find_inside(e->flows, p->saddr, p->sport, e->pol.nat_public, target_pub);
 	if (!from)
-		return drop(e, LG_DROP_NO_FLOW_OUT);
-	lg_nat_rewrite_src(p, from->pub_addr, from->pub_port);
+		return drop(c, LG_DROP_NO_FLOW_OUT);
+	lg_nat_rewrite_src(p, e->pol.nat_public, from->pub_port);
 	return LG_VERDICT_ACCEPT;
 }
 
 /* An ICMP error about one of our flows is translated through that flow and passed on. It never
- * changes, shortens, ends or refreshes the flow (RFC 5382 REQ-10, RFC 5383 section 4.2). */
-static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_pkt *p, bool *modified)
+ * changes, shortens, ends or refreshes the flow (RFC 5382 REQ-10, RFC 5383 section 4.2): only
+ * the flow's fixed tuple is read. */
+static enum lg_verdict icmp_error(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+				  bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
 	struct lg_flow *f;
@@ -295,30 +606,64 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_pkt *p, bool *m
 	if (p->daddr == e->pol.nat_public) {
 		/* about a segment we sent out: it quotes public:port -> remote */
 		if (ie->inner_saddr != e->pol.nat_public)
-			return drop(e, LG_DROP_ICMP_NO_FLOW);
+			return drop(c, LG_DROP_ICMP_NO_FLOW);
 		if (ntohs(ie->inner_sport) < e->pol.port_lo || ntohs(ie->inner_sport) > e->pol.port_hi) {
 			/* the gateway's own connection, outside the NAT range: not ours to translate */
-			e->st.passed_untranslated++;
+			BUMP(c, passed_untranslated);
 			return LG_VERDICT_ACCEPT;
 		}
 		f = lg_flowtab_find_public(e->flows, ie->inner_sport, ie->inner_daddr, ie->inner_dport);
 		if (!f)
-			return drop(e, LG_DROP_ICMP_NO_FLOW);
+			return drop(c, LG_DROP_ICMP_NO_FLOW);
 		lg_nat_icmp_to_inside(p, f->in_addr, f->in_port);
-		e->st.icmp_errors_in++;
+		BUMP(c, icmp_errors_in);
 	} else {
 		/* from the inside, about a segment it received through us: remote -> inside */
 		f = lg_flowtab_find_inside(e->flows, ie->inner_daddr, ie->inner_dport, ie->inner_saddr,
 					   ie->inner_sport);
 		if (!f)
-			return drop(e, LG_DROP_ICMP_NO_FLOW);
-		lg_nat_icmp_to_outside(p, f->pub_addr, f->pub_port);
-		e->st.icmp_errors_out++;
+			return drop(c, LG_DROP_ICMP_NO_FLOW);
+		lg_nat_icmp_to_outside(p, e->pol.nat_public, f->pub_port);
+		BUMP(c, icmp_errors_out);
 	}
 	if (ie->type == 3 && ie->code == 4)
-		e->st.icmp_frag_needed++;
+		BUMP(c, icmp_frag_needed);
 	*modified = true;
 	return LG_VERDICT_ACCEPT;
+}
+
+static enum lg_verdict classify(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+				enum lg_pkt_status status, uint64_t now_ns, bool *modified)
+{
+	enum lg_verdict v;
+
+	if (status == LG_PKT_ICMP_UNSUPPORTED)
+		return drop(c, LG_DROP_UNSUPPORTED);
+	if (status != LG_PKT_OK) {
+		BUMP(c, malformed[status]);
+		return drop(c, LG_DROP_MALFORMED);
+	}
+	if (p->proto == LG_IPPROTO_ICMP &&
+	    (p->daddr == e->pol.nat_public || lg_policy_is_inside(&e->pol, p->saddr)))
+		return icmp_error(e, c, p, modified);
+	if (p->proto == LG_IPPROTO_ICMP) {
+		BUMP(c, passed_untranslated);
+		return LG_VERDICT_ACCEPT;
+	}
+	if (p->daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, p->saddr))
+		v = hairpin_in(e, c, p, now_ns);
+	else if (lg_policy_is_inside(&e->pol, p->saddr) && lg_policy_is_inside(&e->pol, p->daddr))
+		v = hairpin_out(e, c, p);
+	else if (p->daddr == e->pol.nat_public)
+		v = inbound(e, c, p, now_ns);
+	else if (lg_policy_is_inside(&e->pol, p->saddr))
+		v = outbound(e, c, p, seconds(now_ns));
+	else {
+		BUMP(c, passed_untranslated);
+		return LG_VERDICT_ACCEPT;
+	}
+	*modified = v == LG_VERDICT_ACCEPT;
+	return v;
 }
 
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
@@ -326,39 +671,14 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 {
 	struct lg_pkt p;
 	enum lg_pkt_status status = lg_pkt_parse(buf, caplen, &p);
+	struct ctx c;
 	enum lg_verdict v;
 
 	*modified = false;
 	*len_out = caplen;
-	pthread_mutex_lock(&e->lock);
-	if (status == LG_PKT_ICMP_UNSUPPORTED) {
-		v = drop(e, LG_DROP_UNSUPPORTED);
-	} else if (status != LG_PKT_OK) {
-		e->st.malformed[status]++;
-		v = drop(e, LG_DROP_MALFORMED);
-	} else if (p.proto == LG_IPPROTO_ICMP &&
-		   (p.daddr == e->pol.nat_public || lg_policy_is_inside(&e->pol, p.saddr))) {
-		v = icmp_error(e, &p, modified);
-	} else if (p.proto == LG_IPPROTO_ICMP) {
-		e->st.passed_untranslated++;
-		v = LG_VERDICT_ACCEPT;
-	} else if (p.daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, p.saddr)) {
-		v = hairpin_in(e, &p, now_ns);
-		*modified = v == LG_VERDICT_ACCEPT;
-	} else if (lg_policy_is_inside(&e->pol, p.saddr) && lg_policy_is_inside(&e->pol, p.daddr)) {
-		v = hairpin_out(e, &p);
-		*modified = v == LG_VERDICT_ACCEPT;
-	} else if (p.daddr == e->pol.nat_public) {
-		v = inbound(e, &p, now_ns);
-		*modified = v == LG_VERDICT_ACCEPT;
-	} else if (lg_policy_is_inside(&e->pol, p.saddr)) {
-		v = outbound(e, &p, now_ns);
-		*modified = v == LG_VERDICT_ACCEPT;
-	} else {
-		e->st.passed_untranslated++;
-		v = LG_VERDICT_ACCEPT;
-	}
-	pthread_mutex_unlock(&e->lock);
+	enter(e, &c);
+	v = classify(e, &c, &p, status, now_ns, modified);
+	leave(&c);
 	if (*modified)
 		*len_out = p.len;
 	return v;
@@ -366,127 +686,149 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 
 struct due_ctx {
 	struct lg_engine *e;
+	struct ctx *c;
 	void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg);
 	void *arg;
 };
 
 static void answer_held_syn(const struct lg_synhold_entry *h, void *arg)
 {
-	struct due_ctx *c = arg;
+	struct due_ctx *d = arg;
 	uint8_t pkt[LG_ICMP_ERR_LEN];
 	size_t len;
 
-	if (c->e->pol.unsolicited_syn == LG_UNSOLICITED_SILENT) {
-		c->e->st.syn_hold_silent++;
+	if (d->e->pol.unsolicited_syn == LG_UNSOLICITED_SILENT) {
+		BUMP(d->c, syn_hold_silent);
 		return;
 	}
-	len = lg_icmp_build_error(pkt, c->e->pol.nat_public, h->rem_addr, 3, 3, h->quote,
+	len = lg_icmp_build_error(pkt, d->e->pol.nat_public, h->rem_addr, 3, 3, h->quote,
 				  h->quote_len);
-	c->e->st.icmp_port_unreachable_sent++;
-	c->send(pkt, len, h->rem_addr, c->arg);
+	BUMP(d->c, icmp_port_unreachable_sent);
+	d->send(pkt, len, h->rem_addr, d->arg);
 }
 
 size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg)
 {
-	struct due_ctx c = { e, send, arg };
+	struct ctx c;
+	struct due_ctx d = { e, &c, send, arg };
 	size_t n;
 
-	pthread_mutex_lock(&e->lock);
+	slot_enter(e, &c);
+	pthread_mutex_lock(&e->aux);
 	for (size_t i = 0; i < e->refusal_count; i++) {
 		const struct refusal *r = &e->refusals[i];
 		uint8_t pkt[LG_ICMP_ERR_LEN];
 		size_t len = lg_icmp_build_error(pkt, e->pol.nat_public, r->dst, 3, 1, r->quote,
 						 r->quote_len);
 
-		e->st.icmp_host_unreachable_sent++;
+		BUMP(&c, icmp_host_unreachable_sent);
 		send(pkt, len, r->dst, arg);
 	}
 	e->refusal_count = 0;
-	n = lg_synhold_due(&e->synhold, now_ns, answer_held_syn, &c);
-	e->st.syn_hold_overflow = e->synhold.overflow;
-	pthread_mutex_unlock(&e->lock);
+	n = lg_synhold_due(&e->synhold, now_ns, answer_held_syn, &d);
+	pthread_mutex_unlock(&e->aux);
+	slot_leave(&c);
 	return n;
 }
 
 struct expire_ctx {
 	struct lg_engine *e;
-	uint64_t now_ns;
-	size_t removed;
+	struct ctx *c;
+	uint32_t now_s;
+	size_t ended;
 };
 
-static bool expire_one(struct lg_flow *f, void *arg)
+/* The timers came to F: it ends, or waits for its real deadline. */
+static void on_due(struct lg_flow *f, void *arg)
 {
-	struct expire_ctx *c = arg;
+	struct expire_ctx *x = arg;
+	struct timing t = timing_of(x->e, f);
 
-	if (!expired(c->e, f, c->now_ns))
-		return false;
-	c->removed++;
-	return true;
+	if ((int32_t)(x->now_s - t.due_s) >= 0) {
+		end_flow(x->e, f, x->now_s);
+		x->ended++;
+	} else {
+		lg_timers_arm(x->e->timers, f, t.cls, t.due_s);
+	}
 }
 
 size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns)
 {
-	struct expire_ctx c = { e, now_ns, 0 };
+	struct ctx c;
+	struct expire_ctx x = { e, &c, seconds(now_ns), 0 };
+	size_t looked;
 
-	pthread_mutex_lock(&e->lock);
-	lg_flowtab_walk(e->flows, expire_one, &c);
-	e->st.flows_expired += c.removed;
-	pthread_mutex_unlock(&e->lock);
-	return c.removed;
-}
-
-struct snap_ctx {
-	const struct lg_engine *e;
-	uint64_t now_ns;
-	struct lg_flow_view *out;
-	size_t n, max;
-};
-
-static bool snap_one(struct lg_flow *f, void *arg)
-{
-	struct snap_ctx *c = arg;
-	struct lg_flow_view *v;
-	uint64_t idle, limit;
-
-	if (c->n >= c->max)
-		return false;
-	v = &c->out[c->n++];
-	v->flow = *f;
-	idle = c->now_ns > f->last_ns ? c->now_ns - f->last_ns : 0;
-	limit = idle_limit_ns(c->e, f);
-	v->idle_s = idle / NS_PER_S;
-	v->age_s = c->now_ns > f->created_ns ? (c->now_ns - f->created_ns) / NS_PER_S : 0;
-	v->expires_in_s = idle < limit ? (limit - idle) / NS_PER_S : 0;
-	v->timeout_s = limit / NS_PER_S;
-	return false;
+	slot_enter(e, &c);
+	do {
+		pthread_mutex_lock(&e->wlock);
+		looked = lg_timers_run(e->timers, x.now_s, EXPIRE_BATCH, on_due, &x);
+		pthread_mutex_unlock(&e->wlock);
+	} while (looked == EXPIRE_BATCH);
+	ADD(&c, flows_expired, x.ended);
+	slot_leave(&c);
+	lg_flowtab_reclaim(e->flows);
+	return x.ended;
 }
 
 size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max)
 {
-	struct snap_ctx c = { e, now_ns, out, 0, max };
+	uint32_t now_s = seconds(now_ns);
+	size_t n = 0, records = lg_flowtab_records(e->flows);
 
-	pthread_mutex_lock(&e->lock);
-	lg_flowtab_walk(e->flows, snap_one, &c);
-	pthread_mutex_unlock(&e->lock);
-	return c.n;
+	for (uint32_t i = 0; i < records && n < max; i++) {
+		struct lg_flow *f = lg_flowtab_record(e->flows, i);
+		struct lg_flow_view *v = &out[n];
+		uint32_t idle, limit;
+
+		lg_flow_lock(f);
+		if (!(f->flags & LG_FLOW_LIVE)) {
+			lg_flow_unlock(f);
+			continue;
+		}
+		lg_flow_copy(&v->flow, f);
+		lg_flow_unlock(f);
+		v->pub_addr = e->pol.nat_public;
+		idle = (int32_t)(now_s - v->flow.last_s) > 0 ? now_s - v->flow.last_s : 0;
+		limit = idle_limit(e, v->flow.state);
+		v->idle_s = idle;
+		v->age_s = (int32_t)(now_s - v->flow.created_s) > 0 ? now_s - v->flow.created_s : 0;
+		v->expires_in_s = idle < limit ? limit - idle : 0;
+		v->timeout_s = limit;
+		n++;
+	}
+	return n;
 }
 
 void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
 {
-	pthread_mutex_lock(&e->lock);
-	*out = e->st;
+	uint64_t *sum = (uint64_t *)out;
+
+	_Static_assert(sizeof(struct lg_engine_stats) % sizeof(uint64_t) == 0,
+		       "engine counters are all 64-bit words");
+	memset(out, 0, sizeof(*out));
+	for (int s = 0; s < LG_QSBR_MAX_THREADS; s++) {
+		const uint64_t *w = (const uint64_t *)&e->slots[s].st;
+
+		for (size_t k = 0; k < sizeof(*out) / sizeof(uint64_t); k++)
+			sum[k] += __atomic_load_n(&w[k], __ATOMIC_RELAXED);
+	}
+	pthread_mutex_lock(&e->aux);
+	out->syn_hold_overflow = e->synhold.overflow;
+	pthread_mutex_unlock(&e->aux);
+	pthread_mutex_lock(&e->wlock);
+	out->mappings_active = lg_natmap_count(e->maps);
+	pthread_mutex_unlock(&e->wlock);
 	out->flows_active = lg_flowtab_count(e->flows);
 	out->flows_capacity = lg_flowtab_capacity(e->flows);
-	out->mappings_active = lg_flowtab_mappings(e->flows);
-	pthread_mutex_unlock(&e->lock);
+	out->table_bytes = lg_flowtab_memory(e->flows);
 }
 
 void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *arg)
 {
-	pthread_mutex_lock(&e->lock);
-	lg_flowtab_set_mapping_hook(e->flows, fn, arg);
-	pthread_mutex_unlock(&e->lock);
+	pthread_mutex_lock(&e->wlock);
+	lg_natmap_set_hook(e->maps, fn, arg);
+	pthread_mutex_unlock(&e->wlock);
 }
 
 void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
@@ -512,6 +854,7 @@ const char *lg_drop_reason_name(enum lg_drop_reason reason)
 		[LG_DROP_TABLE_FULL] = "table_full",
 		[LG_DROP_NO_PORT] = "no_public_port",
 		[LG_DROP_QUOTA] = "host_quota",
+		[LG_DROP_INDEX_FULL] = "index_full",
 	};
 
 	return (unsigned)reason < LG_DROP_REASON_COUNT ? names[reason] : "unknown";

@@ -1,9 +1,14 @@
 /* The packet path without its I/O: parse -> flow lookup -> state -> NAT -> verdict.
- * Fed by the NFQUEUE threads (and later by pcap replay); safe to call from several threads. */
+ * Fed by the NFQUEUE threads and by pcap replay; every function is safe to call from several
+ * threads at once. A packet of a known flow takes no lock but that flow's own; making,
+ * ending and evicting flows, mappings and timers take the engine's writer lock. A thread's
+ * first call gives it a slot of its own (counters, reclamation); at most 63 threads hold one
+ * at once, others share a slot under a lock. A thread that ends calls lg_engine_thread_done. */
 #ifndef LG_ENGINE_H
 #define LG_ENGINE_H
 
 #include "dataplane/flowtab.h"
+#include "dataplane/natmap.h"
 #include "dataplane/packet.h"
 #include "policy/policy.h"
 
@@ -23,6 +28,7 @@ enum lg_drop_reason {
 	LG_DROP_TABLE_FULL,
 	LG_DROP_NO_PORT,
 	LG_DROP_QUOTA,        /* the inside host holds its quota of public ports */
+	LG_DROP_INDEX_FULL,   /* the flow index has no room within its probe bound */
 	LG_DROP_REASON_COUNT
 };
 
@@ -32,6 +38,9 @@ struct lg_engine_stats {
 	uint64_t dropped[LG_DROP_REASON_COUNT];
 	uint64_t malformed[LG_PKT_STATUS_COUNT];
 	uint64_t flows_created, flows_expired;
+	uint64_t evicted_transitory; /* table full: a flow opening or closing made room */
+	uint64_t evicted_idle;       /* table full: the longest-idle flow not to a mail port */
+	uint64_t evicted_mail;       /* table full, nothing else left: the longest-idle mail flow */
 	uint64_t hairpinned;        /* inside-to-public-address packets turned back inside */
 	uint64_t rst_out_of_window; /* passed on, but not believed: no state change, no refresh */
 	uint64_t syn_held;          /* unsolicited inbound SYNs remembered for 6 s */
@@ -44,11 +53,13 @@ struct lg_engine_stats {
 	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t flows_active, flows_capacity, mappings_active;
+	uint64_t table_bytes; /* allocated at start for CAPACITY flows, indexes included */
 };
 
-/* A copy of one flow, taken under the engine's lock, for the control socket. */
+/* A copy of one flow for the control socket. */
 struct lg_flow_view {
 	struct lg_flow flow;
+	uint32_t pub_addr;
 	uint64_t idle_s, age_s, expires_in_s, timeout_s;
 };
 
@@ -70,8 +81,11 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg);
 
-/* Remove flows idle past their deadline. Returns how many. */
+/* Remove flows idle past their deadline, a bounded batch at a time so that flow creation is
+ * never held up for long, and recycle the records of removed flows. Returns how many. */
 size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns);
+/* Give up the calling thread's slot. */
+void lg_engine_thread_done(struct lg_engine *e);
 
 /* Snapshot flows into OUT (at most MAX); returns the number written. */
 size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max);
@@ -79,7 +93,7 @@ size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view
 void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out);
 
 /* Report every mapping created and released (RFC 6888 section 4 logging: protocol, inside
- * and public endpoints, never the destination). FN runs in the packet path, under the lock. */
+ * and public endpoints, never the destination). FN runs under the writer lock. */
 void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *arg);
 /* "mapping create proto=tcp inside=A:P public=A:P" (or "release"): the stable log format. */
 void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,

@@ -1,143 +1,467 @@
 #include "dataplane/flowtab.h"
 
-#include <arpa/inet.h>
-#include <stdlib.h>
+#include <stdatomic.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/random.h>
 
-#define PORT_SPACE 65536
+/* An index bucket is one cache line: a meta word and 15 entries. An entry is the record
+ * index + 1 in its high 24 bits and 8 bits of the key's hash as a tag, so that most
+ * non-matching entries are told apart without touching their record; 0 is empty. */
+#define BUCKET_ENTRIES 15
+#define PROBE_BUCKETS 4 /* a key lives in its home bucket or one of the next three */
+#define LOAD_PERCENT 80 /* index entries used when every record is */
+#define META_LOCK 0x80000000u /* low bits: keys homed here that live in a later bucket */
+#define TAG_MASK 0xffu
 
-/* An endpoint-independent mapping (RFC 5382 REQ-1): one inside addr:port, one public port,
- * shared by every flow from that endpoint whatever the destination, released with the last. */
-struct mapping {
-	uint32_t in_addr;          /* network byte order */
-	uint16_t in_port, pub_port; /* network byte order */
-	uint32_t refs;             /* flows using it */
-	uint32_t next;             /* index + 1 in its bucket chain; 0 ends it */
-	uint32_t flows;            /* its flows: slot + 1, linked by next_in_mapping */
+struct bucket {
+	_Alignas(64) _Atomic uint32_t meta;
+	_Atomic uint32_t entry[BUCKET_ENTRIES];
 };
 
-/* Mappings held by one inside address, for the per-host quota. */
-struct host {
-	uint32_t addr;     /* network byte order */
-	uint32_t mappings;
-	uint32_t next;     /* index + 1 in its bucket chain */
+struct index {
+	struct bucket *buckets;
+	uint32_t count;
+	uint64_t key;
+};
+
+/* Records removed and not yet reusable: a list, and the grace period it waits for. */
+struct limbo {
+	uint32_t head, tail, n;
+	uint64_t target;
 };
 
 struct lg_flowtab {
-	struct lg_flow *slots;
-	struct host *hosts;                 /* at most one per mapping */
-	uint32_t *host_buckets, *host_free;
-	size_t host_free_top;
-	uint32_t host_quota;
-	struct mapping *maps;               /* at most one per flow, so capacity entries */
-	uint32_t *map_buckets, *map_free;
-	size_t map_free_top, map_count;
-	uint32_t *in_buckets, *pub_buckets; /* slot index + 1; 0 = empty */
-	uint32_t *free_list;
-	uint8_t *in_use;                    /* per slot */
-	uint8_t port_used[PORT_SPACE / 8];
-	uint32_t port_map[PORT_SPACE];      /* public port (host order) -> mapping index + 1 */
-	size_t capacity, count, free_top, bucket_mask;
-	uint32_t pub_addr;
-	uint16_t port_lo, port_hi;
-	uint64_t seed, rng;
+	struct lg_flow *pool;
+	uint32_t records, capacity;
+	struct index by_inside, by_public;
+	struct lg_qsbr *qsbr;
+	size_t pool_bytes, index_bytes;
+	_Atomic size_t live;  /* published */
+	_Atomic size_t taken; /* allocated, published or not */
+	atomic_flag pool_lock; /* free list and limbo, a few instructions at a time */
+	uint32_t free_head;
+	struct limbo open, waiting;
 	uint32_t next_id;
-	lg_mapping_hook *mapping_hook;
-	void *mapping_hook_arg;
 };
 
-/* Keyed so that remote parties cannot aim many tuples at one chain. */
-static uint64_t mix(uint64_t seed, uint64_t a, uint64_t b)
+static void *map_zeroed(size_t bytes)
 {
-	uint64_t h = seed ^ (a * 0x9e3779b97f4a7c15ull);
+	/* populated now: the packet path must never wait for the kernel to find a page */
+	void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE,
+		       -1, 0);
 
-	h ^= b + 0x632be59bd9b4e019ull + (h << 6) + (h >> 2);
-	h ^= h >> 33;
+	return p == MAP_FAILED ? NULL : p;
+}
+
+static uint64_t mix(uint64_t key, uint64_t a, uint64_t b)
+{
+	uint64_t h = (a ^ key) * 0x9e3779b97f4a7c15ull;
+
+	h ^= (b + (key >> 17)) * 0xc2b2ae3d27d4eb4full;
+	h ^= h >> 31;
 	h *= 0xff51afd7ed558ccdull;
-	h ^= h >> 33;
-	h *= 0xc4ceb9fe1a85ec53ull;
-	h ^= h >> 33;
+	h ^= h >> 29;
 	return h;
 }
 
-static size_t hash_inside(const struct lg_flowtab *t, uint32_t ia, uint16_t ip, uint32_t ra,
-			  uint16_t rp)
+static uint64_t key_hash(const struct index *ix, uint32_t a_addr, uint16_t a_port, uint32_t b_addr,
+			 uint16_t b_port)
 {
-	return mix(t->seed, ((uint64_t)ia << 32) | ra, ((uint64_t)ip << 16) | rp) & t->bucket_mask;
+	return mix(ix->key, ((uint64_t)a_addr << 32) | b_addr, ((uint64_t)a_port << 16) | b_port);
 }
 
-static size_t hash_mapping(const struct lg_flowtab *t, uint32_t ia, uint16_t ip)
+static uint32_t home_of(const struct index *ix, uint64_t h)
 {
-	return mix(t->seed ^ 0x27d4eb2fu, ia, ip) & t->bucket_mask;
+	return (uint32_t)(((h >> 32) * ix->count) >> 32);
 }
 
-static size_t hash_public(const struct lg_flowtab *t, uint16_t pp, uint32_t ra, uint16_t rp)
+static uint32_t entry_of(uint32_t record, uint64_t h)
 {
-	return mix(t->seed ^ 0x5bd1e995u, ra, ((uint64_t)pp << 16) | rp) & t->bucket_mask;
+	return ((record + 1) << 8) | (uint32_t)(h & TAG_MASK);
 }
 
-static uint64_t next_random(struct lg_flowtab *t)
+static uint32_t next_bucket(const struct index *ix, uint32_t b)
 {
-	/* xorshift64*: port choice needs to be unpredictable to outsiders, not cryptographic */
-	t->rng ^= t->rng >> 12;
-	t->rng ^= t->rng << 25;
-	t->rng ^= t->rng >> 27;
-	return t->rng * 0x2545f4914f6cdd1dull;
+	return b + 1 == ix->count ? 0 : b + 1;
 }
 
-struct lg_flowtab *lg_flowtab_create(uint32_t max_flows, uint32_t pub_addr, uint16_t port_lo,
-				     uint16_t port_hi, uint32_t host_quota, uint64_t seed)
+static void bucket_lock(struct bucket *b)
 {
-	struct lg_flowtab *t;
-	size_t buckets = 1;
+	while (atomic_fetch_or_explicit(&b->meta, META_LOCK, memory_order_acquire) & META_LOCK)
+		while (atomic_load_explicit(&b->meta, memory_order_relaxed) & META_LOCK)
+			lg_cpu_relax();
+}
 
-	if (max_flows == 0 || port_lo > port_hi)
+static void bucket_unlock(struct bucket *b)
+{
+	atomic_fetch_and_explicit(&b->meta, ~META_LOCK, memory_order_release);
+}
+
+static bool spilled(struct bucket *b)
+{
+	return atomic_load_explicit(&b->meta, memory_order_acquire) & ~META_LOCK;
+}
+
+static bool is_inside(const struct lg_flow *f, uint32_t ia, uint16_t ip, uint32_t ra, uint16_t rp)
+{
+	return f->in_addr == ia && f->in_port == ip && f->rem_addr == ra && f->rem_port == rp;
+}
+
+static bool is_public(const struct lg_flow *f, uint16_t pp, uint32_t ra, uint16_t rp)
+{
+	return f->pub_port == pp && f->rem_addr == ra && f->rem_port == rp;
+}
+
+/* Generic probe: MATCH decides on a candidate record. */
+#define PROBE(t, ix, h, MATCH)                                                                  \
+	do {                                                                                    \
+		uint32_t b_ = home_of(ix, h), tag_ = (uint32_t)((h)&TAG_MASK);                  \
+		struct bucket *home_ = &(ix)->buckets[b_];                                      \
+		for (int p_ = 0; p_ < PROBE_BUCKETS; p_++, b_ = next_bucket(ix, b_)) {           \
+			struct bucket *bk_ = &(ix)->buckets[b_];                                \
+			for (int i_ = 0; i_ < BUCKET_ENTRIES; i_++) {                           \
+				uint32_t e_ = atomic_load_explicit(&bk_->entry[i_],             \
+								   memory_order_acquire);       \
+				struct lg_flow *f;                                              \
+				if (!e_ || (e_ & TAG_MASK) != tag_)                             \
+					continue;                                               \
+				f = &(t)->pool[(e_ >> 8) - 1];                                  \
+				if (MATCH)                                                      \
+					return f;                                               \
+			}                                                                       \
+			if (!spilled(home_))                                                    \
+				return NULL;                                                    \
+		}                                                                               \
+		return NULL;                                                                    \
+	} while (0)
+
+struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
+				       uint32_t rem_addr, uint16_t rem_port)
+{
+	uint64_t h = key_hash(&t->by_inside, in_addr, in_port, rem_addr, rem_port);
+
+	PROBE(t, &t->by_inside, h, is_inside(f, in_addr, in_port, rem_addr, rem_port));
+}
+
+struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
+				       uint32_t rem_addr, uint16_t rem_port)
+{
+	uint64_t h = key_hash(&t->by_public, 0, pub_port, rem_addr, rem_port);
+
+	PROBE(t, &t->by_public, h, is_public(f, pub_port, rem_addr, rem_port));
+}
+
+#define BATCH 16
+
+/* Three passes over at most BATCH keys: hash and prefetch the buckets, pick the candidate
+ * entries and prefetch their records, then compare. Misses of one key overlap the others'. */
+static void find_batch(struct lg_flowtab *t, const struct lg_flowkey *keys, size_t n,
+		       struct lg_flow **out)
+{
+	const struct index *ix = &t->by_inside;
+	uint64_t h[BATCH];
+	uint32_t cand[BATCH];
+
+	for (size_t k = 0; k < n; k++) {
+		h[k] = key_hash(ix, keys[k].a_addr, keys[k].a_port, keys[k].b_addr, keys[k].b_port);
+		__builtin_prefetch(&ix->buckets[home_of(ix, h[k])]);
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct bucket *bk = &ix->buckets[home_of(ix, h[k])];
+		uint32_t tag = (uint32_t)(h[k] & TAG_MASK);
+
+		cand[k] = 0;
+		for (int i = 0; i < BUCKET_ENTRIES; i++) {
+			uint32_t e = atomic_load_explicit(&bk->entry[i], memory_order_acquire);
+
+			if (e && (e & TAG_MASK) == tag) {
+				cand[k] = e >> 8;
+				__builtin_prefetch(&t->pool[cand[k] - 1]);
+				break;
+			}
+		}
+	}
+	for (size_t k = 0; k < n; k++) {
+		const struct lg_flowkey *q = &keys[k];
+
+		if (cand[k] && is_inside(&t->pool[cand[k] - 1], q->a_addr, q->a_port, q->b_addr,
+					 q->b_port))
+			out[k] = &t->pool[cand[k] - 1];
+		else /* a second candidate, a spilled key, or none: the plain path decides */
+			out[k] = lg_flowtab_find_inside(t, q->a_addr, q->a_port, q->b_addr, q->b_port);
+	}
+}
+
+void lg_flowtab_find_inside_batch(struct lg_flowtab *t, const struct lg_flowkey *keys, size_t n,
+				  struct lg_flow **out)
+{
+	for (size_t done = 0; done < n; done += BATCH)
+		find_batch(t, keys + done, n - done < BATCH ? n - done : BATCH, out + done);
+}
+
+/* Insert ENTRY for hash H under the home bucket's lock, unless DUP finds the key there. */
+static enum lg_flowtab_status index_insert(struct index *ix, uint64_t h, uint32_t entry)
+{
+	uint32_t home = home_of(ix, h), b = home;
+	struct bucket *hb = &ix->buckets[home];
+
+	for (int p = 0; p < PROBE_BUCKETS; p++, b = next_bucket(ix, b)) {
+		struct bucket *bk = &ix->buckets[b];
+
+		if (p > 0) /* lookups must look past the home bucket before the entry is there */
+			atomic_fetch_add_explicit(&hb->meta, 1, memory_order_release);
+		for (int i = 0; i < BUCKET_ENTRIES; i++) {
+			uint32_t empty = 0;
+
+			if (atomic_load_explicit(&bk->entry[i], memory_order_relaxed) == 0 &&
+			    atomic_compare_exchange_strong_explicit(&bk->entry[i], &empty, entry,
+								    memory_order_release,
+								    memory_order_relaxed))
+				return LG_FLOWTAB_OK;
+		}
+		if (p > 0)
+			atomic_fetch_sub_explicit(&hb->meta, 1, memory_order_relaxed);
+	}
+	return LG_FLOWTAB_PROBE_LIMIT;
+}
+
+static void index_delete(struct index *ix, uint64_t h, uint32_t entry)
+{
+	uint32_t home = home_of(ix, h), b = home;
+
+	for (int p = 0; p < PROBE_BUCKETS; p++, b = next_bucket(ix, b)) {
+		struct bucket *bk = &ix->buckets[b];
+
+		for (int i = 0; i < BUCKET_ENTRIES; i++) {
+			uint32_t want = entry;
+
+			if (atomic_compare_exchange_strong_explicit(&bk->entry[i], &want, 0,
+								    memory_order_release,
+								    memory_order_relaxed)) {
+				if (p > 0)
+					atomic_fetch_sub_explicit(&ix->buckets[home].meta, 1,
+								  memory_order_release);
+				return;
+			}
+		}
+	}
+}
+
+static uint64_t inside_hash(const struct lg_flowtab *t, const struct lg_flow *f)
+{
+	return key_hash(&t->by_inside, f->in_addr, f->in_port, f->rem_addr, f->rem_port);
+}
+
+static uint64_t public_hash(const struct lg_flowtab *t, const struct lg_flow *f)
+{
+	return key_hash(&t->by_public, 0, f->pub_port, f->rem_addr, f->rem_port);
+}
+
+enum lg_flowtab_status lg_flowtab_publish(struct lg_flowtab *t, struct lg_flow *f)
+{
+	uint32_t rec = lg_flowtab_index_of(t, f);
+	uint64_t hi = inside_hash(t, f), hp = public_hash(t, f);
+	struct bucket *home_in = &t->by_inside.buckets[home_of(&t->by_inside, hi)];
+	enum lg_flowtab_status st;
+
+	/* The inside bucket's lock makes "look, then insert" one step for this tuple. A public
+	 * tuple is unique when the inside one is: a public port belongs to one inside endpoint. */
+	bucket_lock(home_in);
+	if (lg_flowtab_find_inside(t, f->in_addr, f->in_port, f->rem_addr, f->rem_port)) {
+		bucket_unlock(home_in);
+		return LG_FLOWTAB_EXISTS;
+	}
+	lg_flow_lock(f);
+	f->flags |= LG_FLOW_LIVE;
+	f->id = __atomic_add_fetch(&t->next_id, 1, __ATOMIC_RELAXED);
+	lg_flow_unlock(f);
+	st = index_insert(&t->by_public, hp, entry_of(rec, hp));
+	if (st == LG_FLOWTAB_OK) {
+		st = index_insert(&t->by_inside, hi, entry_of(rec, hi));
+		if (st != LG_FLOWTAB_OK)
+			index_delete(&t->by_public, hp, entry_of(rec, hp));
+	}
+	bucket_unlock(home_in);
+	if (st != LG_FLOWTAB_OK) {
+		lg_flow_lock(f);
+		f->flags &= (uint8_t)~LG_FLOW_LIVE;
+		lg_flow_unlock(f);
+		return st;
+	}
+	atomic_fetch_add_explicit(&t->live, 1, memory_order_relaxed);
+	return LG_FLOWTAB_OK;
+}
+
+static void pool_lock(struct lg_flowtab *t)
+{
+	while (atomic_flag_test_and_set_explicit(&t->pool_lock, memory_order_acquire))
+		lg_cpu_relax();
+}
+
+static void pool_unlock(struct lg_flowtab *t)
+{
+	atomic_flag_clear_explicit(&t->pool_lock, memory_order_release);
+}
+
+static void limbo_append(struct lg_flowtab *t, struct limbo *l, uint32_t rec)
+{
+	t->pool[rec].link_next = LG_FLOWTAB_NONE;
+	if (l->n == 0)
+		l->head = rec;
+	else
+		t->pool[l->tail].link_next = rec;
+	l->tail = rec;
+	l->n++;
+}
+
+/* With the pool lock held. */
+static size_t reclaim_locked(struct lg_flowtab *t)
+{
+	size_t freed = 0;
+
+	if (t->waiting.n && lg_qsbr_passed(t->qsbr, t->waiting.target)) {
+		t->pool[t->waiting.tail].link_next = t->free_head;
+		t->free_head = t->waiting.head;
+		freed = t->waiting.n;
+		atomic_fetch_sub_explicit(&t->taken, freed, memory_order_relaxed);
+		t->waiting.n = 0;
+	}
+	if (t->waiting.n == 0 && t->open.n) {
+		t->waiting = t->open;
+		t->waiting.target = lg_qsbr_advance(t->qsbr);
+		t->open.n = 0;
+	}
+	return freed;
+}
+
+void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
+{
+	uint32_t rec = lg_flowtab_index_of(t, f);
+	uint64_t hi = inside_hash(t, f), hp = public_hash(t, f);
+	struct bucket *home_in = &t->by_inside.buckets[home_of(&t->by_inside, hi)];
+	bool was_live;
+
+	bucket_lock(home_in);
+	lg_flow_lock(f);
+	was_live = f->flags & LG_FLOW_LIVE;
+	f->flags &= (uint8_t)~LG_FLOW_LIVE;
+	lg_flow_unlock(f);
+	if (was_live) {
+		index_delete(&t->by_inside, hi, entry_of(rec, hi));
+		index_delete(&t->by_public, hp, entry_of(rec, hp));
+	}
+	bucket_unlock(home_in);
+	if (!was_live)
+		return;
+	atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
+	pool_lock(t);
+	limbo_append(t, &t->open, rec);
+	pool_unlock(t);
+}
+
+size_t lg_flowtab_reclaim(struct lg_flowtab *t)
+{
+	size_t n;
+
+	pool_lock(t);
+	n = reclaim_locked(t);
+	pool_unlock(t);
+	return n;
+}
+
+struct lg_flow *lg_flowtab_alloc(struct lg_flowtab *t)
+{
+	struct lg_flow *f = NULL;
+
+	pool_lock(t);
+	if (atomic_load_explicit(&t->taken, memory_order_relaxed) - t->open.n - t->waiting.n >=
+	    t->capacity) {
+		pool_unlock(t);
 		return NULL;
-	t = calloc(1, sizeof(*t));
+	}
+	if (t->free_head == LG_FLOWTAB_NONE)
+		reclaim_locked(t);
+	if (t->free_head != LG_FLOWTAB_NONE) {
+		f = &t->pool[t->free_head];
+		t->free_head = f->link_next;
+		atomic_fetch_add_explicit(&t->taken, 1, memory_order_relaxed);
+	}
+	pool_unlock(t);
+	if (f) {
+		/* blanked around its lock, with it held: a walker may be looking at it */
+		struct lg_flow blank = { .link_prev = LG_FLOWTAB_NONE, .link_next = LG_FLOWTAB_NONE };
+		size_t after = offsetof(struct lg_flow, lock) + sizeof(f->lock);
+
+		lg_flow_lock(f);
+		memcpy(f, &blank, offsetof(struct lg_flow, lock));
+		memcpy((char *)f + after, (const char *)&blank + after, sizeof(*f) - after);
+		lg_flow_unlock(f);
+	}
+	return f;
+}
+
+void lg_flowtab_abandon(struct lg_flowtab *t, struct lg_flow *f)
+{
+	uint32_t rec = lg_flowtab_index_of(t, f);
+
+	pool_lock(t);
+	f->link_next = t->free_head;
+	t->free_head = rec;
+	atomic_fetch_sub_explicit(&t->taken, 1, memory_order_relaxed);
+	pool_unlock(t);
+}
+
+static int index_init(struct index *ix, uint32_t records, uint64_t key, size_t *bytes)
+{
+	uint64_t entries = (uint64_t)records * 100 / LOAD_PERCENT + 1;
+
+	ix->count = (uint32_t)((entries + BUCKET_ENTRIES - 1) / BUCKET_ENTRIES);
+	if (ix->count < PROBE_BUCKETS)
+		ix->count = PROBE_BUCKETS;
+	ix->key = key;
+	*bytes = (size_t)ix->count * sizeof(struct bucket);
+	ix->buckets = map_zeroed(*bytes);
+	return ix->buckets ? 0 : -1;
+}
+
+struct lg_flowtab *lg_flowtab_create(uint32_t capacity, uint64_t seed)
+{
+	/* records beyond CAPACITY: removed ones wait out a grace period before reuse, and a full
+	 * table that evicts to admit must still have a record to give at once */
+	uint64_t reserve = capacity / 64 > 1024 ? capacity / 64 : 1024;
+	uint64_t keys[2];
+	struct lg_flowtab *t;
+	size_t ib, pb;
+
+	if (capacity == 0 || (uint64_t)capacity + reserve > LG_FLOWTAB_MAX_RECORDS)
+		return NULL;
+	t = map_zeroed(sizeof(*t));
 	if (!t)
 		return NULL;
-	while (buckets < max_flows)
-		buckets <<= 1;
-	t->capacity = max_flows;
-	t->bucket_mask = buckets - 1;
-	t->slots = calloc(max_flows, sizeof(*t->slots));
-	t->in_buckets = calloc(buckets, sizeof(uint32_t));
-	t->pub_buckets = calloc(buckets, sizeof(uint32_t));
-	t->free_list = calloc(max_flows, sizeof(uint32_t));
-	t->in_use = calloc(max_flows, 1);
-	t->maps = calloc(max_flows, sizeof(*t->maps));
-	t->map_buckets = calloc(buckets, sizeof(uint32_t));
-	t->map_free = calloc(max_flows, sizeof(uint32_t));
-	t->hosts = calloc(max_flows, sizeof(*t->hosts));
-	t->host_buckets = calloc(buckets, sizeof(uint32_t));
-	t->host_free = calloc(max_flows, sizeof(uint32_t));
-	if (!t->hosts || !t->host_buckets || !t->host_free || !t->slots || !t->in_buckets || !t->pub_buckets || !t->free_list || !t->in_use ||
-	    !t->maps || !t->map_buckets || !t->map_free) {
-		lg_flowtab_destroy(t);
-		return NULL;
-	}
+	t->capacity = capacity;
+	t->records = (uint32_t)(capacity + reserve);
 	if (seed) {
-		t->seed = mix(seed, 1, 2);
-		t->rng = mix(seed, 3, 4);
-	} else if (getrandom(&t->seed, sizeof(t->seed), 0) != sizeof(t->seed) ||
-		   getrandom(&t->rng, sizeof(t->rng), 0) != sizeof(t->rng)) {
+		keys[0] = mix(seed, 1, 2);
+		keys[1] = mix(seed, 3, 4);
+	} else if (getrandom(keys, sizeof(keys), 0) != sizeof(keys)) {
+		munmap(t, sizeof(*t));
+		return NULL;
+	}
+	t->pool_bytes = (size_t)t->records * sizeof(struct lg_flow);
+	t->pool = map_zeroed(t->pool_bytes);
+	t->qsbr = lg_qsbr_create();
+	if (!t->pool || !t->qsbr || index_init(&t->by_inside, t->records, keys[0], &ib) < 0 ||
+	    index_init(&t->by_public, t->records, keys[1], &pb) < 0) {
 		lg_flowtab_destroy(t);
 		return NULL;
 	}
-	t->rng |= 1;
-	for (size_t i = 0; i < max_flows; i++) {
-		t->free_list[i] = (uint32_t)(max_flows - 1 - i);
-		t->map_free[i] = (uint32_t)(max_flows - 1 - i);
-		t->host_free[i] = (uint32_t)(max_flows - 1 - i);
-	}
-	t->host_free_top = max_flows;
-	t->host_quota = host_quota ? host_quota : UINT32_MAX;
-	t->free_top = max_flows;
-	t->map_free_top = max_flows;
-	t->pub_addr = pub_addr;
-	t->port_lo = port_lo;
-	t->port_hi = port_hi;
+	t->index_bytes = ib + pb;
+	for (uint32_t i = 0; i < t->records; i++)
+		t->pool[i].link_next = i + 1 < t->records ? i + 1 : LG_FLOWTAB_NONE;
+	t->free_head = 0;
+	atomic_flag_clear(&t->pool_lock);
 	return t;
 }
 
@@ -145,340 +469,24 @@ void lg_flowtab_destroy(struct lg_flowtab *t)
 {
 	if (!t)
 		return;
-	free(t->slots);
-	free(t->in_buckets);
-	free(t->pub_buckets);
-	free(t->free_list);
-	free(t->in_use);
-	free(t->maps);
-	free(t->map_buckets);
-	free(t->map_free);
-	free(t->hosts);
-	free(t->host_buckets);
-	free(t->host_free);
-	free(t);
+	if (t->pool)
+		munmap(t->pool, t->pool_bytes);
+	if (t->by_inside.buckets)
+		munmap(t->by_inside.buckets, (size_t)t->by_inside.count * sizeof(struct bucket));
+	if (t->by_public.buckets)
+		munmap(t->by_public.buckets, (size_t)t->by_public.count * sizeof(struct bucket));
+	lg_qsbr_destroy(t->qsbr);
+	munmap(t, sizeof(*t));
 }
 
-struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
-				       uint32_t rem_addr, uint16_t rem_port)
+struct lg_qsbr *lg_flowtab_qsbr(struct lg_flowtab *t)
 {
-	uint32_t i = t->in_buckets[hash_inside(t, in_addr, in_port, rem_addr, rem_port)];
-
-	while (i) {
-		struct lg_flow *f = &t->slots[i - 1];
-
-		if (f->in_addr == in_addr && f->in_port == in_port && f->rem_addr == rem_addr &&
-		    f->rem_port == rem_port)
-			return f;
-		i = f->next_by_inside;
-	}
-	return NULL;
-}
-
-struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
-				       uint32_t rem_addr, uint16_t rem_port)
-{
-	uint32_t i = t->pub_buckets[hash_public(t, pub_port, rem_addr, rem_port)];
-
-	while (i) {
-		struct lg_flow *f = &t->slots[i - 1];
-
-		if (f->pub_port == pub_port && f->rem_addr == rem_addr && f->rem_port == rem_port)
-			return f;
-		i = f->next_by_public;
-	}
-	return NULL;
-}
-
-static bool port_taken(const struct lg_flowtab *t, uint16_t port_host)
-{
-	return t->port_used[port_host / 8] & (1u << (port_host % 8));
-}
-
-static void port_mark(struct lg_flowtab *t, uint16_t port_host, bool used)
-{
-	if (used)
-		t->port_used[port_host / 8] |= (uint8_t)(1u << (port_host % 8));
-	else
-		t->port_used[port_host / 8] &= (uint8_t)~(1u << (port_host % 8));
-}
-
-/* A random starting point, then the next free port: O(range) only when nearly exhausted. */
-static int port_alloc(struct lg_flowtab *t, uint16_t *port_host)
-{
-	uint32_t range = (uint32_t)t->port_hi - t->port_lo + 1;
-	uint32_t start = (uint32_t)(next_random(t) % range);
-
-	for (uint32_t k = 0; k < range; k++) {
-		uint16_t p = (uint16_t)(t->port_lo + (start + k) % range);
-
-		if (!port_taken(t, p)) {
-			port_mark(t, p, true);
-			*port_host = p;
-			return 0;
-		}
-	}
-	return -1;
-}
-
-static size_t hash_host(const struct lg_flowtab *t, uint32_t addr)
-{
-	return mix(t->seed ^ 0x85ebca6bu, addr, 0) & t->bucket_mask;
-}
-
-static struct host *host_find(struct lg_flowtab *t, uint32_t addr)
-{
-	for (uint32_t i = t->host_buckets[hash_host(t, addr)]; i; i = t->hosts[i - 1].next)
-		if (t->hosts[i - 1].addr == addr)
-			return &t->hosts[i - 1];
-	return NULL;
-}
-
-/* Count one more mapping for ADDR; false when it is at its quota. */
-static bool host_take(struct lg_flowtab *t, uint32_t addr)
-{
-	struct host *h = host_find(t, addr);
-	size_t b;
-	uint32_t idx;
-
-	if (h) {
-		if (h->mappings >= t->host_quota)
-			return false;
-		h->mappings++;
-		return true;
-	}
-	if (t->host_free_top == 0 || t->host_quota == 0)
-		return false;
-	idx = t->host_free[--t->host_free_top];
-	b = hash_host(t, addr);
-	t->hosts[idx] = (struct host){ .addr = addr, .mappings = 1, .next = t->host_buckets[b] };
-	t->host_buckets[b] = idx + 1;
-	return true;
-}
-
-static void host_release(struct lg_flowtab *t, uint32_t addr)
-{
-	uint32_t *link = &t->host_buckets[hash_host(t, addr)];
-
-	while (*link) {
-		struct host *h = &t->hosts[*link - 1];
-
-		if (h->addr == addr) {
-			if (--h->mappings == 0) {
-				uint32_t idx = *link - 1;
-
-				*link = h->next;
-				t->host_free[t->host_free_top++] = idx;
-			}
-			return;
-		}
-		link = &h->next;
-	}
-}
-
-static struct mapping *mapping_find(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port)
-{
-	uint32_t i = t->map_buckets[hash_mapping(t, in_addr, in_port)];
-
-	while (i) {
-		struct mapping *m = &t->maps[i - 1];
-
-		if (m->in_addr == in_addr && m->in_port == in_port)
-			return m;
-		i = m->next;
-	}
-	return NULL;
-}
-
-/* The mapping for an inside endpoint, created with a fresh random port if there is none. */
-static struct mapping *mapping_get(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
-				   enum lg_flowtab_error *err)
-{
-	struct mapping *m = mapping_find(t, in_addr, in_port);
-	uint16_t port;
-	size_t b;
-	uint32_t idx;
-
-	if (m)
-		return m;
-	if (!host_take(t, in_addr)) {
-		*err = LG_FLOWTAB_QUOTA;
-		return NULL;
-	}
-	if (t->map_free_top == 0 || port_alloc(t, &port) < 0) {
-		host_release(t, in_addr);
-		*err = LG_FLOWTAB_NO_PORT;
-		return NULL;
-	}
-	idx = t->map_free[--t->map_free_top];
-	m = &t->maps[idx];
-	b = hash_mapping(t, in_addr, in_port);
-	*m = (struct mapping){ .in_addr = in_addr, .in_port = in_port, .pub_port = htons(port),
-			       .refs = 0, .next = t->map_buckets[b], .flows = 0 };
-	t->map_buckets[b] = idx + 1;
-	t->port_map[port] = idx + 1;
-	t->map_count++;
-	if (t->mapping_hook)
-		t->mapping_hook(true, in_addr, in_port, t->pub_addr, m->pub_port, t->mapping_hook_arg);
-	return m;
-}
-
-/* Drop flow SLOT from its mapping, and the mapping with its last flow. */
-static void mapping_put(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port, uint32_t slot)
-{
-	size_t b = hash_mapping(t, in_addr, in_port);
-	uint32_t *link = &t->map_buckets[b];
-
-	while (*link) {
-		struct mapping *m = &t->maps[*link - 1];
-
-		if (m->in_addr == in_addr && m->in_port == in_port) {
-			uint32_t idx = *link - 1;
-			uint32_t *fl = &m->flows;
-
-			while (*fl && *fl != slot + 1)
-				fl = &t->slots[*fl - 1].next_in_mapping;
-			if (*fl)
-				*fl = t->slots[slot].next_in_mapping;
-			if (--m->refs > 0)
-				return;
-			*link = m->next;
-			port_mark(t, ntohs(m->pub_port), false);
-			t->port_map[ntohs(m->pub_port)] = 0;
-			host_release(t, in_addr);
-			if (t->mapping_hook)
-				t->mapping_hook(false, in_addr, in_port, t->pub_addr, m->pub_port,
-						t->mapping_hook_arg);
-			t->map_free[t->map_free_top++] = idx;
-			t->map_count--;
-			return;
-		}
-		link = &m->next;
-	}
-}
-
-struct lg_flow *lg_flowtab_insert(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
-				  uint32_t rem_addr, uint16_t rem_port, uint64_t now_ns,
-				  enum lg_flowtab_error *err)
-{
-	struct lg_flow *f;
-	struct mapping *m;
-	uint32_t slot;
-	size_t hi, hp;
-
-	if (t->free_top == 0) {
-		*err = LG_FLOWTAB_FULL;
-		return NULL;
-	}
-	m = mapping_get(t, in_addr, in_port, err);
-	if (!m)
-		return NULL;
-	m->refs++;
-	slot = t->free_list[--t->free_top];
-	f = &t->slots[slot];
-	memset(f, 0, sizeof(*f));
-	f->id = ++t->next_id;
-	f->in_addr = in_addr;
-	f->in_port = in_port;
-	f->rem_addr = rem_addr;
-	f->rem_port = rem_port;
-	f->pub_addr = t->pub_addr;
-	f->pub_port = m->pub_port;
-	f->created_ns = now_ns;
-	f->last_ns = now_ns;
-	f->track.wscale[0] = f->track.wscale[1] = -1;
-	hi = hash_inside(t, in_addr, in_port, rem_addr, rem_port);
-	hp = hash_public(t, f->pub_port, rem_addr, rem_port);
-	f->next_by_inside = t->in_buckets[hi];
-	t->in_buckets[hi] = slot + 1;
-	f->next_by_public = t->pub_buckets[hp];
-	t->pub_buckets[hp] = slot + 1;
-	f->next_in_mapping = m->flows;
-	m->flows = slot + 1;
-	t->in_use[slot] = 1;
-	t->count++;
-	return f;
-}
-
-static void unlink_chain(struct lg_flowtab *t, uint32_t *head, uint32_t slot1, bool by_inside)
-{
-	uint32_t *link = head;
-
-	while (*link) {
-		struct lg_flow *cur = &t->slots[*link - 1];
-		uint32_t *next = by_inside ? &cur->next_by_inside : &cur->next_by_public;
-
-		if (*link == slot1) {
-			*link = *next;
-			return;
-		}
-		link = next;
-	}
-}
-
-void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
-{
-	uint32_t slot = (uint32_t)(f - t->slots);
-
-	unlink_chain(t, &t->in_buckets[hash_inside(t, f->in_addr, f->in_port, f->rem_addr,
-						  f->rem_port)], slot + 1, true);
-	unlink_chain(t, &t->pub_buckets[hash_public(t, f->pub_port, f->rem_addr, f->rem_port)],
-		     slot + 1, false);
-	mapping_put(t, f->in_addr, f->in_port, slot);
-	t->in_use[slot] = 0;
-	t->free_list[t->free_top++] = slot;
-	t->count--;
+	return t->qsbr;
 }
 
 size_t lg_flowtab_count(const struct lg_flowtab *t)
 {
-	return t->count;
-}
-
-bool lg_flowtab_mapping_of_port(const struct lg_flowtab *t, uint16_t pub_port, uint32_t *in_addr,
-				uint16_t *in_port)
-{
-	uint32_t i = t->port_map[ntohs(pub_port)];
-
-	if (!i)
-		return false;
-	*in_addr = t->maps[i - 1].in_addr;
-	*in_port = t->maps[i - 1].in_port;
-	return true;
-}
-
-bool lg_flowtab_port_of_mapping(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
-				uint16_t *pub_port)
-{
-	const struct mapping *m = mapping_find(t, in_addr, in_port);
-
-	if (!m)
-		return false;
-	*pub_port = m->pub_port;
-	return true;
-}
-
-bool lg_flowtab_mapping_sent_to(const struct lg_flowtab *t, uint16_t pub_port, uint32_t rem_addr)
-{
-	uint32_t i = t->port_map[ntohs(pub_port)];
-
-	if (!i)
-		return false;
-	for (uint32_t s = t->maps[i - 1].flows; s; s = t->slots[s - 1].next_in_mapping)
-		if (t->slots[s - 1].rem_addr == rem_addr)
-			return true;
-	return false;
-}
-
-void lg_flowtab_set_mapping_hook(struct lg_flowtab *t, lg_mapping_hook *fn, void *arg)
-{
-	t->mapping_hook = fn;
-	t->mapping_hook_arg = arg;
-}
-
-size_t lg_flowtab_mappings(const struct lg_flowtab *t)
-{
-	return t->map_count;
+	return atomic_load_explicit(&t->live, memory_order_relaxed);
 }
 
 size_t lg_flowtab_capacity(const struct lg_flowtab *t)
@@ -486,9 +494,22 @@ size_t lg_flowtab_capacity(const struct lg_flowtab *t)
 	return t->capacity;
 }
 
-void lg_flowtab_walk(struct lg_flowtab *t, bool (*fn)(struct lg_flow *f, void *arg), void *arg)
+size_t lg_flowtab_memory(const struct lg_flowtab *t)
 {
-	for (size_t i = 0; i < t->capacity; i++)
-		if (t->in_use[i] && fn(&t->slots[i], arg))
-			lg_flowtab_remove(t, &t->slots[i]);
+	return t->pool_bytes + t->index_bytes + sizeof(*t);
+}
+
+uint32_t lg_flowtab_index_of(const struct lg_flowtab *t, const struct lg_flow *f)
+{
+	return (uint32_t)(f - t->pool);
+}
+
+struct lg_flow *lg_flowtab_record(struct lg_flowtab *t, uint32_t index)
+{
+	return index < t->records ? &t->pool[index] : NULL;
+}
+
+size_t lg_flowtab_records(const struct lg_flowtab *t)
+{
+	return t->records;
 }

@@ -25,7 +25,7 @@ struct stmt {
 /* Line on which each single-valued setting was given; 0 = not given. */
 struct seen {
 	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
-	unsigned queue, max_flows;
+	unsigned queue, max_flows, overload, mail_ports;
 	unsigned timeout_est, timeout_trans, control_socket;
 };
 
@@ -354,11 +354,53 @@ static void do_max_flows(const struct stmt *st, struct lg_policy *pol, struct se
 
 	if (!expect_args(st, 2, "max-flows N", d) || !once(&seen->max_flows, st, "max-flows", d))
 		return;
-	if (lg_uint_parse(st->w[1].text, 16, 100000000ul, &n) < 0) {
-		ERR(d, st->line, st->w[1].col, "max-flows '%s' must be 16..100000000", st->w[1].text);
+	if (lg_uint_parse(st->w[1].text, 16, LG_MAX_FLOWS, &n) < 0) {
+		ERR(d, st->line, st->w[1].col, "max-flows '%s' must be 16..%u", st->w[1].text,
+		    LG_MAX_FLOWS);
 		return;
 	}
 	pol->max_flows = (uint32_t)n;
+}
+
+static void do_overload(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+			struct lg_diags *d)
+{
+	if (!expect_args(st, 2, "overload evict|drop-new", d) ||
+	    !once(&seen->overload, st, "overload", d))
+		return;
+	if (strcmp(st->w[1].text, "evict") == 0)
+		pol->overload = LG_OVERLOAD_EVICT;
+	else if (strcmp(st->w[1].text, "drop-new") == 0)
+		pol->overload = LG_OVERLOAD_DROP_NEW;
+	else
+		ERR(d, st->line, st->w[1].col, "overload '%s': expected evict or drop-new",
+		    st->w[1].text);
+}
+
+static void do_mail(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		    struct lg_diags *d)
+{
+	if (st->n < 3 || strcmp(st->w[1].text, "ports") != 0) {
+		ERR(d, st->line, st->w[0].col, "expected: mail ports PORT...");
+		return;
+	}
+	if (!once(&seen->mail_ports, st, "mail ports", d))
+		return;
+	if (st->n - 2 > LG_MAX_MAIL_PORTS) {
+		ERR(d, st->line, st->w[2 + LG_MAX_MAIL_PORTS].col, "more than %d mail ports",
+		    LG_MAX_MAIL_PORTS);
+		return;
+	}
+	pol->mail_port_count = 0;
+	for (size_t i = 2; i < st->n; i++) {
+		unsigned long port;
+
+		if (lg_uint_parse(st->w[i].text, 1, 65535, &port) < 0) {
+			ERR(d, st->line, st->w[i].col, "mail port '%s' must be 1..65535", st->w[i].text);
+			continue;
+		}
+		pol->mail_ports[pol->mail_port_count++] = (uint16_t)port;
+	}
 }
 
 static void do_control(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
@@ -395,6 +437,10 @@ static void statement(const struct stmt *st, struct lg_policy *pol, struct seen 
 		do_queue(st, pol, seen, d);
 	else if (strcmp(kw, "max-flows") == 0)
 		do_max_flows(st, pol, seen, d);
+	else if (strcmp(kw, "overload") == 0)
+		do_overload(st, pol, seen, d);
+	else if (strcmp(kw, "mail") == 0)
+		do_mail(st, pol, seen, d);
 	else if (strcmp(kw, "control") == 0)
 		do_control(st, pol, seen, d);
 	else

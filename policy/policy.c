@@ -14,8 +14,21 @@ void lg_policy_defaults(struct lg_policy *pol)
 	pol->queue_first = 0;
 	pol->queue_count = 1;
 	pol->max_flows = 262144;
+	pol->overload = LG_OVERLOAD_EVICT;
+	/* RFC 5383 section 3 and RFC 4550: IMAP, Submission, their TLS ports and ManageSieve */
+	static const uint16_t mail[] = { 143, 587, 993, 465, 4190 };
+	memcpy(pol->mail_ports, mail, sizeof(mail));
+	pol->mail_port_count = sizeof(mail) / sizeof(mail[0]);
 	pol->timeout_established = LG_EST_IDLE_FLOOR;
 	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
+}
+
+bool lg_policy_is_mail_port(const struct lg_policy *pol, uint16_t port_be)
+{
+	for (size_t i = 0; i < pol->mail_port_count; i++)
+		if (pol->mail_ports[i] == ntohs(port_be))
+			return true;
+	return false;
 }
 
 static uint32_t prefix_mask(uint8_t len)
@@ -125,7 +138,14 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	lg_duration_format(pol->timeout_established, est, sizeof(est));
 	lg_duration_format(pol->timeout_transitory, trans, sizeof(trans));
 	fprintf(out, "timeouts: established %s, transitory %s, no duration limit\n", est, trans);
-	fprintf(out, "max flows: %u\n", pol->max_flows);
+	fprintf(out, "max flows: %u; when full: %s\n", pol->max_flows,
+		pol->overload == LG_OVERLOAD_DROP_NEW
+			? "drop new flows (transitory ones may be evicted)"
+			: "evict transitory, then longest idle, mail flows last");
+	fprintf(out, "mail ports:");
+	for (size_t i = 0; i < pol->mail_port_count; i++)
+		fprintf(out, " %u", pol->mail_ports[i]);
+	fprintf(out, "\n");
 	fprintf(out, "control socket: %s\n",
 		pol->control_socket[0] ? pol->control_socket : "(default for this network namespace)");
 }

@@ -13,6 +13,8 @@
 #define LG_MAX_PREFIXES   32
 #define LG_MAX_DIAGS      64
 #define LG_MAX_QUEUES     16
+#define LG_MAX_MAIL_PORTS 16
+#define LG_MAX_FLOWS      16000000u
 
 /* Floors that RFC 5382 REQ-5 and RFC 5383 section 7 put on idle timers, in seconds. */
 #define LG_EST_IDLE_FLOOR   7440u /* 2h4m */
@@ -35,6 +37,12 @@ enum lg_unsolicited {
 	LG_UNSOLICITED_SILENT,   /* drop silently (REQ-4a: when policy forbids answering) */
 };
 
+/* What a full flow table does with a new flow. */
+enum lg_overload {
+	LG_OVERLOAD_EVICT = 0, /* evict: transitory flows, then the longest idle, mail flows last */
+	LG_OVERLOAD_DROP_NEW,  /* evict transitory flows only; never an established one */
+};
+
 struct lg_policy {
 	char inside_if[LG_IFNAME_MAX];
 	char outside_if[LG_IFNAME_MAX];
@@ -47,6 +55,9 @@ struct lg_policy {
 	enum lg_unsolicited unsolicited_syn;
 	uint16_t queue_first, queue_count;
 	uint32_t max_flows;
+	enum lg_overload overload;
+	uint16_t mail_ports[LG_MAX_MAIL_PORTS]; /* host order: flows to these are evicted last */
+	size_t mail_port_count;
 	uint32_t timeout_established; /* seconds */
 	uint32_t timeout_transitory;  /* seconds */
 	char control_socket[LG_PATH_MAX]; /* empty: the per-netns default */
@@ -69,6 +80,8 @@ struct lg_diags {
 };
 
 void lg_policy_defaults(struct lg_policy *pol);
+/* Is PORT (network order) one of the policy's mail ports? */
+bool lg_policy_is_mail_port(const struct lg_policy *pol, uint16_t port_be);
 
 /* Parse a configuration held in memory. NAME is used in diagnostics.
  * Returns 0 when the result is valid (warnings allowed), -1 on any error;

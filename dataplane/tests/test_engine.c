@@ -141,7 +141,8 @@ static void test_drops(void)
 	}
 	lg_engine_stats(e, &st);
 	CHECK_EQ_INT(st.flows_active, 16, "table holds its capacity");
-	CHECK_EQ_INT(st.dropped[LG_DROP_TABLE_FULL], 1, "table full counted");
+	CHECK_EQ_INT(st.evicted_transitory, 1, "a full table of half-open flows makes room");
+	CHECK_EQ_INT(st.dropped[LG_DROP_TABLE_FULL], 0, "no refusal while one can be evicted");
 	lg_engine_destroy(e);
 }
 
@@ -192,10 +193,12 @@ static void test_timers(void)
 	CHECK_EQ_INT(run(e, buf, len, (31ull * 86400) * S, &mod), LG_VERDICT_DROP, "expired flow gone");
 
 	/* transitory: a SYN alone is kept 4 minutes, then goes */
+	uint64_t t0 = 32ull * 86400;
+
 	len = build_tcp4(buf, "10.77.0.2", 40100, "198.51.100.2", 587, LG_TCP_SYN, NULL);
-	run(e, buf, len, 100 * S, &mod);
-	CHECK_EQ_INT(lg_engine_expire(e, 339 * S), 0, "N5382-R5: half-open kept 239 s");
-	CHECK_EQ_INT(lg_engine_expire(e, 341 * S), 1, "half-open expires after 4 min");
+	run(e, buf, len, t0 * S, &mod);
+	CHECK_EQ_INT(lg_engine_expire(e, (t0 + 239) * S), 0, "N5382-R5: half-open kept 239 s");
+	CHECK_EQ_INT(lg_engine_expire(e, (t0 + 241) * S), 1, "half-open expires after 4 min");
 	lg_engine_destroy(e);
 }
 
@@ -709,6 +712,101 @@ static void test_port_randomness(void)
 	lg_engine_destroy(e);
 }
 
+static uint16_t open_to(struct lg_engine *e, uint16_t inside_port, uint16_t remote_port,
+		       uint64_t now)
+{
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+
+	len = build_tcp4(buf, "10.77.0.2", inside_port, "198.51.100.2", remote_port, LG_TCP_SYN, NULL);
+	run(e, buf, len, now, &mod);
+	pub = rd_port(buf, 20);
+	len = build_tcp4(buf, "198.51.100.2", remote_port, "198.51.100.1", pub,
+			 LG_TCP_SYN | LG_TCP_ACK, NULL);
+	run(e, buf, len, now, &mod);
+	return pub;
+}
+
+static bool passes_in(struct lg_engine *e, uint16_t remote_port, uint16_t pub, uint64_t now)
+{
+	uint8_t buf[128];
+	size_t len = build_tcp4(buf, "198.51.100.2", remote_port, "198.51.100.1", pub, LG_TCP_ACK,
+				"x");
+	bool mod;
+
+	return run(e, buf, len, now, &mod) == LG_VERDICT_ACCEPT;
+}
+
+static struct lg_engine *make_overload_engine(enum lg_overload overload)
+{
+	struct lg_policy pol;
+
+	test_policy(&pol);
+	pol.max_flows = 16;
+	pol.port_lo = 20000;
+	pol.port_hi = 29999;
+	pol.overload = overload;
+	return lg_engine_create(&pol, 0);
+}
+
+static void test_overload(void)
+{
+	struct lg_engine *e = make_overload_engine(LG_OVERLOAD_EVICT);
+	uint16_t other[8], mail[8];
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+
+	for (int i = 0; i < 8; i++) {
+		other[i] = open_to(e, (uint16_t)(30000 + i), 80, (uint64_t)(1 + i) * S);
+		mail[i] = open_to(e, (uint16_t)(31000 + i), 143, (uint64_t)(1 + i) * S);
+	}
+	len = build_tcp4(buf, "10.77.0.2", 32000, "198.51.100.2", 80, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 100 * S, &mod), LG_VERDICT_ACCEPT, "full table admits by evicting");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.evicted_idle, 1, "the longest-idle non-mail flow made room");
+	CHECK(!passes_in(e, 80, other[0], 100 * S), "the longest-idle web flow is the one gone");
+	CHECK(passes_in(e, 80, other[1], 100 * S), "the next web flow stays");
+	CHECK(passes_in(e, 143, mail[0], 100 * S), "the longest-idle mail flow stays");
+	len = build_tcp4(buf, "10.77.0.2", 32001, "198.51.100.2", 80, LG_TCP_SYN, NULL);
+	run(e, buf, len, 101 * S, &mod);
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.evicted_transitory, 1, "a half-open flow goes before any established one");
+	CHECK_EQ_INT(st.evicted_idle, 1, "no second established flow evicted");
+	/* the web flows go first, however recent; mail only when nothing else is left */
+	for (int i = 0; i < 8; i++)
+		open_to(e, (uint16_t)(33000 + i), 80, (uint64_t)(200 + i) * S);
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.evicted_mail, 0, "no mail flow evicted while others remain");
+	for (int i = 0; i < 8; i++)
+		CHECK(passes_in(e, 143, mail[i], 300 * S), "mail flow %d kept", i);
+	lg_engine_destroy(e);
+
+	e = make_overload_engine(LG_OVERLOAD_EVICT);
+	for (int i = 0; i < 16; i++)
+		mail[i % 8] = open_to(e, (uint16_t)(30000 + i), 587, (uint64_t)(1 + i) * S);
+	len = build_tcp4(buf, "10.77.0.2", 32000, "198.51.100.2", 80, LG_TCP_SYN, NULL);
+	run(e, buf, len, 100 * S, &mod);
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.evicted_mail, 1, "with only mail flows left, the longest idle of them goes");
+	lg_engine_destroy(e);
+
+	e = make_overload_engine(LG_OVERLOAD_DROP_NEW);
+	for (int i = 0; i < 16; i++)
+		other[i % 8] = open_to(e, (uint16_t)(30000 + i), 80, (uint64_t)(1 + i) * S);
+	len = build_tcp4(buf, "10.77.0.2", 32000, "198.51.100.2", 80, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 100 * S, &mod), LG_VERDICT_DROP, "drop-new: new flow refused");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.dropped[LG_DROP_TABLE_FULL], 1, "drop-new: refusal counted");
+	CHECK_EQ_INT(st.evicted_idle + st.evicted_mail + st.evicted_transitory, 0,
+		     "drop-new: no established flow evicted");
+	CHECK_EQ_INT(st.flows_active, 16, "drop-new: all kept");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
 	test_nat_both_ways();
@@ -724,5 +822,6 @@ int main(void)
 	test_port_randomness();
 	test_host_quota();
 	test_hairpin();
+	test_overload();
 	return lgtest_finish();
 }

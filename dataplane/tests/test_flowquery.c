@@ -16,7 +16,7 @@ static struct lg_flow_view view(uint32_t id, const char *in, uint16_t in_port, c
 	v.flow.in_port = htons(in_port);
 	v.flow.rem_addr = inet_addr(rem);
 	v.flow.rem_port = htons(rem_port);
-	v.flow.pub_addr = inet_addr("198.51.100.1");
+	v.pub_addr = inet_addr("198.51.100.1");
 	v.flow.pub_port = htons(pub_port);
 	v.flow.state = (uint8_t)state;
 	v.flow.bytes_out = bytes;
