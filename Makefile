@@ -79,7 +79,15 @@ $(BUILD)/asan-tests/$(call test_name,$(1)): $(call obj,asan,$(1)) $(BUILD)/asan/
 endef
 $(foreach t,$(TEST_SRC),$(eval $(call test_rules,$(t))))
 
-tests: $(TESTS_PLAIN) $(TESTS_ASAN)
+# The lock-free table's stress test, once more under ThreadSanitizer: only the modules it
+# exercises, since TSan and ASan cannot share a binary.
+TSAN_CFLAGS := -std=gnu11 $(WARN) -O1 -g -fsanitize=thread -fno-omit-frame-pointer -I. -Iinclude
+TESTS_TSAN  := $(BUILD)/tsan-tests/dataplane_flowtab
+$(BUILD)/tsan-tests/dataplane_flowtab: dataplane/tests/test_flowtab.c dataplane/flowtab.c dataplane/qsbr.c dataplane/flowtab.h dataplane/qsbr.h
+	@mkdir -p $(dir $@)
+	$(CC) $(TSAN_CFLAGS) -o $@ $(filter %.c,$^) -lpthread
+
+tests: $(TESTS_PLAIN) $(TESTS_ASAN) $(TESTS_TSAN)
 
 check: all tests
 	@tests/run $(BUILD)
