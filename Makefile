@@ -89,6 +89,14 @@ $(BUILD)/tsan-tests/dataplane_flowtab: dataplane/tests/test_flowtab.c dataplane/
 
 tests: $(TESTS_PLAIN) $(TESTS_ASAN) $(TESTS_TSAN)
 
+# make bench: figures measured side by side in one run (see README, Performance).
+$(BUILD)/bench/bench_flowtab: bench/bench_flowtab.c $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libpolicy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS_DP) -lurcu-qsbr -lurcu-cds
+
+bench: $(BUILD)/bench/bench_flowtab
+	$(BUILD)/bench/bench_flowtab $(BENCH_FLAGS)
+
 check: all tests
 	@tests/run $(BUILD)
 
@@ -105,6 +113,6 @@ install: all
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all tests check demo deps install clean
+.PHONY: all tests check bench demo deps install clean
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -10,9 +10,9 @@
  * index + 1 in its high 24 bits and 8 bits of the key's hash as a tag, so that most
  * non-matching entries are told apart without touching their record; 0 is empty. */
 #define BUCKET_ENTRIES 15
-#define PROBE_BUCKETS 8 /* a key lives in its home bucket or one of the next seven */
+#define PROBE_BUCKETS 16 /* a key lives in its home bucket or one of the next 15 */
 /* Index entries used when every record is. Bucketed linear probing clusters: at 80% one key
- * in 400 found no room within the bound; at 65% none of 200,000. */
+ * in 400 found no room within 4 buckets; at 65% one in 10 million within 8. */
 #define LOAD_PERCENT 65
 #define META_LOCK 0x80000000u /* low bits: keys homed here that live in a later bucket */
 #define TAG_MASK 0xffu

@@ -1,5 +1,6 @@
 #!/bin/sh
 # Installs what lemongate needs to build and test on Debian 12. Idempotent; run as root.
+# liburcu-dev is for make bench only: its cds_lfht is the peer our flow table is measured against.
 set -eu
 
 PACKAGES="
@@ -9,6 +10,7 @@ libnetfilter-queue-dev
 libmnl-dev
 libpcap-dev
 libssl-dev
+liburcu-dev
 iptables
 iproute2
 procps
