@@ -180,6 +180,7 @@ static void *queue_main(void *arg)
 	struct queue_thread *t = arg;
 
 	lg_nfq_run(t->q, t->engine, t->stop);
+	lg_engine_thread_done(t->engine);
 	return NULL;
 }
 
@@ -314,6 +315,14 @@ int main(int argc, char **argv)
 	engine = lg_engine_create(&pol, 0);
 	if (!engine)
 		lg_log_fatal("cannot allocate a flow table of %u flows", pol.max_flows);
+	{
+		struct lg_engine_stats es;
+
+		lg_engine_stats(engine, &es);
+		lg_log(LG_LOG_INFO, "flow table: %u flows, %llu MiB allocated at start (%.1f bytes a flow)",
+		       pol.max_flows, (unsigned long long)(es.table_bytes >> 20),
+		       (double)es.table_bytes / pol.max_flows);
+	}
 	lg_engine_set_mapping_log(engine, log_mapping, NULL);
 	for (uint16_t i = 0; i < pol.queue_count; i++) {
 		queues[i] = lg_nfq_open((uint16_t)(pol.queue_first + i), err, sizeof(err));

@@ -16,7 +16,9 @@ static const char good[] =
 	"max-flows 1000\n"
 	"nat filtering address-dependent\n"
 	"nat unsolicited-syn silent\n"
-	"nat quota 64\n";
+	"nat quota 64\n"
+	"overload drop-new\n"
+	"mail ports 143 587 2525\n";
 
 static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -63,6 +65,10 @@ static void test_good(void)
 	CHECK_EQ_INT(pol.filtering, LG_FILTER_ADDRESS_DEPENDENT, "N5382-R3: filtering configurable");
 	CHECK_EQ_INT(pol.unsolicited_syn, LG_UNSOLICITED_SILENT, "N5382-R4a: silent drop configurable");
 	CHECK_EQ_INT(pol.host_quota, 64, "C6888-R4: per-host quota configurable");
+	CHECK_EQ_INT(pol.overload, LG_OVERLOAD_DROP_NEW, "overload policy");
+	CHECK_EQ_INT(pol.mail_port_count, 3, "three mail ports");
+	CHECK(lg_policy_is_mail_port(&pol, htons(2525)), "2525 is a mail port here");
+	CHECK(!lg_policy_is_mail_port(&pol, htons(993)), "993 is not, once the list is given");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.77.0.2")), "10.77.0.2 inside");
 	CHECK(lg_policy_is_inside(&pol, inet_addr("10.78.200.1")), "10.78.200.1 inside");
 	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
@@ -80,6 +86,11 @@ static void test_defaults_meet_floors(void)
 	CHECK(pol.timeout_transitory >= LG_TRANS_IDLE_FLOOR, "N5382-R5: default transitory >= 4m");
 	CHECK_EQ_INT(pol.filtering, LG_FILTER_ENDPOINT_INDEPENDENT,
 		     "N5382-R3: documented default filtering is endpoint-independent");
+	CHECK_EQ_INT(pol.overload, LG_OVERLOAD_EVICT, "default overload: evict, mail last");
+	CHECK(lg_policy_is_mail_port(&pol, htons(143)) && lg_policy_is_mail_port(&pol, htons(587)) &&
+		      lg_policy_is_mail_port(&pol, htons(993)) && lg_policy_is_mail_port(&pol, htons(465)) &&
+		      lg_policy_is_mail_port(&pol, htons(4190)),
+	      "default mail ports 143 587 993 465 4190");
 }
 
 static void test_errors(void)
@@ -110,6 +121,11 @@ static void test_errors(void)
 	expect_error("interface inside a\ninterface inside b\n", 2, 1, "given twice (first on line 1)");
 	expect_error("queue 1 count 99\n", 1, 15, "queue count");
 	expect_error("max-flows lots\n", 1, 11, "max-flows");
+	expect_error("max-flows 20000000\n", 1, 11, "16..16000000");
+	expect_error("overload random\n", 1, 10, "evict or drop-new");
+	expect_error("mail ports\n", 1, 1, "mail ports PORT");
+	expect_error("mail ports 143 0\n", 1, 16, "mail port '0'");
+	expect_error("mail ports 143\nmail ports 587\n", 2, 1, "given twice");
 	expect_error("control socket relative.sock\n", 1, 16, "absolute path");
 	expect_error("", 1, 1, "missing 'interface inside");
 	expect_error("interface inside x\ninterface outside x\nnat inside 10.0.0.0/8\nnat public 1.2.3.4\n",
