@@ -156,15 +156,20 @@ static uint32_t seconds(uint64_t now_ns)
 	return (uint32_t)(now_ns / NS_PER_S);
 }
 
-static uint32_t idle_limit(const struct lg_engine *e, uint8_t state)
+/* The idle timer of a flow in STATE with FLAGS: transitory, its service's, or established. */
+static uint32_t idle_limit(const struct lg_engine *e, uint8_t state, uint8_t flags)
 {
-	return lg_tcp_is_transitory(state) ? e->pol.timeout_transitory : e->pol.timeout_established;
+	unsigned svc = (flags & LG_FLOW_SVC_MASK) >> LG_FLOW_SVC_SHIFT;
+
+	if (lg_tcp_is_transitory(state))
+		return e->pol.timeout_transitory;
+	return svc ? e->pol.port_timeouts[svc - 1].secs : e->pol.timeout_established;
 }
 
 /* F's lock held. */
 static bool expired(const struct lg_engine *e, const struct lg_flow *f, uint32_t now_s)
 {
-	return (int32_t)(now_s - f->last_s) > 0 && now_s - f->last_s > idle_limit(e, f->state);
+	return (int32_t)(now_s - f->last_s) > 0 && now_s - f->last_s > idle_limit(e, f->state, f->flags);
 }
 
 static enum lg_timer_class timer_class(uint8_t state, uint8_t flags)
@@ -187,7 +192,7 @@ static struct timing timing_of(const struct lg_engine *e, struct lg_flow *f)
 
 	lg_flow_lock(f);
 	t.cls = timer_class(f->state, f->flags);
-	t.due_s = f->last_s + idle_limit(e, f->state) + 1;
+	t.due_s = f->last_s + idle_limit(e, f->state, f->flags) + 1;
 	t.live = f->flags & LG_FLOW_LIVE;
 	lg_flow_unlock(f);
 	return t;
@@ -297,7 +302,8 @@ static struct lg_flow *make_flow(struct lg_engine *e, struct ctx *c, uint32_t ia
 	f->rem_addr = ra;
 	f->rem_port = rp;
 	lg_flow_lock(f);
-	f->flags = lg_policy_is_mail_port(&e->pol, rp) ? LG_FLOW_MAIL : 0;
+	f->flags = (uint8_t)((lg_policy_is_mail_port(&e->pol, rp) ? LG_FLOW_MAIL : 0) |
+			     lg_policy_port_timeout(&e->pol, rp) << LG_FLOW_SVC_SHIFT);
 	f->state = LG_TCP_CLOSED;
 	f->created_s = f->last_s = now_s;
 	f->track.wscale[0] = f->track.wscale[1] = -1;
@@ -349,7 +355,7 @@ static enum lg_verdict drop(struct ctx *c, enum lg_drop_reason why)
 /* Move F's state (locked) for a segment from SIDE (0 inside, 1 outside), unless it is a RST
  * that does not belong to the connection: that one is passed on unbelieved. True when the
  * segment moved F from a long idle timer to the short one. */
-static bool track_segment(struct lg_engine *e, struct ctx *c, struct lg_flow *f, int side,
+static bool track_segment(struct ctx *c, struct lg_flow *f, int side,
 			  const struct lg_pkt *p, uint32_t now_s)
 {
 	bool was_short = lg_tcp_is_transitory(f->state);
@@ -364,7 +370,7 @@ static bool track_segment(struct lg_engine *e, struct ctx *c, struct lg_flow *f,
 	}
 	f->state = (uint8_t)lg_tcp_next(f->state, side == 0, p->tcp_flags);
 	f->last_s = now_s;
-	return !was_short && idle_limit(e, f->state) < e->pol.timeout_established;
+	return !was_short && lg_tcp_is_transitory(f->state);
 }
 
 /* A new outbound flow that cannot be had: dropped, no existing mapping given up for it, and the
@@ -420,7 +426,7 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct ctx *c, const 
 		if (!f)
 			return refuse(e, c, p, why);
 	}
-	sooner = track_segment(e, c, f, 0, p, now_s);
+	sooner = track_segment(c, f, 0, p, now_s);
 	f->pkts_out++;
 	f->bytes_out += p->len;
 	lg_flow_unlock(f);
@@ -526,7 +532,7 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct ctx *c, const
 			return drop(c, why);
 		}
 	}
-	sooner = track_segment(e, c, f, 1, p, now_s);
+	sooner = track_segment(c, f, 1, p, now_s);
 	f->pkts_in++;
 	f->bytes_in += p->len;
 	lg_flow_unlock(f);
@@ -790,7 +796,7 @@ size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view
 		lg_flow_unlock(f);
 		v->pub_addr = e->pol.nat_public;
 		idle = (int32_t)(now_s - v->flow.last_s) > 0 ? now_s - v->flow.last_s : 0;
-		limit = idle_limit(e, v->flow.state);
+		limit = idle_limit(e, v->flow.state, v->flow.flags);
 		v->idle_s = idle;
 		v->age_s = (int32_t)(now_s - v->flow.created_s) > 0 ? now_s - v->flow.created_s : 0;
 		v->expires_in_s = idle < limit ? limit - idle : 0;

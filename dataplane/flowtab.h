@@ -37,6 +37,8 @@ struct lg_flow {
 
 #define LG_FLOW_LIVE 0x01 /* published, not yet removed */
 #define LG_FLOW_MAIL 0x02 /* to a mail port: evicted last under overload */
+#define LG_FLOW_SVC_SHIFT 2 /* 4 bits: the policy's per-port timer + 1, 0 for the default */
+#define LG_FLOW_SVC_MASK 0x3c
 
 #define LG_FLOWTAB_MAX_RECORDS ((1u << 24) - 2)
 

@@ -274,12 +274,52 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 	}
 }
 
+/* timeout port PORT DURATION: a longer established timer for one service (never shorter). */
+static void do_port_timeout(const struct stmt *st, struct lg_policy *pol, struct lg_diags *d)
+{
+	unsigned long port;
+	uint64_t secs;
+
+	if (!expect_args(st, 4, "timeout port PORT DURATION", d))
+		return;
+	if (lg_uint_parse(st->w[2].text, 1, 65535, &port) < 0) {
+		ERR(d, st->line, st->w[2].col, "port '%s' must be 1..65535", st->w[2].text);
+		return;
+	}
+	for (size_t i = 0; i < pol->port_timeout_count; i++)
+		if (pol->port_timeouts[i].port == port) {
+			ERR(d, st->line, st->w[2].col, "timeout for port %lu given twice", port);
+			return;
+		}
+	if (pol->port_timeout_count == LG_MAX_PORT_TIMEOUTS) {
+		ERR(d, st->line, st->w[0].col, "more than %d per-port timeouts", LG_MAX_PORT_TIMEOUTS);
+		return;
+	}
+	if (lg_duration_parse(st->w[3].text, &secs) < 0 || secs > UINT32_MAX) {
+		ERR(d, st->line, st->w[3].col, "'%s' is not a duration (like 2h4m, 300s)", st->w[3].text);
+		return;
+	}
+	if (secs < LG_EST_IDLE_FLOOR) {
+		ERR(d, st->line, st->w[3].col,
+		    "established idle timeout %s for port %lu is below 2h4m (7440 s), which RFC 5382 "
+		    "REQ-5 and RFC 5383 section 7 forbid (N5382-R5, L5383-7); only longer ones may be "
+		    "set per service", st->w[3].text, port);
+		return;
+	}
+	pol->port_timeouts[pol->port_timeout_count++] =
+		(struct lg_port_timeout){ .port = (uint16_t)port, .secs = (uint32_t)secs };
+}
+
 static void do_timeout(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		       struct lg_diags *d)
 {
 	uint64_t secs;
 	bool est;
 
+	if (st->n >= 2 && strcmp(st->w[1].text, "port") == 0) {
+		do_port_timeout(st, pol, d);
+		return;
+	}
 	if (!expect_args(st, 3, "timeout established|transitory DURATION", d))
 		return;
 	if (strcmp(st->w[1].text, "established") == 0)
@@ -288,7 +328,7 @@ static void do_timeout(const struct stmt *st, struct lg_policy *pol, struct seen
 		est = false;
 	else {
 		ERR(d, st->line, st->w[1].col,
-		    "unknown timeout '%s' (established, transitory); RFC 5383 section 4.1 (L5383-4.1a) "
+		    "unknown timeout '%s' (established, transitory, port); RFC 5383 section 4.1 (L5383-4.1a) "
 		    "forbids duration or age limits", st->w[1].text);
 		return;
 	}

@@ -23,6 +23,14 @@ void lg_policy_defaults(struct lg_policy *pol)
 	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
 }
 
+unsigned lg_policy_port_timeout(const struct lg_policy *pol, uint16_t port_be)
+{
+	for (size_t i = 0; i < pol->port_timeout_count; i++)
+		if (pol->port_timeouts[i].port == ntohs(port_be))
+			return (unsigned)i + 1;
+	return 0;
+}
+
 bool lg_policy_is_mail_port(const struct lg_policy *pol, uint16_t port_be)
 {
 	for (size_t i = 0; i < pol->mail_port_count; i++)
@@ -138,6 +146,10 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	lg_duration_format(pol->timeout_established, est, sizeof(est));
 	lg_duration_format(pol->timeout_transitory, trans, sizeof(trans));
 	fprintf(out, "timeouts: established %s, transitory %s, no duration limit\n", est, trans);
+	for (size_t i = 0; i < pol->port_timeout_count; i++) {
+		lg_duration_format(pol->port_timeouts[i].secs, est, sizeof(est));
+		fprintf(out, "timeout established to port %u: %s\n", pol->port_timeouts[i].port, est);
+	}
 	fprintf(out, "max flows: %u; when full: %s\n", pol->max_flows,
 		pol->overload == LG_OVERLOAD_DROP_NEW
 			? "drop new flows (transitory ones may be evicted)"

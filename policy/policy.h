@@ -14,6 +14,7 @@
 #define LG_MAX_DIAGS      64
 #define LG_MAX_QUEUES     16
 #define LG_MAX_MAIL_PORTS 16
+#define LG_MAX_PORT_TIMEOUTS 15
 #define LG_MAX_FLOWS      16000000u
 
 /* Floors that RFC 5382 REQ-5 and RFC 5383 section 7 put on idle timers, in seconds. */
@@ -43,6 +44,12 @@ enum lg_overload {
 	LG_OVERLOAD_DROP_NEW,  /* evict transitory flows only; never an established one */
 };
 
+/* A longer established idle timer for flows to one remote port (a service). */
+struct lg_port_timeout {
+	uint16_t port; /* host order */
+	uint32_t secs;
+};
+
 struct lg_policy {
 	char inside_if[LG_IFNAME_MAX];
 	char outside_if[LG_IFNAME_MAX];
@@ -60,6 +67,8 @@ struct lg_policy {
 	size_t mail_port_count;
 	uint32_t timeout_established; /* seconds */
 	uint32_t timeout_transitory;  /* seconds */
+	struct lg_port_timeout port_timeouts[LG_MAX_PORT_TIMEOUTS];
+	size_t port_timeout_count;
 	char control_socket[LG_PATH_MAX]; /* empty: the per-netns default */
 };
 
@@ -80,6 +89,8 @@ struct lg_diags {
 };
 
 void lg_policy_defaults(struct lg_policy *pol);
+/* The per-service timer for remote port PORT (network order): its index + 1, or 0. */
+unsigned lg_policy_port_timeout(const struct lg_policy *pol, uint16_t port_be);
 /* Is PORT (network order) one of the policy's mail ports? */
 bool lg_policy_is_mail_port(const struct lg_policy *pol, uint16_t port_be);
 

@@ -751,6 +751,25 @@ static struct lg_engine *make_overload_engine(enum lg_overload overload)
 	return lg_engine_create(&pol, 0);
 }
 
+static void test_service_timeouts(void)
+{
+	struct lg_policy pol;
+	struct lg_engine *e;
+	uint16_t imap, web;
+
+	test_policy(&pol);
+	pol.port_timeouts[0] = (struct lg_port_timeout){ .port = 143, .secs = 3 * 3600 };
+	pol.port_timeout_count = 1;
+	e = lg_engine_create(&pol, 0);
+	imap = open_to(e, 40000, 143, 10 * S);
+	web = open_to(e, 40001, 80, 10 * S);
+	CHECK_EQ_INT(lg_engine_expire(e, (10 + 7441) * S), 1, "the default timer ends the web flow");
+	CHECK(!passes_in(e, 80, web, (10 + 7441) * S), "web flow gone after 2h4m idle");
+	CHECK(passes_in(e, 143, imap, (10 + 3 * 3600) * S), "the IMAP flow's own 3h timer keeps it");
+	CHECK_EQ_INT(lg_engine_expire(e, (10 + 2 * 3 * 3600 + 1) * S), 1, "and ends it after 3h idle");
+	lg_engine_destroy(e);
+}
+
 static void test_overload(void)
 {
 	struct lg_engine *e = make_overload_engine(LG_OVERLOAD_EVICT);
@@ -823,5 +842,6 @@ int main(void)
 	test_host_quota();
 	test_hairpin();
 	test_overload();
+	test_service_timeouts();
 	return lgtest_finish();
 }

@@ -18,7 +18,8 @@ static const char good[] =
 	"nat unsolicited-syn silent\n"
 	"nat quota 64\n"
 	"overload drop-new\n"
-	"mail ports 143 587 2525\n";
+	"mail ports 143 587 2525\n"
+	"timeout port 143 1d\n";
 
 static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -66,6 +67,9 @@ static void test_good(void)
 	CHECK_EQ_INT(pol.unsolicited_syn, LG_UNSOLICITED_SILENT, "N5382-R4a: silent drop configurable");
 	CHECK_EQ_INT(pol.host_quota, 64, "C6888-R4: per-host quota configurable");
 	CHECK_EQ_INT(pol.overload, LG_OVERLOAD_DROP_NEW, "overload policy");
+	CHECK_EQ_INT(lg_policy_port_timeout(&pol, htons(143)), 1, "a per-service timer for 143");
+	CHECK_EQ_INT(pol.port_timeouts[0].secs, 86400, "of a day");
+	CHECK_EQ_INT(lg_policy_port_timeout(&pol, htons(587)), 0, "none for 587");
 	CHECK_EQ_INT(pol.mail_port_count, 3, "three mail ports");
 	CHECK(lg_policy_is_mail_port(&pol, htons(2525)), "2525 is a mail port here");
 	CHECK(!lg_policy_is_mail_port(&pol, htons(993)), "993 is not, once the list is given");
@@ -123,6 +127,9 @@ static void test_errors(void)
 	expect_error("max-flows lots\n", 1, 11, "max-flows");
 	expect_error("max-flows 20000000\n", 1, 11, "16..16000000");
 	expect_error("overload random\n", 1, 10, "evict or drop-new");
+	expect_error("timeout port 143 1h\n", 1, 18, "N5382-R5");
+	expect_error("timeout port 143 3h\ntimeout port 143 4h\n", 2, 14, "given twice");
+	expect_error("timeout port 0 3h\n", 1, 14, "port '0'");
 	expect_error("mail ports\n", 1, 1, "mail ports PORT");
 	expect_error("mail ports 143 0\n", 1, 16, "mail port '0'");
 	expect_error("mail ports 143\nmail ports 587\n", 2, 1, "given twice");
