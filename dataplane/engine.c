@@ -121,7 +121,7 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	e->serial = atomic_fetch_add(&engine_serial, 1) + 1;
 	e->flows = lg_flowtab_create(pol->max_flows, seed);
 	e->maps = lg_natmap_create(pol->nat_public, pol->port_lo, pol->port_hi, pol->host_quota,
-				   LG_PORT_REST_S, seed);
+				   pol->port_rest, seed);
 	e->timers = e->flows ? lg_timers_create(e->flows, 0) : NULL;
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
 	if (!e->flows || !e->maps || !e->timers) {

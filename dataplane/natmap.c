@@ -24,7 +24,7 @@ struct host {
 struct lg_natmap {
 	struct mapping maps[PORTS];
 	uint32_t map_chains[PORTS];  /* by inside endpoint: port + 1 */
-	uint32_t rest_until[PORTS];  /* a released port is not drawn before this second */
+	uint32_t rest_until[PORTS];  /* a released port is not drawn before this second; 0 never used */
 	struct host hosts[PORTS];    /* at most one per mapping */
 	uint32_t host_chains[PORTS];
 	uint32_t host_free[PORTS];
@@ -172,7 +172,8 @@ static uint16_t draw_port(struct lg_natmap *m, uint32_t now_s)
 	for (uint32_t k = 0; k < range; k++) {
 		uint16_t p = (uint16_t)(m->port_lo + (start + k) % range);
 
-		if (m->maps[p].refs == 0 && (int32_t)(now_s - m->rest_until[p]) >= 0)
+		if (m->maps[p].refs == 0 &&
+		    (m->rest_until[p] == 0 || (int32_t)(now_s - m->rest_until[p]) >= 0))
 			return p;
 	}
 	return 0;

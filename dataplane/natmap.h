@@ -13,9 +13,6 @@
 
 enum lg_natmap_error { LG_NATMAP_NO_PORT = 1, LG_NATMAP_QUOTA };
 
-/* RFC 6888 REQ-8: a released port rests this long before it is drawn again. */
-#define LG_PORT_REST_S 120
-
 /* Called when a mapping is created (CREATED) or released with its last flow. */
 typedef void lg_mapping_hook(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
 			     uint16_t pub_port, void *arg);

@@ -25,6 +25,7 @@ struct stmt {
 /* Line on which each single-valued setting was given; 0 = not given. */
 struct seen {
 	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
+	unsigned nat_port_rest;
 	unsigned queue, max_flows, overload, mail_ports;
 	unsigned timeout_est, timeout_trans, control_socket;
 };
@@ -185,7 +186,8 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 	if (st->n < 3) {
 		ERR(d, st->line, st->w[st->n - 1].col,
 		    "missing argument; expected: nat inside PREFIX... | nat public ADDR | nat ports LO-HI"
-		    " | nat quota N | nat filtering MODE | nat unsolicited-syn icmp|silent");
+		    " | nat quota N | nat filtering MODE | nat unsolicited-syn icmp|silent"
+		    " | nat port-rest DURATION");
 		return;
 	}
 	if (strcmp(what, "inside") == 0) {
@@ -256,6 +258,19 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 			return;
 		}
 		pol->host_quota = (uint32_t)n;
+	} else if (strcmp(what, "port-rest") == 0) {
+		uint64_t secs;
+
+		if (!expect_args(st, 3, "nat port-rest DURATION", d) ||
+		    !once(&seen->nat_port_rest, st, "nat port-rest", d))
+			return;
+		if (lg_duration_parse(st->w[2].text, &secs) < 0 || secs > 86400) {
+			ERR(d, st->line, st->w[2].col,
+			    "port-rest '%s' must be a duration up to 1d (RFC 6888 REQ-8, C6888-R8)",
+			    st->w[2].text);
+			return;
+		}
+		pol->port_rest = (uint32_t)secs;
 	} else if (strcmp(what, "unsolicited-syn") == 0) {
 		if (!expect_args(st, 3, "nat unsolicited-syn icmp|silent", d) ||
 		    !once(&seen->nat_unsolicited, st, "nat unsolicited-syn", d))
@@ -269,7 +284,8 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 			    "unsolicited-syn '%s' is not icmp or silent (N5382-R4, R4a)", st->w[2].text);
 	} else {
 		ERR(d, st->line, st->w[1].col,
-		    "unknown nat setting '%s' (inside, public, ports, quota, filtering, unsolicited-syn)",
+		    "unknown nat setting '%s' (inside, public, ports, quota, filtering, unsolicited-syn, "
+		    "port-rest)",
 		    what);
 	}
 }

@@ -11,6 +11,7 @@ void lg_policy_defaults(struct lg_policy *pol)
 	pol->port_lo = 1024;
 	pol->port_hi = 65535;
 	pol->host_quota = 4096;
+	pol->port_rest = 120;
 	pol->queue_first = 0;
 	pol->queue_count = 1;
 	pol->max_flows = 262144;
@@ -133,7 +134,8 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	}
 	inet_ntop(AF_INET, &pol->nat_public, addr, sizeof(addr));
 	fprintf(out, "\nnat public: %s ports %u-%u\n", addr, pol->port_lo, pol->port_hi);
-	fprintf(out, "nat quota: %u ports per inside host\n", pol->host_quota);
+	fprintf(out, "nat quota: %u ports per inside host; a released port rests %u s\n",
+		pol->host_quota, pol->port_rest);
 	fprintf(out, "nat mapping: endpoint-independent; filtering: %s\n",
 		pol->filtering == LG_FILTER_ADDRESS_DEPENDENT ? "address-dependent"
 							       : "endpoint-independent");

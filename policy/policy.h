@@ -58,6 +58,7 @@ struct lg_policy {
 	uint32_t nat_public; /* network byte order; 0 = unset */
 	uint16_t port_lo, port_hi;
 	uint32_t host_quota; /* mappings (public ports) per inside address, RFC 6888 REQ-4 */
+	uint32_t port_rest;  /* seconds a released public port rests before reuse, REQ-8 */
 	enum lg_filtering filtering;
 	enum lg_unsolicited unsolicited_syn;
 	uint16_t queue_first, queue_count;

@@ -751,6 +751,30 @@ static struct lg_engine *make_overload_engine(enum lg_overload overload)
 	return lg_engine_create(&pol, 0);
 }
 
+/* C6888-R8: a released public port is not drawn again before it has rested. */
+static void test_port_rest(void)
+{
+	struct lg_engine *e = make_engine(64, 20000, 20000);
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint64_t t = 1000;
+
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, t * S, &mod), LG_VERDICT_ACCEPT, "the only port taken");
+	CHECK_EQ_INT(lg_engine_expire(e, (t + 241) * S), 1, "its half-open flow ends, port released");
+	len = build_tcp4(buf, "10.77.0.3", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, (t + 242) * S, &mod), LG_VERDICT_DROP,
+		     "C6888-R8: not reused while resting");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.dropped[LG_DROP_NO_PORT], 1, "counted as no port");
+	len = build_tcp4(buf, "10.77.0.3", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, (t + 241 + 120) * S, &mod), LG_VERDICT_ACCEPT,
+		     "C6888-R8: reused after 120 s");
+	lg_engine_destroy(e);
+}
+
 static void test_service_timeouts(void)
 {
 	struct lg_policy pol;
@@ -843,5 +867,6 @@ int main(void)
 	test_hairpin();
 	test_overload();
 	test_service_timeouts();
+	test_port_rest();
 	return lgtest_finish();
 }

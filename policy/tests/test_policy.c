@@ -19,7 +19,8 @@ static const char good[] =
 	"nat quota 64\n"
 	"overload drop-new\n"
 	"mail ports 143 587 2525\n"
-	"timeout port 143 1d\n";
+	"timeout port 143 1d\n"
+	"nat port-rest 5m\n";
 
 static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -70,6 +71,7 @@ static void test_good(void)
 	CHECK_EQ_INT(lg_policy_port_timeout(&pol, htons(143)), 1, "a per-service timer for 143");
 	CHECK_EQ_INT(pol.port_timeouts[0].secs, 86400, "of a day");
 	CHECK_EQ_INT(lg_policy_port_timeout(&pol, htons(587)), 0, "none for 587");
+	CHECK_EQ_INT(pol.port_rest, 300, "C6888-R8: port rest configurable");
 	CHECK_EQ_INT(pol.mail_port_count, 3, "three mail ports");
 	CHECK(lg_policy_is_mail_port(&pol, htons(2525)), "2525 is a mail port here");
 	CHECK(!lg_policy_is_mail_port(&pol, htons(993)), "993 is not, once the list is given");
@@ -91,6 +93,7 @@ static void test_defaults_meet_floors(void)
 	CHECK_EQ_INT(pol.filtering, LG_FILTER_ENDPOINT_INDEPENDENT,
 		     "N5382-R3: documented default filtering is endpoint-independent");
 	CHECK_EQ_INT(pol.overload, LG_OVERLOAD_EVICT, "default overload: evict, mail last");
+	CHECK_EQ_INT(pol.port_rest, 120, "C6888-R8: a released port rests 120 s by default");
 	CHECK(lg_policy_is_mail_port(&pol, htons(143)) && lg_policy_is_mail_port(&pol, htons(587)) &&
 		      lg_policy_is_mail_port(&pol, htons(993)) && lg_policy_is_mail_port(&pol, htons(465)) &&
 		      lg_policy_is_mail_port(&pol, htons(4190)),
@@ -130,6 +133,7 @@ static void test_errors(void)
 	expect_error("timeout port 143 1h\n", 1, 18, "N5382-R5");
 	expect_error("timeout port 143 3h\ntimeout port 143 4h\n", 2, 14, "given twice");
 	expect_error("timeout port 0 3h\n", 1, 14, "port '0'");
+	expect_error("nat port-rest 2d\n", 1, 15, "C6888-R8");
 	expect_error("mail ports\n", 1, 1, "mail ports PORT");
 	expect_error("mail ports 143 0\n", 1, 16, "mail port '0'");
 	expect_error("mail ports 143\nmail ports 587\n", 2, 1, "given twice");
