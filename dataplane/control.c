@@ -123,29 +123,41 @@ static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 	fputc('\n', out);
 }
 
-/* A snapshot of every flow, or NULL after answering an error. */
-static struct lg_flow_view *snapshot(const struct lg_control_ctx *ctx, size_t *n, FILE *out)
-{
-	struct lg_engine_stats st;
+/* The flows a query selects, gathered in a growing array: only matches are copied, so a
+ * narrow query on a large table costs a walk, not a copy of the table. */
+struct selection {
+	const struct lg_flow_query *q;
 	struct lg_flow_view *views;
-	size_t cap;
+	size_t n, cap;
+	bool out_of_memory;
+};
 
-	lg_engine_stats(ctx->engine, &st);
-	cap = st.flows_active + 64; /* flows created meanwhile are shown next time */
-	views = malloc(cap * sizeof(*views));
-	if (!views) {
-		fprintf(out, "error out of memory\n");
-		return NULL;
+static bool select_one(const struct lg_flow_view *v, void *arg)
+{
+	struct selection *s = arg;
+
+	if (!lg_flow_query_match(s->q, v))
+		return true;
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct lg_flow_view *grown = realloc(s->views, cap * sizeof(*grown));
+
+		if (!grown) {
+			s->out_of_memory = true;
+			return false;
+		}
+		s->views = grown;
+		s->cap = cap;
 	}
-	*n = lg_engine_flows(ctx->engine, lg_clock_now_ns(), views, cap);
-	return views;
+	s->views[s->n++] = *v;
+	return true;
 }
 
 static void answer_flows(const struct lg_control_ctx *ctx, char **filters, size_t nfilters,
 			 FILE *out)
 {
 	struct lg_flow_query q;
-	struct lg_flow_view *views;
+	struct selection s = { .q = &q };
 	char err[160];
 	size_t n;
 
@@ -153,41 +165,55 @@ static void answer_flows(const struct lg_control_ctx *ctx, char **filters, size_
 		fprintf(out, "error %s\n", err);
 		return;
 	}
-	views = snapshot(ctx, &n, out);
-	if (!views)
+	lg_engine_flows_each(ctx->engine, lg_clock_now_ns(), select_one, &s);
+	if (s.out_of_memory) {
+		free(s.views);
+		fprintf(out, "error out of memory for %zu flows; narrow the query\n", s.n);
 		return;
-	n = lg_flow_query_apply(&q, views, n);
+	}
+	n = lg_flow_query_apply(&q, s.views, s.n);
 	fprintf(out, "ok\n");
 	for (size_t i = 0; i < n; i++)
-		print_flow(out, &views[i], false);
-	free(views);
+		print_flow(out, &s.views[i], false);
+	free(s.views);
+}
+
+struct by_id {
+	uint32_t id;
+	struct lg_flow_view found;
+	bool have;
+};
+
+static bool find_id(const struct lg_flow_view *v, void *arg)
+{
+	struct by_id *b = arg;
+
+	if (v->flow.id != b->id)
+		return true;
+	b->found = *v;
+	b->have = true;
+	return false;
 }
 
 static void answer_flow(const struct lg_control_ctx *ctx, const char *id_text, FILE *out)
 {
-	struct lg_flow_view *views;
+	struct by_id b = { 0 };
 	unsigned long id;
 	char *end;
-	size_t n;
 
 	id = strtoul(id_text, &end, 10);
 	if (*end || id_text[0] < '1' || id_text[0] > '9' || id > UINT32_MAX) {
 		fprintf(out, "error flow id '%.20s' is not a number\n", id_text);
 		return;
 	}
-	views = snapshot(ctx, &n, out);
-	if (!views)
+	b.id = (uint32_t)id;
+	lg_engine_flows_each(ctx->engine, lg_clock_now_ns(), find_id, &b);
+	if (!b.have) {
+		fprintf(out, "error no flow with id %lu (it may have expired)\n", id);
 		return;
-	for (size_t i = 0; i < n; i++) {
-		if (views[i].flow.id == id) {
-			fprintf(out, "ok\n");
-			print_flow(out, &views[i], true);
-			free(views);
-			return;
-		}
 	}
-	free(views);
-	fprintf(out, "error no flow with id %lu (it may have expired)\n", id);
+	fprintf(out, "ok\n");
+	print_flow(out, &b.found, true);
 }
 
 /* The scalar counters, in the order 'stats' prints them; the names are a stable interface. */

@@ -777,14 +777,16 @@ size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns)
 	return x.ended;
 }
 
-size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max)
+void lg_engine_flows_each(struct lg_engine *e, uint64_t now_ns,
+			  bool (*fn)(const struct lg_flow_view *v, void *arg), void *arg)
 {
 	uint32_t now_s = seconds(now_ns);
-	size_t n = 0, records = lg_flowtab_records(e->flows);
+	size_t records = lg_flowtab_records(e->flows);
 
-	for (uint32_t i = 0; i < records && n < max; i++) {
+	/* records are never unmapped, only reused: each is read under its lock, live or skipped */
+	for (uint32_t i = 0; i < records; i++) {
 		struct lg_flow *f = lg_flowtab_record(e->flows, i);
-		struct lg_flow_view *v = &out[n];
+		struct lg_flow_view v;
 		uint32_t idle, limit;
 
 		lg_flow_lock(f);
@@ -792,18 +794,42 @@ size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view
 			lg_flow_unlock(f);
 			continue;
 		}
-		lg_flow_copy(&v->flow, f);
+		lg_flow_copy(&v.flow, f);
 		lg_flow_unlock(f);
-		v->pub_addr = e->pol.nat_public;
-		idle = (int32_t)(now_s - v->flow.last_s) > 0 ? now_s - v->flow.last_s : 0;
-		limit = idle_limit(e, v->flow.state, v->flow.flags);
-		v->idle_s = idle;
-		v->age_s = (int32_t)(now_s - v->flow.created_s) > 0 ? now_s - v->flow.created_s : 0;
-		v->expires_in_s = idle < limit ? limit - idle : 0;
-		v->timeout_s = limit;
-		n++;
+		v.pub_addr = e->pol.nat_public;
+		idle = (int32_t)(now_s - v.flow.last_s) > 0 ? now_s - v.flow.last_s : 0;
+		limit = idle_limit(e, v.flow.state, v.flow.flags);
+		v.idle_s = idle;
+		v.age_s = (int32_t)(now_s - v.flow.created_s) > 0 ? now_s - v.flow.created_s : 0;
+		v.expires_in_s = idle < limit ? limit - idle : 0;
+		v.timeout_s = limit;
+		if (!fn(&v, arg))
+			return;
 	}
-	return n;
+}
+
+struct collect {
+	struct lg_flow_view *out;
+	size_t n, max;
+};
+
+static bool collect_one(const struct lg_flow_view *v, void *arg)
+{
+	struct collect *c = arg;
+
+	if (c->n == c->max)
+		return false;
+	c->out[c->n++] = *v;
+	return true;
+}
+
+size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max)
+{
+	struct collect c = { out, 0, max };
+
+	if (max)
+		lg_engine_flows_each(e, now_ns, collect_one, &c);
+	return c.n;
 }
 
 void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)

@@ -87,6 +87,10 @@ size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns);
 /* Give up the calling thread's slot. */
 void lg_engine_thread_done(struct lg_engine *e);
 
+/* Call FN with a copy of every live flow until it returns false. A flow made or ended
+ * meanwhile may or may not be seen; none is seen twice. */
+void lg_engine_flows_each(struct lg_engine *e, uint64_t now_ns,
+			  bool (*fn)(const struct lg_flow_view *v, void *arg), void *arg);
 /* Snapshot flows into OUT (at most MAX); returns the number written. */
 size_t lg_engine_flows(struct lg_engine *e, uint64_t now_ns, struct lg_flow_view *out, size_t max);
 
