@@ -40,9 +40,9 @@ struct lg_flowtab {
 	struct index by_inside, by_public;
 	struct lg_qsbr *qsbr;
 	size_t pool_bytes, index_bytes;
-	_Atomic size_t live;  /* published */
-	_Atomic size_t taken; /* allocated, published or not */
-	atomic_flag pool_lock; /* free list and limbo, a few instructions at a time */
+	uint64_t serial;       /* tells this table's records in a thread's cache from another's */
+	_Alignas(64) _Atomic size_t in_use; /* allocated and not removed: at most CAPACITY */
+	_Alignas(64) atomic_flag pool_lock; /* free list and limbo, a few instructions at a time */
 	uint32_t free_head;
 	struct limbo open, waiting;
 	uint32_t next_id;
@@ -292,7 +292,6 @@ enum lg_flowtab_status lg_flowtab_publish(struct lg_flowtab *t, struct lg_flow *
 		lg_flow_unlock(f);
 		return st;
 	}
-	atomic_fetch_add_explicit(&t->live, 1, memory_order_relaxed);
 	return LG_FLOWTAB_OK;
 }
 
@@ -327,7 +326,6 @@ static size_t reclaim_locked(struct lg_flowtab *t)
 		t->pool[t->waiting.tail].link_next = t->free_head;
 		t->free_head = t->waiting.head;
 		freed = t->waiting.n;
-		atomic_fetch_sub_explicit(&t->taken, freed, memory_order_relaxed);
 		t->waiting.n = 0;
 	}
 	if (t->waiting.n == 0 && t->open.n) {
@@ -357,7 +355,7 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f)
 	bucket_unlock(home_in);
 	if (!was_live)
 		return;
-	atomic_fetch_sub_explicit(&t->live, 1, memory_order_relaxed);
+	atomic_fetch_sub_explicit(&t->in_use, 1, memory_order_relaxed);
 	pool_lock(t);
 	limbo_append(t, &t->open, rec);
 	pool_unlock(t);
@@ -373,34 +371,54 @@ size_t lg_flowtab_reclaim(struct lg_flowtab *t)
 	return n;
 }
 
-struct lg_flow *lg_flowtab_alloc(struct lg_flowtab *t)
-{
-	struct lg_flow *f = NULL;
+/* Records a thread took from the free list and has not used yet: most allocations then touch
+ * no shared line but IN_USE. Records cached for a table the thread no longer uses stay
+ * there (at most CACHE_RECORDS a thread, well within the reserve). */
+#define CACHE_RECORDS 16
+static _Thread_local struct {
+	uint64_t serial;
+	uint32_t n;
+	uint32_t rec[CACHE_RECORDS];
+} cache;
+static _Atomic uint64_t table_serial;
 
+static bool cache_refill(struct lg_flowtab *t)
+{
 	pool_lock(t);
-	if (atomic_load_explicit(&t->taken, memory_order_relaxed) - t->open.n - t->waiting.n >=
-	    t->capacity) {
-		pool_unlock(t);
-		return NULL;
-	}
 	if (t->free_head == LG_FLOWTAB_NONE)
 		reclaim_locked(t);
-	if (t->free_head != LG_FLOWTAB_NONE) {
-		f = &t->pool[t->free_head];
-		t->free_head = f->link_next;
-		atomic_fetch_add_explicit(&t->taken, 1, memory_order_relaxed);
+	while (cache.n < CACHE_RECORDS / 2 && t->free_head != LG_FLOWTAB_NONE) {
+		cache.rec[cache.n++] = t->free_head;
+		t->free_head = t->pool[t->free_head].link_next;
 	}
 	pool_unlock(t);
-	if (f) {
-		/* blanked around its lock, with it held: a walker may be looking at it */
-		struct lg_flow blank = { .link_prev = LG_FLOWTAB_NONE, .link_next = LG_FLOWTAB_NONE };
-		size_t after = offsetof(struct lg_flow, lock) + sizeof(f->lock);
+	return cache.n > 0;
+}
 
-		lg_flow_lock(f);
-		memcpy(f, &blank, offsetof(struct lg_flow, lock));
-		memcpy((char *)f + after, (const char *)&blank + after, sizeof(*f) - after);
-		lg_flow_unlock(f);
+struct lg_flow *lg_flowtab_alloc(struct lg_flowtab *t)
+{
+	struct lg_flow *f;
+	/* blanked around its lock, with it held: a walker may be looking at it */
+	struct lg_flow blank = { .link_prev = LG_FLOWTAB_NONE, .link_next = LG_FLOWTAB_NONE };
+	size_t after = offsetof(struct lg_flow, lock) + sizeof(blank.lock);
+
+	if (atomic_fetch_add_explicit(&t->in_use, 1, memory_order_relaxed) >= t->capacity) {
+		atomic_fetch_sub_explicit(&t->in_use, 1, memory_order_relaxed);
+		return NULL;
 	}
+	if (cache.serial != t->serial) {
+		cache.serial = t->serial;
+		cache.n = 0;
+	}
+	if (cache.n == 0 && !cache_refill(t)) {
+		atomic_fetch_sub_explicit(&t->in_use, 1, memory_order_relaxed);
+		return NULL; /* every spare record waits out a grace period */
+	}
+	f = &t->pool[cache.rec[--cache.n]];
+	lg_flow_lock(f);
+	memcpy(f, &blank, offsetof(struct lg_flow, lock));
+	memcpy((char *)f + after, (const char *)&blank + after, sizeof(*f) - after);
+	lg_flow_unlock(f);
 	return f;
 }
 
@@ -408,10 +426,14 @@ void lg_flowtab_abandon(struct lg_flowtab *t, struct lg_flow *f)
 {
 	uint32_t rec = lg_flowtab_index_of(t, f);
 
+	atomic_fetch_sub_explicit(&t->in_use, 1, memory_order_relaxed);
+	if (cache.serial == t->serial && cache.n < CACHE_RECORDS) {
+		cache.rec[cache.n++] = rec;
+		return;
+	}
 	pool_lock(t);
 	f->link_next = t->free_head;
 	t->free_head = rec;
-	atomic_fetch_sub_explicit(&t->taken, 1, memory_order_relaxed);
 	pool_unlock(t);
 }
 
@@ -463,6 +485,7 @@ struct lg_flowtab *lg_flowtab_create(uint32_t capacity, uint64_t seed)
 	for (uint32_t i = 0; i < t->records; i++)
 		t->pool[i].link_next = i + 1 < t->records ? i + 1 : LG_FLOWTAB_NONE;
 	t->free_head = 0;
+	t->serial = atomic_fetch_add(&table_serial, 1) + 1;
 	atomic_flag_clear(&t->pool_lock);
 	return t;
 }
@@ -488,7 +511,7 @@ struct lg_qsbr *lg_flowtab_qsbr(struct lg_flowtab *t)
 
 size_t lg_flowtab_count(const struct lg_flowtab *t)
 {
-	return atomic_load_explicit(&t->live, memory_order_relaxed);
+	return atomic_load_explicit(&t->in_use, memory_order_relaxed);
 }
 
 size_t lg_flowtab_capacity(const struct lg_flowtab *t)

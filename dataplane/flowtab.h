@@ -110,6 +110,7 @@ void lg_flowtab_remove(struct lg_flowtab *t, struct lg_flow *f);
 /* Free the removed records whose grace period has passed; returns how many. */
 size_t lg_flowtab_reclaim(struct lg_flowtab *t);
 
+/* Flows in use: published, or allocated and about to be. */
 size_t lg_flowtab_count(const struct lg_flowtab *t);
 size_t lg_flowtab_capacity(const struct lg_flowtab *t);
 /* Bytes allocated at creation, indexes included. */
