@@ -293,7 +293,6 @@ static struct lg_flow *make_flow(struct lg_engine *e, struct ctx *c, uint32_t ia
 	if (!f && evict_one(e, c, now_s))
 		f = lg_flowtab_alloc(e->flows);
 	if (!f) {
-		lg_flowtab_reclaim(e->flows);
 		*why = LG_DROP_TABLE_FULL;
 		return NULL;
 	}

@@ -139,12 +139,17 @@ static bool is_public(const struct lg_flow *f, uint16_t pp, uint32_t ra, uint16_
 		return NULL;                                                                    \
 	} while (0)
 
+static struct lg_flow *find_inside_hashed(struct lg_flowtab *t, uint64_t h, uint32_t in_addr,
+					  uint16_t in_port, uint32_t rem_addr, uint16_t rem_port)
+{
+	PROBE(t, &t->by_inside, h, is_inside(f, in_addr, in_port, rem_addr, rem_port));
+}
+
 struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
 				       uint32_t rem_addr, uint16_t rem_port)
 {
-	uint64_t h = key_hash(&t->by_inside, in_addr, in_port, rem_addr, rem_port);
-
-	PROBE(t, &t->by_inside, h, is_inside(f, in_addr, in_port, rem_addr, rem_port));
+	return find_inside_hashed(t, key_hash(&t->by_inside, in_addr, in_port, rem_addr, rem_port),
+				  in_addr, in_port, rem_addr, rem_port);
 }
 
 struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
@@ -271,7 +276,7 @@ enum lg_flowtab_status lg_flowtab_publish(struct lg_flowtab *t, struct lg_flow *
 	/* The inside bucket's lock makes "look, then insert" one step for this tuple. A public
 	 * tuple is unique when the inside one is: a public port belongs to one inside endpoint. */
 	bucket_lock(home_in);
-	if (lg_flowtab_find_inside(t, f->in_addr, f->in_port, f->rem_addr, f->rem_port)) {
+	if (find_inside_hashed(t, hi, f->in_addr, f->in_port, f->rem_addr, f->rem_port)) {
 		bucket_unlock(home_in);
 		return LG_FLOWTAB_EXISTS;
 	}
