@@ -8,6 +8,16 @@ uint32_t lg_csum_add(uint32_t sum, const void *data, size_t len)
 	const uint8_t *p = data;
 	uint64_t acc = sum;
 
+	/* 32-bit words into a 64-bit accumulator: a one's-complement sum is order-free, and the
+	 * carries pile up in the high half until the end (2^32 words before it could overflow) */
+	while (len >= 8) {
+		uint32_t w[2];
+
+		memcpy(w, p, 8);
+		acc += (uint64_t)w[0] + w[1];
+		p += 8;
+		len -= 8;
+	}
 	while (len >= 2) {
 		uint16_t w;
 
@@ -73,4 +83,25 @@ void lg_csum_replace32(uint8_t *csum, uint32_t from, uint32_t to)
 	memcpy(t, &to, 4);
 	lg_csum_replace16(csum, f[0], t[0]);
 	lg_csum_replace16(csum, f[1], t[1]);
+}
+
+int lg_csum_fill_tcp4(uint8_t *pkt, size_t len)
+{
+	size_t ihl, tot;
+	uint16_t tot_be, zero = 0, csum;
+	uint32_t saddr, daddr;
+
+	if (len < 20 || (pkt[0] >> 4) != 4 || pkt[9] != 6)
+		return -1;
+	ihl = (size_t)(pkt[0] & 0x0f) * 4;
+	memcpy(&tot_be, pkt + 2, 2);
+	tot = ntohs(tot_be);
+	if (ihl < 20 || tot > len || tot < ihl + 20)
+		return -1;
+	memcpy(&saddr, pkt + 12, 4);
+	memcpy(&daddr, pkt + 16, 4);
+	memcpy(pkt + ihl + 16, &zero, 2);
+	csum = lg_csum_l4_ipv4(saddr, daddr, 6, pkt + ihl, tot - ihl);
+	memcpy(pkt + ihl + 16, &csum, 2);
+	return 0;
 }

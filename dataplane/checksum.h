@@ -15,6 +15,10 @@ uint16_t lg_csum_ipv4_header(const void *hdr, size_t len);
 /* Full TCP/UDP checksum over the IPv4 pseudo-header and SEGMENT (checksum field included). */
 uint16_t lg_csum_l4_ipv4(uint32_t saddr, uint32_t daddr, uint8_t proto, const void *segment,
 			 size_t len);
+/* Compute and store the whole TCP checksum of the IPv4 packet at PKT (LEN bytes captured):
+ * for a packet whose checksum the kernel left partial, to be finished by offload. 0, or -1
+ * when PKT is not a whole IPv4 TCP segment. */
+int lg_csum_fill_tcp4(uint8_t *pkt, size_t len);
 /* Update the checksum at CSUM (unaligned) for a 16- or 32-bit field changing FROM -> TO. */
 void lg_csum_replace16(uint8_t *csum, uint16_t from, uint16_t to);
 void lg_csum_replace32(uint8_t *csum, uint32_t from, uint32_t to);

@@ -274,14 +274,23 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 	}
 	for (size_t i = 0; i < ctx->queue_count; i++) {
 		const struct lg_nfq_stats *q = lg_nfq_stats(ctx->queues[i]);
+		uint64_t full = 0, user = 0;
+		bool kernel = lg_nfq_kernel_drops(ctx->queues[i], &full, &user) == 0;
 
 		fprintf(out,
-			"queue num=%u received=%llu accepted=%llu dropped=%llu recv_errors=%llu "
-			"send_errors=%llu enobufs=%llu\n",
+			"queue num=%u received=%llu accepted=%llu dropped=%llu receives=%llu "
+			"sends=%llu batch_verdicts=%llu gso=%llu csum_completed=%llu recv_errors=%llu "
+			"send_errors=%llu enobufs=%llu",
 			lg_nfq_number(ctx->queues[i]), (unsigned long long)q->received,
 			(unsigned long long)q->accepted, (unsigned long long)q->dropped,
-			(unsigned long long)q->recv_errors, (unsigned long long)q->send_errors,
-			(unsigned long long)q->enobufs);
+			(unsigned long long)q->receives, (unsigned long long)q->sends,
+			(unsigned long long)q->batch_verdicts, (unsigned long long)q->gso,
+			(unsigned long long)q->csum_completed, (unsigned long long)q->recv_errors,
+			(unsigned long long)q->send_errors, (unsigned long long)q->enobufs);
+		if (kernel)
+			fprintf(out, " kernel_queue_full=%llu kernel_user_dropped=%llu",
+				(unsigned long long)full, (unsigned long long)user);
+		fputc('\n', out);
 	}
 }
 

@@ -325,9 +325,17 @@ int main(int argc, char **argv)
 	}
 	lg_engine_set_mapping_log(engine, log_mapping, NULL);
 	for (uint16_t i = 0; i < pol.queue_count; i++) {
-		queues[i] = lg_nfq_open((uint16_t)(pol.queue_first + i), err, sizeof(err));
+		struct lg_nfq_config qc = { .queue_num = (uint16_t)(pol.queue_first + i),
+					    .length = pol.queue_length,
+					    .fail_open = pol.queue_fail_open,
+					    .gso = true };
+		char warn[256];
+
+		queues[i] = lg_nfq_open(&qc, err, sizeof(err), warn, sizeof(warn));
 		if (!queues[i])
 			lg_log_fatal("%s", err);
+		if (warn[0])
+			lg_log(LG_LOG_WARN, "%s", warn);
 	}
 	raw_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
 	if (raw_fd < 0)

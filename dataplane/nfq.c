@@ -1,5 +1,8 @@
+/* recvmmsg */
+#define _GNU_SOURCE
 #include "dataplane/nfq.h"
 
+#include "dataplane/checksum.h"
 #include "dataplane/clock.h"
 #include "dataplane/log.h"
 
@@ -14,70 +17,178 @@
 #include <string.h>
 #include <sys/socket.h>
 
-#define NFQ_COPY_RANGE  0xffff
-#define NFQ_MAXLEN      4096
-#define NFQ_RCVBUF      (8 * 1024 * 1024)
-#define NFQ_NL_HDR_ROOM 8192
-#define NFQ_RECV_BUF    (NFQ_COPY_RANGE + NFQ_NL_HDR_ROOM)
+#define NFQ_COPY_RANGE   0xffff
+#define NFQ_NL_HDR_ROOM  8192
+#define NFQ_MSG_ROOM     (NFQ_COPY_RANGE + NFQ_NL_HDR_ROOM) /* one queued packet's message */
+#define NFQ_BATCH        64        /* messages taken per receive call */
+#define NFQ_VERDICT_ROOM (1u << 20) /* verdicts gathered for one send */
+#define NFQ_VERDICT_MAX  (NFQ_NL_HDR_ROOM + NFQ_COPY_RANGE) /* one verdict, packet included */
+#define NFQ_SNDBUF       (4 * NFQ_VERDICT_ROOM)
+/* The kernel charges a queued message its buffer's true size, about 4 KB for a small packet:
+ * room for the whole queue, within bounds a machine can spare. */
+#define NFQ_RCVBUF_PER_PACKET 4096u
+#define NFQ_RCVBUF_MIN   (8u << 20)
+#define NFQ_RCVBUF_MAX   (256u << 20)
 #define NFQ_STOP_POLL_MS 200
+#define NFQ_PROC_PATH    "/proc/net/netfilter/nfnetlink_queue"
 
 struct lg_nfq {
 	struct mnl_socket *nl;
 	unsigned portid;
-	uint16_t queue_num;
+	uint32_t seq;
+	struct lg_nfq_config cfg;
 	struct lg_engine *engine;
-	char *recv_buf;
-	char verdict_buf[NFQ_NL_HDR_ROOM + NFQ_COPY_RANGE];
+	uint8_t *rx;  /* NFQ_BATCH messages of NFQ_MSG_ROOM */
+	struct mmsghdr msgs[NFQ_BATCH];
+	struct iovec iov[NFQ_BATCH];
+	char *verdicts;
+	size_t verdicts_len;
+	/* accepted untouched, verdict not written yet: consecutive ids ending at run_last */
+	uint32_t run_last;
+	size_t run_len;
 	struct lg_nfq_stats st;
 };
 
-static int send_config(struct lg_nfq *q, struct nlmsghdr *nlh)
+#define BUMP(q, field) atomic_fetch_add_explicit(&(q)->st.field, 1, memory_order_relaxed)
+#define ADD(q, field, n) atomic_fetch_add_explicit(&(q)->st.field, (n), memory_order_relaxed)
+
+/* Packets that arrive while we wait for an acknowledgement (rules left by an earlier run):
+ * the engine is not running yet, so they are dropped and counted. */
+static int on_packet_early(const struct nlmsghdr *nlh, void *data)
 {
-	return mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0 ? -1 : 0;
+	struct lg_nfq *q = data;
+	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
+	char buf[NFQ_NL_HDR_ROOM];
+	struct nlmsghdr *v;
+
+	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
+		return MNL_CB_OK;
+	v = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->cfg.queue_num);
+	nfq_nlmsg_verdict_put(v, (int)ntohl(((struct nfqnl_msg_packet_hdr *)
+						 mnl_attr_get_payload(attr[NFQA_PACKET_HDR]))->packet_id),
+			      NF_DROP);
+	mnl_socket_sendto(q->nl, v, v->nlmsg_len);
+	BUMP(q, received);
+	BUMP(q, dropped);
+	return MNL_CB_OK;
 }
 
-struct lg_nfq *lg_nfq_open(uint16_t queue_num, char *err, size_t errlen)
+/* Send one configuration message and wait for the kernel's answer. 0, or -1 with errno. */
+static int configure(struct lg_nfq *q, struct nlmsghdr *nlh)
+{
+	char buf[NFQ_MSG_ROOM];
+	uint32_t seq = ++q->seq;
+
+	nlh->nlmsg_flags |= NLM_F_ACK;
+	nlh->nlmsg_seq = seq;
+	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
+		return -1;
+	for (;;) {
+		ssize_t n = mnl_socket_recvfrom(q->nl, buf, sizeof(buf));
+		int rc;
+
+		if (n < 0) {
+			if (errno == EINTR || errno == ENOBUFS)
+				continue;
+			return -1; /* EAGAIN: no answer within the receive timeout */
+		}
+		rc = mnl_cb_run(buf, (size_t)n, seq, q->portid, on_packet_early, q);
+		if (rc == MNL_CB_ERROR)
+			return -1;
+		if (rc == MNL_CB_STOP)
+			return 0;
+	}
+}
+
+static int set_flags(struct lg_nfq *q, uint32_t flags)
+{
+	char buf[NFQ_NL_HDR_ROOM];
+	struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->cfg.queue_num);
+
+	mnl_attr_put_u32(nlh, NFQA_CFG_FLAGS, htonl(flags));
+	mnl_attr_put_u32(nlh, NFQA_CFG_MASK, htonl(flags));
+	return configure(q, nlh);
+}
+
+static size_t rcvbuf_for(uint32_t length)
+{
+	uint64_t want = (uint64_t)length * NFQ_RCVBUF_PER_PACKET;
+
+	if (want < NFQ_RCVBUF_MIN)
+		want = NFQ_RCVBUF_MIN;
+	if (want > NFQ_RCVBUF_MAX)
+		want = NFQ_RCVBUF_MAX;
+	return (size_t)want;
+}
+
+static void set_buffer(int fd, int force_opt, int opt, int size)
+{
+	/* FORCE passes the rmem_max/wmem_max limits (we run as root); else take what we may */
+	if (setsockopt(fd, SOL_SOCKET, force_opt, &size, sizeof(size)) < 0)
+		setsockopt(fd, SOL_SOCKET, opt, &size, sizeof(size));
+}
+
+struct lg_nfq *lg_nfq_open(const struct lg_nfq_config *cfg, char *err, size_t errlen,
+			   char *warn, size_t warnlen)
 {
 	struct lg_nfq *q = calloc(1, sizeof(*q));
 	char buf[NFQ_NL_HDR_ROOM];
 	struct nlmsghdr *nlh;
 	struct timeval tv = { 0, NFQ_STOP_POLL_MS * 1000 };
-	int one = 1, rcvbuf = NFQ_RCVBUF, fd;
+	int fd;
 
-	if (!q || !(q->recv_buf = malloc(NFQ_RECV_BUF))) {
+	if (warn && warnlen)
+		warn[0] = '\0';
+	if (!q || !(q->rx = malloc((size_t)NFQ_BATCH * NFQ_MSG_ROOM)) ||
+	    !(q->verdicts = malloc(NFQ_VERDICT_ROOM))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
-	q->queue_num = queue_num;
+	q->cfg = *cfg;
+	for (size_t i = 0; i < NFQ_BATCH; i++) {
+		q->iov[i] = (struct iovec){ q->rx + i * NFQ_MSG_ROOM, NFQ_MSG_ROOM };
+		q->msgs[i].msg_hdr = (struct msghdr){ .msg_iov = &q->iov[i], .msg_iovlen = 1 };
+	}
 	q->nl = mnl_socket_open(NETLINK_NETFILTER);
 	if (!q->nl || mnl_socket_bind(q->nl, 0, MNL_SOCKET_AUTOPID) < 0) {
 		snprintf(err, errlen, "netlink socket: %s", strerror(errno));
 		goto fail;
 	}
 	q->portid = mnl_socket_get_portid(q->nl);
-
-	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue_num);
-	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
-	if (send_config(q, nlh) < 0) {
-		snprintf(err, errlen, "bind queue %u: %s", queue_num, strerror(errno));
-		goto fail;
-	}
-	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, queue_num);
-	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
-	nfq_nlmsg_cfg_put_qmaxlen(nlh, NFQ_MAXLEN);
-	if (send_config(q, nlh) < 0) {
-		snprintf(err, errlen, "configure queue %u: %s", queue_num, strerror(errno));
-		goto fail;
-	}
 	fd = mnl_socket_get_fd(q->nl);
-	/* Without NFQA_CFG_F_GSO the kernel hands us complete checksums, so incremental
-	 * updates are valid (see shared/NFQUEUE-NOTES.md); GSO comes with the fast-path work. */
-	if (setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE, &rcvbuf, sizeof(rcvbuf)) < 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
-	setsockopt(fd, SOL_NETLINK, NETLINK_NO_ENOBUFS, &one, sizeof(one));
+	set_buffer(fd, SO_RCVBUFFORCE, SO_RCVBUF, (int)rcvbuf_for(cfg->length));
+	set_buffer(fd, SO_SNDBUFFORCE, SO_SNDBUF, NFQ_SNDBUF);
 	if (setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)) < 0) {
 		snprintf(err, errlen, "SO_RCVTIMEO: %s", strerror(errno));
 		goto fail;
+	}
+
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, cfg->queue_num);
+	nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_BIND);
+	if (configure(q, nlh) < 0) {
+		snprintf(err, errlen, "bind queue %u: %s%s", cfg->queue_num, strerror(errno),
+			 errno == EBUSY ? " (another program holds it)" : "");
+		goto fail;
+	}
+	nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, cfg->queue_num);
+	nfq_nlmsg_cfg_put_params(nlh, NFQNL_COPY_PACKET, NFQ_COPY_RANGE);
+	nfq_nlmsg_cfg_put_qmaxlen(nlh, cfg->length);
+	if (configure(q, nlh) < 0) {
+		snprintf(err, errlen, "configure queue %u: %s", cfg->queue_num, strerror(errno));
+		goto fail;
+	}
+	if (cfg->fail_open && set_flags(q, NFQA_CFG_F_FAIL_OPEN) < 0) {
+		snprintf(err, errlen, "queue %u: fail-open refused by the kernel: %s", cfg->queue_num,
+			 strerror(errno));
+		goto fail;
+	}
+	if (cfg->gso && set_flags(q, NFQA_CFG_F_GSO) < 0) {
+		q->cfg.gso = false;
+		if (warn && warnlen)
+			snprintf(warn, warnlen,
+				 "queue %u: the kernel refused GSO packets whole (%s): every large "
+				 "packet is split before it is queued, which is much slower",
+				 cfg->queue_num, strerror(errno));
 	}
 	return q;
 fail:
@@ -85,17 +196,69 @@ fail:
 	return NULL;
 }
 
-static void send_verdict(struct lg_nfq *q, uint32_t id, enum lg_verdict v, const void *pkt,
-			 size_t len)
+static void flush_verdicts(struct lg_nfq *q)
 {
-	struct nlmsghdr *nlh = nfq_nlmsg_put(q->verdict_buf, NFQNL_MSG_VERDICT, q->queue_num);
+	if (!q->verdicts_len)
+		return;
+	if (mnl_socket_sendto(q->nl, q->verdicts, q->verdicts_len) < 0) {
+		BUMP(q, send_errors);
+		lg_log(LG_LOG_WARN, "queue %u: sending verdicts: %s", q->cfg.queue_num,
+		       strerror(errno));
+	}
+	BUMP(q, sends);
+	q->verdicts_len = 0;
+}
 
+static struct nlmsghdr *verdict_room(struct lg_nfq *q, int type)
+{
+	if (q->verdicts_len + NFQ_VERDICT_MAX > NFQ_VERDICT_ROOM)
+		flush_verdicts(q);
+	return nfq_nlmsg_put(q->verdicts + q->verdicts_len, type, q->cfg.queue_num);
+}
+
+static void add_verdict(struct lg_nfq *q, struct nlmsghdr *nlh)
+{
+	q->verdicts_len += NLMSG_ALIGN(nlh->nlmsg_len);
+}
+
+/* The run of untouched accepts becomes one verdict. A batch verdict covers every packet of
+ * the queue up to its id; every earlier one has had its verdict written before it. */
+static void end_run(struct lg_nfq *q)
+{
+	struct nlmsghdr *nlh;
+
+	if (!q->run_len)
+		return;
+	nlh = verdict_room(q, q->run_len > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT);
+	nfq_nlmsg_verdict_put(nlh, (int)q->run_last, NF_ACCEPT);
+	add_verdict(q, nlh);
+	if (q->run_len > 1)
+		BUMP(q, batch_verdicts);
+	q->run_len = 0;
+}
+
+static void verdict(struct lg_nfq *q, uint32_t id, enum lg_verdict v, const void *pkt, size_t len)
+{
+	struct nlmsghdr *nlh;
+
+	if (v == LG_VERDICT_ACCEPT) {
+		BUMP(q, accepted);
+		if (!pkt) {
+			if (q->run_len && id != q->run_last + 1)
+				end_run(q);
+			q->run_last = id;
+			q->run_len++;
+			return;
+		}
+	} else {
+		BUMP(q, dropped);
+	}
+	end_run(q);
+	nlh = verdict_room(q, NFQNL_MSG_VERDICT);
 	nfq_nlmsg_verdict_put(nlh, (int)id, v == LG_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP);
 	if (pkt)
 		nfq_nlmsg_verdict_put_pkt(nlh, pkt, (uint32_t)len);
-	if (mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len) < 0)
-		atomic_fetch_add(&q->st.send_errors, 1);
-	atomic_fetch_add(v == LG_VERDICT_ACCEPT ? &q->st.accepted : &q->st.dropped, 1);
+	add_verdict(q, nlh);
 }
 
 static int on_packet(const struct nlmsghdr *nlh, void *data)
@@ -103,6 +266,7 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	struct lg_nfq *q = data;
 	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
 	struct nfqnl_msg_packet_hdr *ph;
+	uint32_t id, skbinfo = 0;
 	uint8_t *payload;
 	uint16_t plen;
 	bool modified;
@@ -112,38 +276,59 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
 		return MNL_CB_OK; /* not a packet message: nothing to answer */
 	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
-	atomic_fetch_add(&q->st.received, 1);
+	id = ntohl(ph->packet_id);
+	BUMP(q, received);
 	if (!attr[NFQA_PAYLOAD]) {
-		send_verdict(q, ntohl(ph->packet_id), LG_VERDICT_DROP, NULL, 0);
+		verdict(q, id, LG_VERDICT_DROP, NULL, 0);
 		return MNL_CB_OK;
 	}
+	if (attr[NFQA_SKB_INFO])
+		skbinfo = ntohl(mnl_attr_get_u32(attr[NFQA_SKB_INFO]));
+	if (skbinfo & NFQA_SKB_GSO)
+		BUMP(q, gso);
 	payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
 	plen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
 	v = lg_engine_packet(q->engine, payload, plen, lg_clock_now_ns(), &modified, &out_len);
-	send_verdict(q, ntohl(ph->packet_id), v, modified ? payload : NULL, out_len);
+	/* A partial checksum holds only the pseudo-header sum, meant for offload to finish; a
+	 * rewrite adjusted it as a whole one, so it is computed afresh (shared/NFQUEUE-NOTES.md:
+	 * incremental updates of such packets fail at the receiver). A GSO packet's checksums
+	 * are recomputed by the kernel when it is segmented. */
+	if (modified && (skbinfo & NFQA_SKB_CSUMNOTREADY) && !(skbinfo & NFQA_SKB_GSO) &&
+	    lg_csum_fill_tcp4(payload, out_len) == 0)
+		BUMP(q, csum_completed);
+	verdict(q, id, v, modified ? payload : NULL, out_len);
 	return MNL_CB_OK;
 }
 
 void lg_nfq_run(struct lg_nfq *q, struct lg_engine *engine, atomic_bool *stop)
 {
+	int fd = mnl_socket_get_fd(q->nl);
+
 	q->engine = engine;
 	while (!atomic_load(stop)) {
-		ssize_t n = mnl_socket_recvfrom(q->nl, q->recv_buf, NFQ_RECV_BUF);
+		int n = recvmmsg(fd, q->msgs, NFQ_BATCH, MSG_WAITFORONE, NULL);
 
 		if (n < 0) {
 			if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 				continue;
 			if (errno == ENOBUFS) {
-				atomic_fetch_add(&q->st.enobufs, 1);
+				/* the kernel could not hand us packets: counted by it, never fatal */
+				BUMP(q, enobufs);
 				continue;
 			}
-			atomic_fetch_add(&q->st.recv_errors, 1);
-			lg_log(LG_LOG_WARN, "queue %u: recv: %s", q->queue_num, strerror(errno));
+			BUMP(q, recv_errors);
+			lg_log(LG_LOG_WARN, "queue %u: recv: %s", q->cfg.queue_num, strerror(errno));
 			continue;
 		}
-		if (mnl_cb_run(q->recv_buf, (size_t)n, 0, q->portid, on_packet, q) < 0 &&
-		    errno != 0 && errno != ENOENT)
-			atomic_fetch_add(&q->st.recv_errors, 1);
+		BUMP(q, receives);
+		for (int i = 0; i < n; i++) {
+			/* an error answer to a verdict lands here as NLMSG_ERROR: counted */
+			if (mnl_cb_run(q->iov[i].iov_base, q->msgs[i].msg_len, 0, q->portid, on_packet,
+				       q) < 0)
+				BUMP(q, send_errors);
+		}
+		end_run(q);
+		flush_verdicts(q);
 	}
 }
 
@@ -154,7 +339,33 @@ const struct lg_nfq_stats *lg_nfq_stats(const struct lg_nfq *q)
 
 uint16_t lg_nfq_number(const struct lg_nfq *q)
 {
-	return q->queue_num;
+	return q->cfg.queue_num;
+}
+
+int lg_nfq_kernel_drops(const struct lg_nfq *q, uint64_t *queue_full, uint64_t *user_dropped)
+{
+	FILE *f = fopen(NFQ_PROC_PATH, "r");
+	char line[256];
+	int rc = -1;
+
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof(line), f)) {
+		unsigned num, portid, total, mode, range;
+		unsigned long long full, user;
+
+		/* queue, portid, queued, copy mode, copy range, queue dropped, user dropped, ... */
+		if (sscanf(line, "%u %u %u %u %u %llu %llu", &num, &portid, &total, &mode, &range,
+			   &full, &user) == 7 &&
+		    num == q->cfg.queue_num) {
+			*queue_full = full;
+			*user_dropped = user;
+			rc = 0;
+			break;
+		}
+	}
+	fclose(f);
+	return rc;
 }
 
 void lg_nfq_close(struct lg_nfq *q)
@@ -163,12 +374,13 @@ void lg_nfq_close(struct lg_nfq *q)
 		return;
 	if (q->nl) {
 		char buf[NFQ_NL_HDR_ROOM];
-		struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->queue_num);
+		struct nlmsghdr *nlh = nfq_nlmsg_put(buf, NFQNL_MSG_CONFIG, q->cfg.queue_num);
 
 		nfq_nlmsg_cfg_put_cmd(nlh, AF_INET, NFQNL_CFG_CMD_UNBIND);
 		mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len);
 		mnl_socket_close(q->nl);
 	}
-	free(q->recv_buf);
+	free(q->verdicts);
+	free(q->rx);
 	free(q);
 }

@@ -92,6 +92,9 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 {
 	char pub[INET_ADDRSTRLEN + 3], ports[16], queue[16];
 	const char *qflag;
+	/* with no reader on the queue, fail-open passes packets (the kernel drops them otherwise);
+	 * as the last argument, NULL simply ends the list */
+	const char *bypass = pol->queue_fail_open ? "--queue-bypass" : NULL;
 
 	lg_steer_remove();
 	inet_ntop(AF_INET, &pol->nat_public, pub, INET_ADDRSTRLEN);
@@ -117,7 +120,7 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p", "tcp",
 		    "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "CT", "--notrack");
 		TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o", pol->outside_if,
-		    "-s", prefix, "-p", "tcp", "-j", "NFQUEUE", qflag, queue);
+		    "-s", prefix, "-p", "tcp", "-j", "NFQUEUE", qflag, queue, bypass);
 	}
 	/* ICMP errors (unreachable, time exceeded, parameter problem) about our flows, both ways;
 	 * queries such as a ping of the gateway itself are left alone. */
@@ -132,12 +135,12 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 			    "LOCAL", "-j", "CT", "--notrack");
 			TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o",
 			    pol->outside_if, "-s", prefix, "-p", "icmp", "--icmp-type", icmp_errors[t],
-			    "-j", "NFQUEUE", qflag, queue);
+			    "-j", "NFQUEUE", qflag, queue, bypass);
 		}
 		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
 		    "--icmp-type", icmp_errors[t], "-j", "CT", "--notrack");
 		TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
-		    "--icmp-type", icmp_errors[t], "-j", "NFQUEUE", qflag, queue);
+		    "--icmp-type", icmp_errors[t], "-j", "NFQUEUE", qflag, queue, bypass);
 	}
 	/* Hairpinning: inside to the public address, queued twice. Before routing the destination
 	 * becomes the mapping's owner; after routing (back out the inside interface) the source
@@ -150,7 +153,7 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", from, "-d", pub, "-p",
 		    "tcp", "--dport", ports, "-j", "CT", "--notrack");
 		TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->inside_if, "-s", from, "-d", pub,
-		    "-p", "tcp", "--dport", ports, "-j", "NFQUEUE", qflag, queue);
+		    "-p", "tcp", "--dport", ports, "-j", "NFQUEUE", qflag, queue, bypass);
 		for (size_t k = 0; k < pol->nat_inside_count; k++) {
 			char to[INET_ADDRSTRLEN + 4];
 
@@ -158,14 +161,14 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 			snprintf(to, sizeof(to), "%s/%u", addr, pol->nat_inside[k].len);
 			TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o",
 			    pol->inside_if, "-s", from, "-d", to, "-p", "tcp", "-j", "NFQUEUE", qflag,
-			    queue);
+			    queue, bypass);
 		}
 	}
 	/* Inbound: to the public address, in the NAT port range. */
 	TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
 	    "--dport", ports, "-j", "CT", "--notrack");
 	TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
-	    "--dport", ports, "-j", "NFQUEUE", qflag, queue);
+	    "--dport", ports, "-j", "NFQUEUE", qflag, queue, bypass);
 	for (size_t i = 0; i < HOOK_COUNT; i++)
 		TRY("-t", hooks[i].table, "-I", hooks[i].builtin, "1", "-j", hooks[i].chain);
 	return 0;

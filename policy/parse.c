@@ -373,13 +373,16 @@ static void do_timeout(const struct stmt *st, struct lg_policy *pol, struct seen
 		pol->timeout_transitory = (uint32_t)secs;
 }
 
+/* queue NUM [count N] [length L] [failure open|closed], the options in any order */
 static void do_queue(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		     struct lg_diags *d)
 {
-	unsigned long first, count = 1;
+	unsigned long first, count = 1, length = pol->queue_length;
+	bool fail_open = pol->queue_fail_open;
 
-	if (st->n != 2 && st->n != 4) {
-		ERR(d, st->line, st->w[0].col, "expected: queue NUM [count N]");
+	if (st->n < 2 || st->n % 2 != 0) {
+		ERR(d, st->line, st->w[0].col,
+		    "expected: queue NUM [count N] [length L] [failure open|closed]");
 		return;
 	}
 	if (!once(&seen->queue, st, "queue", d))
@@ -388,19 +391,47 @@ static void do_queue(const struct stmt *st, struct lg_policy *pol, struct seen *
 		ERR(d, st->line, st->w[1].col, "queue number '%s' must be 0..65535", st->w[1].text);
 		return;
 	}
-	if (st->n == 4) {
-		if (strcmp(st->w[2].text, "count") != 0) {
-			ERR(d, st->line, st->w[2].col, "expected 'count', got '%s'", st->w[2].text);
-			return;
-		}
-		if (lg_uint_parse(st->w[3].text, 1, LG_MAX_QUEUES, &count) < 0 || first + count > 65536) {
-			ERR(d, st->line, st->w[3].col, "queue count '%s' must be 1..%d", st->w[3].text,
-			    LG_MAX_QUEUES);
+	for (size_t i = 2; i + 1 < st->n; i += 2) {
+		const struct word *key = &st->w[i], *val = &st->w[i + 1];
+
+		if (strcmp(key->text, "count") == 0) {
+			if (lg_uint_parse(val->text, 1, LG_MAX_QUEUES, &count) < 0) {
+				ERR(d, st->line, val->col, "queue count '%s' must be 1..%d", val->text,
+				    LG_MAX_QUEUES);
+				return;
+			}
+		} else if (strcmp(key->text, "length") == 0) {
+			if (lg_uint_parse(val->text, LG_QUEUE_LENGTH_MIN, LG_QUEUE_LENGTH_MAX,
+					  &length) < 0) {
+				ERR(d, st->line, val->col, "queue length '%s' must be %u..%u", val->text,
+				    LG_QUEUE_LENGTH_MIN, LG_QUEUE_LENGTH_MAX);
+				return;
+			}
+		} else if (strcmp(key->text, "failure") == 0) {
+			if (strcmp(val->text, "open") == 0)
+				fail_open = true;
+			else if (strcmp(val->text, "closed") == 0)
+				fail_open = false;
+			else {
+				ERR(d, st->line, val->col, "queue failure '%s': expected open or closed",
+				    val->text);
+				return;
+			}
+		} else {
+			ERR(d, st->line, key->col, "expected 'count', 'length' or 'failure', got '%s'",
+			    key->text);
 			return;
 		}
 	}
+	if (first + count > 65536) {
+		ERR(d, st->line, st->w[1].col, "queues %lu..%lu run past 65535", first,
+		    first + count - 1);
+		return;
+	}
 	pol->queue_first = (uint16_t)first;
 	pol->queue_count = (uint16_t)count;
+	pol->queue_length = (uint32_t)length;
+	pol->queue_fail_open = fail_open;
 }
 
 static void do_max_flows(const struct stmt *st, struct lg_policy *pol, struct seen *seen,

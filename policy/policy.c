@@ -14,6 +14,7 @@ void lg_policy_defaults(struct lg_policy *pol)
 	pol->port_rest = 120;
 	pol->queue_first = 0;
 	pol->queue_count = 1;
+	pol->queue_length = 4096;
 	pol->max_flows = 262144;
 	pol->overload = LG_OVERLOAD_EVICT;
 	/* RFC 5383 section 3 and RFC 4550: IMAP, Submission, their TLS ports and ManageSieve */
@@ -142,9 +143,11 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	fprintf(out, "unsolicited inbound SYN: held 6 s, then %s\n",
 		pol->unsolicited_syn == LG_UNSOLICITED_SILENT ? "dropped silently"
 							      : "ICMP port unreachable");
-	fprintf(out, "queues: %u-%u (%u thread%s)\n", pol->queue_first,
-		pol->queue_first + pol->queue_count - 1, pol->queue_count,
-		pol->queue_count == 1 ? "" : "s");
+	fprintf(out, "queues: %u-%u (%u thread%s), %u packets each; on failure: %s\n",
+		pol->queue_first, pol->queue_first + pol->queue_count - 1, pol->queue_count,
+		pol->queue_count == 1 ? "" : "s", pol->queue_length,
+		pol->queue_fail_open ? "open (packets pass untranslated and unfiltered)"
+				     : "closed (packets are dropped)");
 	lg_duration_format(pol->timeout_established, est, sizeof(est));
 	lg_duration_format(pol->timeout_transitory, trans, sizeof(trans));
 	fprintf(out, "timeouts: established %s, transitory %s, no duration limit\n", est, trans);

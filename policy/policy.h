@@ -16,6 +16,8 @@
 #define LG_MAX_MAIL_PORTS 16
 #define LG_MAX_PORT_TIMEOUTS 15
 #define LG_MAX_FLOWS      16000000u
+#define LG_QUEUE_LENGTH_MIN 64u
+#define LG_QUEUE_LENGTH_MAX 1048576u
 
 /* Floors that RFC 5382 REQ-5 and RFC 5383 section 7 put on idle timers, in seconds. */
 #define LG_EST_IDLE_FLOOR   7440u /* 2h4m */
@@ -62,6 +64,8 @@ struct lg_policy {
 	enum lg_filtering filtering;
 	enum lg_unsolicited unsolicited_syn;
 	uint16_t queue_first, queue_count;
+	uint32_t queue_length; /* packets the kernel holds for each queue before it drops */
+	bool queue_fail_open;  /* a full queue or a dead daemon passes packets untouched */
 	uint32_t max_flows;
 	enum lg_overload overload;
 	uint16_t mail_ports[LG_MAX_MAIL_PORTS]; /* host order: flows to these are evicted last */

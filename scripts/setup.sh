@@ -1,6 +1,8 @@
 #!/bin/sh
 # Installs what lemongate needs to build and test on Debian 12. Idempotent; run as root.
 # liburcu-dev is for make bench only: its cds_lfht is the peer our flow table is measured against.
+# iperf3 is for make bench too (throughput through the testbed). clang and libclang-rt-14-dev
+# build the libFuzzer targets that make check runs for a bounded number of inputs.
 set -eu
 
 PACKAGES="
@@ -15,6 +17,9 @@ iptables
 iproute2
 procps
 python3
+iperf3
+clang
+libclang-rt-14-dev
 "
 
 if [ "$(id -u)" -ne 0 ]; then

@@ -10,7 +10,7 @@ static const char good[] =
 	"nat inside 10.77.0.0/24 10.78.0.0/16\n"
 	"nat public 198.51.100.1\n"
 	"nat ports 20000-29999\n"
-	"queue 3 count 2\n"
+	"queue 3 failure open count 2 length 2048\n"
 	"timeout established 3h\n"
 	"timeout transitory 5m\n"
 	"max-flows 1000\n"
@@ -61,6 +61,8 @@ static void test_good(void)
 	CHECK_EQ_INT(pol.port_hi, 29999, "port hi");
 	CHECK_EQ_INT(pol.queue_first, 3, "queue first");
 	CHECK_EQ_INT(pol.queue_count, 2, "queue count");
+	CHECK_EQ_INT(pol.queue_length, 2048, "queue length");
+	CHECK(pol.queue_fail_open, "queue failure open");
 	CHECK_EQ_INT(pol.timeout_established, 10800, "est timeout");
 	CHECK_EQ_INT(pol.timeout_transitory, 300, "trans timeout");
 	CHECK_EQ_INT(pol.max_flows, 1000, "max flows");
@@ -94,6 +96,8 @@ static void test_defaults_meet_floors(void)
 		     "N5382-R3: documented default filtering is endpoint-independent");
 	CHECK_EQ_INT(pol.overload, LG_OVERLOAD_EVICT, "default overload: evict, mail last");
 	CHECK_EQ_INT(pol.port_rest, 120, "C6888-R8: a released port rests 120 s by default");
+	CHECK(!pol.queue_fail_open, "default: fail closed");
+	CHECK_EQ_INT(pol.queue_length, 4096, "default queue length");
 	CHECK(lg_policy_is_mail_port(&pol, htons(143)) && lg_policy_is_mail_port(&pol, htons(587)) &&
 		      lg_policy_is_mail_port(&pol, htons(993)) && lg_policy_is_mail_port(&pol, htons(465)) &&
 		      lg_policy_is_mail_port(&pol, htons(4190)),
@@ -127,6 +131,11 @@ static void test_errors(void)
 	expect_error("interface inside a/b\n", 1, 18, "not a valid interface name");
 	expect_error("interface inside a\ninterface inside b\n", 2, 1, "given twice (first on line 1)");
 	expect_error("queue 1 count 99\n", 1, 15, "queue count");
+	expect_error("queue 1 length 10\n", 1, 16, "queue length '10' must be 64..");
+	expect_error("queue 1 failure maybe\n", 1, 17, "expected open or closed");
+	expect_error("queue 1 speed 3\n", 1, 9, "expected 'count', 'length' or 'failure'");
+	expect_error("queue 1 count\n", 1, 1, "expected: queue NUM");
+	expect_error("queue 65535 count 2\n", 1, 7, "run past 65535");
 	expect_error("max-flows lots\n", 1, 11, "max-flows");
 	expect_error("max-flows 20000000\n", 1, 11, "16..16000000");
 	expect_error("overload random\n", 1, 10, "evict or drop-new");
