@@ -94,8 +94,20 @@ $(BUILD)/bench/bench_flowtab: bench/bench_flowtab.c $(BUILD)/obj/libdataplane.a 
 	@mkdir -p $(dir $@)
 	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS_DP) -lurcu-qsbr -lurcu-cds
 
-bench: $(BUILD)/bench/bench_flowtab
+$(BUILD)/bench/nfq_accept: bench/nfq_accept.c $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libpolicy.a
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS_DP)
+
+$(BUILD)/bench/connrate: bench/connrate.c
+	@mkdir -p $(dir $@)
+	$(CC) $(ALL_CFLAGS) -o $@ $< -lpthread
+
+BENCH_BIN := $(BUILD)/bench/bench_flowtab $(BUILD)/bench/nfq_accept $(BUILD)/bench/connrate
+
+# The flow table alone, then the whole packet path through the testbed (root).
+bench: all $(BENCH_BIN)
 	$(BUILD)/bench/bench_flowtab $(BENCH_FLAGS)
+	bench/path.sh
 
 check: all tests
 	@tests/run $(BUILD)

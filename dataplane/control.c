@@ -279,13 +279,15 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 
 		fprintf(out,
 			"queue num=%u received=%llu accepted=%llu dropped=%llu receives=%llu "
-			"sends=%llu batch_verdicts=%llu gso=%llu csum_completed=%llu recv_errors=%llu "
+			"sends=%llu batch_verdicts=%llu gso=%llu csum_completed=%llu truncated=%llu "
+			"recv_errors=%llu "
 			"send_errors=%llu enobufs=%llu",
 			lg_nfq_number(ctx->queues[i]), (unsigned long long)q->received,
 			(unsigned long long)q->accepted, (unsigned long long)q->dropped,
 			(unsigned long long)q->receives, (unsigned long long)q->sends,
 			(unsigned long long)q->batch_verdicts, (unsigned long long)q->gso,
-			(unsigned long long)q->csum_completed, (unsigned long long)q->recv_errors,
+			(unsigned long long)q->csum_completed, (unsigned long long)q->truncated,
+			(unsigned long long)q->recv_errors,
 			(unsigned long long)q->send_errors, (unsigned long long)q->enobufs);
 		if (kernel)
 			fprintf(out, " kernel_queue_full=%llu kernel_user_dropped=%llu",

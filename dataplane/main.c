@@ -175,11 +175,17 @@ static void notify_ready(int fd)
 	close(fd);
 }
 
+static enum lg_verdict engine_handler(void *arg, uint8_t *pkt, size_t len, bool *modified,
+				      size_t *len_out)
+{
+	return lg_engine_packet(arg, pkt, len, lg_clock_now_ns(), modified, len_out);
+}
+
 static void *queue_main(void *arg)
 {
 	struct queue_thread *t = arg;
 
-	lg_nfq_run(t->q, t->engine, t->stop);
+	lg_nfq_run(t->q, engine_handler, t->engine, t->stop);
 	lg_engine_thread_done(t->engine);
 	return NULL;
 }

@@ -3,7 +3,6 @@
 #include "dataplane/nfq.h"
 
 #include "dataplane/checksum.h"
-#include "dataplane/clock.h"
 #include "dataplane/log.h"
 
 #include <arpa/inet.h>
@@ -15,15 +14,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/netlink.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
-#define NFQ_COPY_RANGE   0xffff
+/* The most the kernel copies (0xffff less the attribute header): a longer packet would come
+ * truncated, and its rewrite would cut it short. TCP's GSO packets stay below it. */
+#define NFQ_COPY_RANGE   (0xffff - 4)
 #define NFQ_NL_HDR_ROOM  8192
 #define NFQ_MSG_ROOM     (NFQ_COPY_RANGE + NFQ_NL_HDR_ROOM) /* one queued packet's message */
 #define NFQ_BATCH        64        /* messages taken per receive call */
-#define NFQ_VERDICT_ROOM (1u << 20) /* verdicts gathered for one send */
-#define NFQ_VERDICT_MAX  (NFQ_NL_HDR_ROOM + NFQ_COPY_RANGE) /* one verdict, packet included */
-#define NFQ_SNDBUF       (4 * NFQ_VERDICT_ROOM)
+/* Verdicts gathered for one send: their headers in one buffer, the rewritten packets left
+ * where they were received and pointed at (no copy in userspace). */
+#define NFQ_VERDICT_BYTES (1u << 20) /* packet bytes per send */
+#define NFQ_VHDR_ROOM    (NFQ_BATCH * 2 * 128)
+#define NFQ_VHDR_MAX     128 /* one verdict's headers, payload attribute header included */
+#define NFQ_MAX_IOV      (NFQ_BATCH * 4)
+#define NFQ_SNDBUF       (4 * NFQ_VERDICT_BYTES)
 /* The kernel charges a queued message its buffer's true size, about 4 KB for a small packet:
  * room for the whole queue, within bounds a machine can spare. */
 #define NFQ_RCVBUF_PER_PACKET 4096u
@@ -37,12 +44,16 @@ struct lg_nfq {
 	unsigned portid;
 	uint32_t seq;
 	struct lg_nfq_config cfg;
-	struct lg_engine *engine;
+	lg_nfq_handler *handler;
+	void *handler_arg;
 	uint8_t *rx;  /* NFQ_BATCH messages of NFQ_MSG_ROOM */
 	struct mmsghdr msgs[NFQ_BATCH];
 	struct iovec iov[NFQ_BATCH];
-	char *verdicts;
-	size_t verdicts_len;
+	char vhdr[NFQ_VHDR_ROOM];
+	size_t vhdr_len;
+	struct iovec viov[NFQ_MAX_IOV];
+	int viov_count;
+	size_t vbytes;
 	/* accepted untouched, verdict not written yet: consecutive ids ending at run_last */
 	uint32_t run_last;
 	size_t run_len;
@@ -139,8 +150,7 @@ struct lg_nfq *lg_nfq_open(const struct lg_nfq_config *cfg, char *err, size_t er
 
 	if (warn && warnlen)
 		warn[0] = '\0';
-	if (!q || !(q->rx = malloc((size_t)NFQ_BATCH * NFQ_MSG_ROOM)) ||
-	    !(q->verdicts = malloc(NFQ_VERDICT_ROOM))) {
+	if (!q || !(q->rx = malloc((size_t)NFQ_BATCH * NFQ_MSG_ROOM))) {
 		snprintf(err, errlen, "out of memory");
 		goto fail;
 	}
@@ -198,40 +208,79 @@ fail:
 
 static void flush_verdicts(struct lg_nfq *q)
 {
-	if (!q->verdicts_len)
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct msghdr mh = { .msg_name = &kernel, .msg_namelen = sizeof(kernel),
+			     .msg_iov = q->viov, .msg_iovlen = (size_t)q->viov_count };
+
+	if (!q->viov_count)
 		return;
-	if (mnl_socket_sendto(q->nl, q->verdicts, q->verdicts_len) < 0) {
+	if (sendmsg(mnl_socket_get_fd(q->nl), &mh, 0) < 0) {
 		BUMP(q, send_errors);
 		lg_log(LG_LOG_WARN, "queue %u: sending verdicts: %s", q->cfg.queue_num,
 		       strerror(errno));
 	}
 	BUMP(q, sends);
-	q->verdicts_len = 0;
+	q->vhdr_len = 0;
+	q->viov_count = 0;
+	q->vbytes = 0;
 }
 
-static struct nlmsghdr *verdict_room(struct lg_nfq *q, int type)
+static void push_iov(struct lg_nfq *q, const void *base, size_t len)
 {
-	if (q->verdicts_len + NFQ_VERDICT_MAX > NFQ_VERDICT_ROOM)
+	struct iovec *last = q->viov_count ? &q->viov[q->viov_count - 1] : NULL;
+
+	if (last && (const char *)last->iov_base + last->iov_len == (const char *)base) {
+		last->iov_len += len; /* headers written back to back share one entry */
+		return;
+	}
+	q->viov[q->viov_count++] = (struct iovec){ (void *)(uintptr_t)base, len };
+}
+
+/* One verdict message; PKT (LEN bytes) is sent from where it lies, so it must stay put until
+ * the next flush (packets live in the receive buffers until the batch is done). */
+static void put_verdict(struct lg_nfq *q, int type, uint32_t id, int nf_verdict, const void *pkt,
+			size_t len)
+{
+	static const char zeros[4];
+	struct nlmsghdr *nlh;
+	size_t hdr_len, padded;
+
+	if (q->vhdr_len + NFQ_VHDR_MAX > NFQ_VHDR_ROOM || q->viov_count + 3 > NFQ_MAX_IOV ||
+	    q->vbytes + len > NFQ_VERDICT_BYTES)
 		flush_verdicts(q);
-	return nfq_nlmsg_put(q->verdicts + q->verdicts_len, type, q->cfg.queue_num);
-}
+	nlh = nfq_nlmsg_put(q->vhdr + q->vhdr_len, type, q->cfg.queue_num);
+	nfq_nlmsg_verdict_put(nlh, (int)id, nf_verdict);
+	if (!pkt) {
+		push_iov(q, nlh, nlh->nlmsg_len);
+		q->vhdr_len += NLMSG_ALIGN(nlh->nlmsg_len);
+		return;
+	}
+	/* the payload attribute's header here, its data from the packet, then the padding */
+	{
+		struct nlattr *a = (struct nlattr *)((char *)nlh + nlh->nlmsg_len);
 
-static void add_verdict(struct lg_nfq *q, struct nlmsghdr *nlh)
-{
-	q->verdicts_len += NLMSG_ALIGN(nlh->nlmsg_len);
+		a->nla_type = NFQA_PAYLOAD;
+		a->nla_len = (uint16_t)(sizeof(*a) + len);
+	}
+	hdr_len = nlh->nlmsg_len + sizeof(struct nlattr);
+	padded = MNL_ALIGN(sizeof(struct nlattr) + len);
+	nlh->nlmsg_len = (uint32_t)(nlh->nlmsg_len + padded);
+	push_iov(q, nlh, hdr_len);
+	push_iov(q, pkt, len);
+	if (padded - sizeof(struct nlattr) > len)
+		push_iov(q, zeros, padded - sizeof(struct nlattr) - len);
+	q->vhdr_len += hdr_len;
+	q->vbytes += len;
 }
 
 /* The run of untouched accepts becomes one verdict. A batch verdict covers every packet of
  * the queue up to its id; every earlier one has had its verdict written before it. */
 static void end_run(struct lg_nfq *q)
 {
-	struct nlmsghdr *nlh;
-
 	if (!q->run_len)
 		return;
-	nlh = verdict_room(q, q->run_len > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT);
-	nfq_nlmsg_verdict_put(nlh, (int)q->run_last, NF_ACCEPT);
-	add_verdict(q, nlh);
+	put_verdict(q, q->run_len > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, q->run_last,
+		    NF_ACCEPT, NULL, 0);
 	if (q->run_len > 1)
 		BUMP(q, batch_verdicts);
 	q->run_len = 0;
@@ -239,8 +288,6 @@ static void end_run(struct lg_nfq *q)
 
 static void verdict(struct lg_nfq *q, uint32_t id, enum lg_verdict v, const void *pkt, size_t len)
 {
-	struct nlmsghdr *nlh;
-
 	if (v == LG_VERDICT_ACCEPT) {
 		BUMP(q, accepted);
 		if (!pkt) {
@@ -254,11 +301,7 @@ static void verdict(struct lg_nfq *q, uint32_t id, enum lg_verdict v, const void
 		BUMP(q, dropped);
 	}
 	end_run(q);
-	nlh = verdict_room(q, NFQNL_MSG_VERDICT);
-	nfq_nlmsg_verdict_put(nlh, (int)id, v == LG_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP);
-	if (pkt)
-		nfq_nlmsg_verdict_put_pkt(nlh, pkt, (uint32_t)len);
-	add_verdict(q, nlh);
+	put_verdict(q, NFQNL_MSG_VERDICT, id, v == LG_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP, pkt, len);
 }
 
 static int on_packet(const struct nlmsghdr *nlh, void *data)
@@ -288,7 +331,13 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 		BUMP(q, gso);
 	payload = mnl_attr_get_payload(attr[NFQA_PAYLOAD]);
 	plen = mnl_attr_get_payload_len(attr[NFQA_PAYLOAD]);
-	v = lg_engine_packet(q->engine, payload, plen, lg_clock_now_ns(), &modified, &out_len);
+	if (attr[NFQA_CAP_LEN] && ntohl(mnl_attr_get_u32(attr[NFQA_CAP_LEN])) > plen) {
+		/* we hold only the start of it: no rewrite could hand it back whole */
+		BUMP(q, truncated);
+		verdict(q, id, LG_VERDICT_DROP, NULL, 0);
+		return MNL_CB_OK;
+	}
+	v = q->handler(q->handler_arg, payload, plen, &modified, &out_len);
 	/* A partial checksum holds only the pseudo-header sum, meant for offload to finish; a
 	 * rewrite adjusted it as a whole one, so it is computed afresh (shared/NFQUEUE-NOTES.md:
 	 * incremental updates of such packets fail at the receiver). A GSO packet's checksums
@@ -300,11 +349,12 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	return MNL_CB_OK;
 }
 
-void lg_nfq_run(struct lg_nfq *q, struct lg_engine *engine, atomic_bool *stop)
+void lg_nfq_run(struct lg_nfq *q, lg_nfq_handler *fn, void *arg, atomic_bool *stop)
 {
 	int fd = mnl_socket_get_fd(q->nl);
 
-	q->engine = engine;
+	q->handler = fn;
+	q->handler_arg = arg;
 	while (!atomic_load(stop)) {
 		int n = recvmmsg(fd, q->msgs, NFQ_BATCH, MSG_WAITFORONE, NULL);
 
@@ -380,7 +430,6 @@ void lg_nfq_close(struct lg_nfq *q)
 		mnl_socket_sendto(q->nl, nlh, nlh->nlmsg_len);
 		mnl_socket_close(q->nl);
 	}
-	free(q->verdicts);
 	free(q->rx);
 	free(q);
 }

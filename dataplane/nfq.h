@@ -18,6 +18,7 @@ struct lg_nfq_stats {
 	_Atomic uint64_t receives, sends;    /* system calls: packets and verdicts per call */
 	_Atomic uint64_t batch_verdicts;     /* verdicts that each covered a run of accepts */
 	_Atomic uint64_t gso, csum_completed; /* GSO packets; partial checksums completed */
+	_Atomic uint64_t truncated;          /* longer than the kernel copies to us: dropped */
 	_Atomic uint64_t recv_errors, send_errors, enobufs;
 };
 
@@ -35,8 +36,11 @@ struct lg_nfq;
  * and the queue works without it. */
 struct lg_nfq *lg_nfq_open(const struct lg_nfq_config *cfg, char *err, size_t errlen,
 			   char *warn, size_t warnlen);
-/* Process packets until *STOP becomes true (checked at least every 200 ms). */
-void lg_nfq_run(struct lg_nfq *q, struct lg_engine *engine, atomic_bool *stop);
+/* Decides on one packet of LEN bytes at PKT, rewriting it in place (as lg_engine_packet). */
+typedef enum lg_verdict lg_nfq_handler(void *arg, uint8_t *pkt, size_t len, bool *modified,
+				       size_t *len_out);
+/* Hand packets to FN until *STOP becomes true (checked at least every 200 ms). */
+void lg_nfq_run(struct lg_nfq *q, lg_nfq_handler *fn, void *arg, atomic_bool *stop);
 const struct lg_nfq_stats *lg_nfq_stats(const struct lg_nfq *q);
 uint16_t lg_nfq_number(const struct lg_nfq *q);
 /* The kernel's own drop counters for the queue (/proc/net/netfilter/nfnetlink_queue): full
