@@ -1,5 +1,6 @@
 #include "dataplane/engine.h"
 
+#include "dataplane/echomap.h"
 #include "dataplane/icmpgen.h"
 #include "dataplane/nat.h"
 #include "dataplane/synhold.h"
@@ -39,6 +40,9 @@ struct lg_engine {
 	pthread_mutex_t wlock;
 	struct lg_natmap *maps;
 	struct lg_timers *timers;
+	/* ICMP echo sessions */
+	pthread_mutex_t echo_lock;
+	struct lg_echomap *echo;
 	/* held SYNs and pending refusals */
 	pthread_mutex_t aux;
 	struct lg_synhold synhold;
@@ -123,8 +127,9 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	e->maps = lg_natmap_create(pol->nat_public, pol->port_lo, pol->port_hi, pol->host_quota,
 				   pol->port_rest, seed);
 	e->timers = e->flows ? lg_timers_create(e->flows, 0) : NULL;
+	e->echo = lg_echomap_create(pol->timeout_query, seed ? seed ^ 0xec40ull : 0);
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
-	if (!e->flows || !e->maps || !e->timers) {
+	if (!e->flows || !e->maps || !e->timers || !e->echo) {
 		lg_engine_destroy(e);
 		return NULL;
 	}
@@ -132,6 +137,7 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	e->shared_id = lg_qsbr_register(e->qsbr);
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_mutex_init(&e->aux, NULL);
+	pthread_mutex_init(&e->echo_lock, NULL);
 	pthread_mutex_init(&e->shared, NULL);
 	return e;
 }
@@ -143,8 +149,10 @@ void lg_engine_destroy(struct lg_engine *e)
 	if (e->qsbr) {
 		pthread_mutex_destroy(&e->wlock);
 		pthread_mutex_destroy(&e->aux);
+		pthread_mutex_destroy(&e->echo_lock);
 		pthread_mutex_destroy(&e->shared);
 	}
+	lg_echomap_destroy(e->echo);
 	lg_timers_destroy(e->timers);
 	lg_natmap_destroy(e->maps);
 	lg_flowtab_destroy(e->flows);
@@ -602,12 +610,83 @@ static enum lg_verdict hairpin_out(struct lg_engine *e, struct ctx *c, struct lg
 /* An ICMP error about one of our flows is translated through that flow and passed on. It never
  * changes, shortens, ends or refreshes the flow (RFC 5382 REQ-10, RFC 5383 section 4.2): only
  * the flow's fixed tuple is read. */
+/* An echo from inside leaves with the public address and the session's public id; its
+ * reply comes back to the inside host (RFC 5508 section 3). Echo replies to the public address
+ * that belong to no session are the gateway's own: passed untouched. */
+static enum lg_verdict echo(struct lg_engine *e, struct ctx *c, struct lg_pkt *p, uint64_t now_ns,
+			    bool *modified)
+{
+	const struct lg_policy *pol = &e->pol;
+	struct lg_echo_session s;
+	bool ok, known = false;
+
+	if (p->icmp.type == LG_ICMP_ECHO_REQUEST && lg_policy_is_inside(pol, p->saddr) &&
+	    !lg_policy_is_inside(pol, p->daddr) && p->daddr != pol->nat_public) {
+		pthread_mutex_lock(&e->echo_lock);
+		ok = lg_echomap_outbound(e->echo, p->saddr, p->query_id, p->daddr, seconds(now_ns), &s);
+		pthread_mutex_unlock(&e->echo_lock);
+		if (!ok)
+			return drop(c, LG_DROP_NO_PORT);
+		lg_nat_echo_out(p, pol->nat_public, s.pub_id);
+		BUMP(c, icmp_echo_out);
+		*modified = true;
+		return LG_VERDICT_ACCEPT;
+	}
+	if (p->icmp.type == LG_ICMP_ECHO_REPLY && p->daddr == pol->nat_public &&
+	    !lg_policy_is_inside(pol, p->saddr)) {
+		pthread_mutex_lock(&e->echo_lock);
+		ok = lg_echomap_inbound(e->echo, p->query_id, p->saddr,
+					pol->filtering == LG_FILTER_ADDRESS_DEPENDENT, seconds(now_ns), &s);
+		if (!ok)
+			known = lg_echomap_by_public(e->echo, p->query_id, seconds(now_ns), &s);
+		pthread_mutex_unlock(&e->echo_lock);
+		if (known)
+			return drop(c, LG_DROP_FILTERED);
+		if (ok) {
+			lg_nat_echo_in(p, s.in_addr, s.in_id);
+			BUMP(c, icmp_echo_in);
+			*modified = true;
+			return LG_VERDICT_ACCEPT;
+		}
+	}
+	BUMP(c, passed_untranslated);
+	return LG_VERDICT_ACCEPT;
+}
+
+/* An error about an echo we sent out goes back to the pinging host; the session is only read,
+ * never refreshed or ended (RFC 5508 REQ-6). Inbound echo requests never reach the inside, so
+ * an inside host has no echo of ours to complain about. */
+static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+					     uint64_t now_ns, bool *modified)
+{
+	const struct lg_icmp_error *ie = &p->icmp;
+	struct lg_echo_session s;
+	bool found = false;
+
+	if (p->daddr == e->pol.nat_public && ie->inner_saddr == e->pol.nat_public &&
+	    ie->inner_l4[0] == LG_ICMP_ECHO_REQUEST) {
+		pthread_mutex_lock(&e->echo_lock);
+		found = lg_echomap_by_public(e->echo, ie->inner_sport, seconds(now_ns), &s);
+		pthread_mutex_unlock(&e->echo_lock);
+	}
+	if (!found)
+		return drop(c, LG_DROP_ICMP_NO_FLOW);
+	lg_nat_icmp_to_inside(p, s.in_addr, s.in_id);
+	BUMP(c, icmp_errors_in);
+	if (ie->type == 3 && ie->code == 4)
+		BUMP(c, icmp_frag_needed);
+	*modified = true;
+	return LG_VERDICT_ACCEPT;
+}
+
 static enum lg_verdict icmp_error(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
-				  bool *modified)
+				  uint64_t now_ns, bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
 	struct lg_flow *f;
 
+	if (ie->inner_proto == LG_IPPROTO_ICMP)
+		return icmp_error_about_echo(e, c, p, now_ns, modified);
 	if (p->daddr == e->pol.nat_public) {
 		/* about a segment we sent out: it quotes public:port -> remote */
 		if (ie->inner_saddr != e->pol.nat_public)
@@ -648,9 +727,11 @@ static enum lg_verdict classify(struct lg_engine *e, struct ctx *c, struct lg_pk
 		BUMP(c, malformed[status]);
 		return drop(c, LG_DROP_MALFORMED);
 	}
+	if (p->proto == LG_IPPROTO_ICMP && p->query)
+		return echo(e, c, p, now_ns, modified);
 	if (p->proto == LG_IPPROTO_ICMP &&
 	    (p->daddr == e->pol.nat_public || lg_policy_is_inside(&e->pol, p->saddr)))
-		return icmp_error(e, c, p, modified);
+		return icmp_error(e, c, p, now_ns, modified);
 	if (p->proto == LG_IPPROTO_ICMP) {
 		BUMP(c, passed_untranslated);
 		return LG_VERDICT_ACCEPT;
@@ -771,6 +852,9 @@ size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns)
 		pthread_mutex_unlock(&e->wlock);
 	} while (looked == EXPIRE_BATCH);
 	ADD(&c, flows_expired, x.ended);
+	pthread_mutex_lock(&e->echo_lock);
+	ADD(&c, echo_sessions_expired, lg_echomap_expire(e->echo, x.now_s));
+	pthread_mutex_unlock(&e->echo_lock);
 	slot_leave(&c);
 	lg_flowtab_reclaim(e->flows);
 	return x.ended;
@@ -850,6 +934,9 @@ void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
 	pthread_mutex_lock(&e->wlock);
 	out->mappings_active = lg_natmap_count(e->maps);
 	pthread_mutex_unlock(&e->wlock);
+	pthread_mutex_lock(&e->echo_lock);
+	out->echo_sessions_active = lg_echomap_active(e->echo);
+	pthread_mutex_unlock(&e->echo_lock);
 	out->flows_active = lg_flowtab_count(e->flows);
 	out->flows_capacity = lg_flowtab_capacity(e->flows);
 	out->table_bytes = lg_flowtab_memory(e->flows);

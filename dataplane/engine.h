@@ -24,9 +24,9 @@ enum lg_drop_reason {
 	LG_DROP_UNSOLICITED,  /* inbound without a flow or a mapping that admits it */
 	LG_DROP_FILTERED,     /* inbound SYN to a mapping, refused by address-dependent filtering */
 	LG_DROP_ICMP_NO_FLOW, /* an ICMP error about no flow of ours (RFC 5508 REQ-4: silently) */
-	LG_DROP_UNSUPPORTED,  /* ICMP queries and errors about other protocols: not NATed yet */
+	LG_DROP_UNSUPPORTED,  /* ICMP queries other than echo, errors about other protocols */
 	LG_DROP_TABLE_FULL,
-	LG_DROP_NO_PORT,
+	LG_DROP_NO_PORT,      /* no public port (or echo id) free */
 	LG_DROP_QUOTA,        /* the inside host holds its quota of public ports */
 	LG_DROP_INDEX_FULL,   /* the flow index has no room within its probe bound */
 	LG_DROP_REASON_COUNT
@@ -52,7 +52,9 @@ struct lg_engine_stats {
 	uint64_t icmp_host_unreachable_sent;      /* 3/1 for a refused new flow (RFC 6888 REQ-11) */
 	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
-	uint64_t flows_active, flows_capacity, mappings_active;
+	uint64_t icmp_echo_out, icmp_echo_in;     /* echo requests and replies translated */
+	uint64_t echo_sessions_expired;
+	uint64_t flows_active, flows_capacity, mappings_active, echo_sessions_active;
 	uint64_t table_bytes; /* allocated at start for CAPACITY flows, indexes included */
 };
 

@@ -8,8 +8,14 @@
 void lg_nat_rewrite_src(struct lg_pkt *pkt, uint32_t addr, uint16_t port);
 void lg_nat_rewrite_dst(struct lg_pkt *pkt, uint32_t addr, uint16_t port);
 
+/* An ICMP echo request leaving (source and id become the public ones) and its reply
+ * arriving (destination and id become the inside ones), RFC 5508 section 3. */
+void lg_nat_echo_out(struct lg_pkt *pkt, uint32_t pub_addr, uint16_t pub_id);
+void lg_nat_echo_in(struct lg_pkt *pkt, uint32_t in_addr, uint16_t in_id);
+
 /* An ICMP error arriving for the public address about a packet we sent out (RFC 5508
- * section 4.2.1): outer destination and quoted source become the inside endpoint. */
+ * section 4.2.1): outer destination and quoted source become the inside endpoint (for a
+ * quoted echo, IN_PORT is its id). */
 void lg_nat_icmp_to_inside(struct lg_pkt *pkt, uint32_t in_addr, uint16_t in_port);
 /* An ICMP error an inside host sends about a packet it received through us (RFC 5508
  * section 4.2.2): outer source and quoted destination become the public endpoint. */

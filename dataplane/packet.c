@@ -81,6 +81,11 @@ static enum lg_pkt_status parse_icmp(struct lg_pkt *pkt)
 	ie->icmp_len = pkt->l4_len;
 	ie->type = pkt->l4[0];
 	ie->code = pkt->l4[1];
+	if (ie->type == LG_ICMP_ECHO_REQUEST || ie->type == LG_ICMP_ECHO_REPLY) {
+		pkt->query = true;
+		pkt->query_id = rd16(pkt->l4 + 4);
+		return LG_PKT_OK;
+	}
 	if (!icmp_is_error(ie->type))
 		return LG_PKT_ICMP_UNSUPPORTED;
 	/* RFC 4884: a length (in 32-bit words) of the quoted datagram; extensions follow it */
@@ -103,14 +108,23 @@ static enum lg_pkt_status parse_icmp(struct lg_pkt *pkt)
 	frag = ntohs(rd16(ie->inner_ip + 6));
 	if (tot < ihl)
 		return LG_PKT_BAD_INNER;
-	/* only a first fragment carries the ports; only TCP is translated so far */
-	if (ie->inner_ip[9] != IP_PROTO_TCP || (frag & IP_OFFMASK) || avail < ihl + 8 ||
-	    tot < ihl + 8)
+	/* only a first fragment carries the ports or the query id */
+	if ((ie->inner_ip[9] != IP_PROTO_TCP && ie->inner_ip[9] != IP_PROTO_ICMP) ||
+	    (frag & IP_OFFMASK) || avail < ihl + 8 || tot < ihl + 8)
 		return LG_PKT_ICMP_UNSUPPORTED;
+	ie->inner_proto = ie->inner_ip[9];
 	ie->inner_ihl = ihl;
 	ie->inner_l4 = ie->inner_ip + ihl;
 	ie->inner_saddr = rd32(ie->inner_ip + 12);
 	ie->inner_daddr = rd32(ie->inner_ip + 16);
+	if (ie->inner_proto == IP_PROTO_ICMP) {
+		/* an error about an echo (ping, traceroute -I): its id is what we translated */
+		if (ie->inner_l4[0] != LG_ICMP_ECHO_REQUEST && ie->inner_l4[0] != LG_ICMP_ECHO_REPLY)
+			return LG_PKT_ICMP_UNSUPPORTED;
+		ie->inner_sport = rd16(ie->inner_l4 + 4);
+		ie->inner_dport = 0;
+		return LG_PKT_OK;
+	}
 	ie->inner_sport = rd16(ie->inner_l4);
 	ie->inner_dport = rd16(ie->inner_l4 + 2);
 	return LG_PKT_OK;

@@ -1,8 +1,9 @@
-/* Parsing and validation of the IPv4 packets handed to us by NFQUEUE or a capture: TCP, and
- * ICMP errors about TCP. Nothing in a packet is trusted until lg_pkt_parse has accepted it. */
+/* Parsing and validation of the IPv4 packets handed to us by NFQUEUE or a capture: TCP, ICMP
+ * echo, and ICMP errors about TCP or echo. Nothing in a packet is trusted until lg_pkt_parse has accepted it. */
 #ifndef LG_PACKET_H
 #define LG_PACKET_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,12 +27,14 @@ enum lg_pkt_status {
 	LG_PKT_BAD_ICMP_CSUM,   /* RFC 5508 REQ-3: dropped silently */
 	LG_PKT_BAD_INNER,       /* the datagram inside an ICMP error is not a whole IPv4 header */
 	LG_PKT_BAD_INNER_CSUM,  /* RFC 5508 REQ-3a: the embedded IP header checksum is wrong */
-	LG_PKT_ICMP_UNSUPPORTED, /* an ICMP query, or an error about something other than TCP */
+	LG_PKT_ICMP_UNSUPPORTED, /* a query other than echo, or an error about other than TCP/echo */
 	LG_PKT_STATUS_COUNT
 };
 
 #define LG_IPPROTO_ICMP 1
 #define LG_IPPROTO_TCP  6
+#define LG_ICMP_ECHO_REPLY   0
+#define LG_ICMP_ECHO_REQUEST 8
 
 /* An ICMP error and the start of the datagram it quotes (RFC 792, RFC 5508 section 4.1). */
 struct lg_icmp_error {
@@ -40,14 +43,17 @@ struct lg_icmp_error {
 	uint8_t type, code;
 	uint8_t *inner_ip;      /* the quoted IPv4 header (options skipped by its IHL) */
 	size_t inner_ihl;
-	uint8_t *inner_l4;      /* at least the 8 bytes that hold the TCP ports */
+	uint8_t inner_proto;    /* LG_IPPROTO_TCP or LG_IPPROTO_ICMP (an echo) */
+	uint8_t *inner_l4;      /* at least the 8 bytes that hold the TCP ports or the echo id */
 	uint32_t inner_saddr, inner_daddr; /* network byte order */
-	uint16_t inner_sport, inner_dport; /* network byte order */
+	uint16_t inner_sport, inner_dport; /* network byte order; an echo: its id, and 0 */
 };
 
 struct lg_pkt {
-	uint8_t proto;         /* LG_IPPROTO_TCP, or LG_IPPROTO_ICMP for an ICMP error */
-	struct lg_icmp_error icmp;
+	uint8_t proto;         /* LG_IPPROTO_TCP, or LG_IPPROTO_ICMP: an error, or an echo if QUERY */
+	struct lg_icmp_error icmp; /* type and code always; the rest for an error */
+	bool query;            /* an ICMP echo request or reply */
+	uint16_t query_id;     /* its identifier, network byte order */
 	uint8_t *ip;       /* IPv4 header */
 	size_t len;        /* IP total length (bytes beyond it are ignored) */
 	size_t ihl;        /* IP header length in bytes */

@@ -142,6 +142,24 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
 		    "--icmp-type", icmp_errors[t], "-j", "NFQUEUE", qflag, queue, bypass);
 	}
+	/* ICMP echo (RFC 5508 section 3): requests from inside out, replies to the public address
+	 * in. Echoes to the gateway's own addresses are its own business and not queued. */
+	for (size_t i = 0; i < pol->nat_inside_count; i++) {
+		char addr[INET_ADDRSTRLEN], prefix[INET_ADDRSTRLEN + 4];
+
+		inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
+		snprintf(prefix, sizeof(prefix), "%s/%u", addr, pol->nat_inside[i].len);
+		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p", "icmp",
+		    "--icmp-type", "echo-request", "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j",
+		    "CT", "--notrack");
+		TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o", pol->outside_if,
+		    "-s", prefix, "-p", "icmp", "--icmp-type", "echo-request", "-j", "NFQUEUE", qflag,
+		    queue, bypass);
+	}
+	TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
+	    "--icmp-type", "echo-reply", "-j", "CT", "--notrack");
+	TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
+	    "--icmp-type", "echo-reply", "-j", "NFQUEUE", qflag, queue, bypass);
 	/* Hairpinning: inside to the public address, queued twice. Before routing the destination
 	 * becomes the mapping's owner; after routing (back out the inside interface) the source
 	 * becomes the sender's public endpoint. */

@@ -27,7 +27,7 @@ struct seen {
 	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
 	unsigned nat_port_rest;
 	unsigned queue, max_flows, overload, mail_ports;
-	unsigned timeout_est, timeout_trans, control_socket;
+	unsigned timeout_est, timeout_trans, timeout_query, control_socket;
 };
 
 static void diag_add(struct lg_diags *d, enum lg_diag_level level, unsigned line,
@@ -326,6 +326,27 @@ static void do_port_timeout(const struct stmt *st, struct lg_policy *pol, struct
 		(struct lg_port_timeout){ .port = (uint16_t)port, .secs = (uint32_t)secs };
 }
 
+/* RFC 5508 REQ-2: an ICMP query session lasts at least 60 s idle. */
+static void do_query_timeout(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+			     struct lg_diags *d)
+{
+	uint64_t secs;
+
+	if (!once(&seen->timeout_query, st, "timeout icmp-query", d))
+		return;
+	if (lg_duration_parse(st->w[2].text, &secs) < 0 || secs > LG_QUERY_IDLE_MAX) {
+		ERR(d, st->line, st->w[2].col, "'%s' is not a duration up to 1d", st->w[2].text);
+		return;
+	}
+	if (secs < LG_QUERY_IDLE_FLOOR) {
+		ERR(d, st->line, st->w[2].col,
+		    "ICMP query timeout %s is below 60 s, which RFC 5508 REQ-2 forbids (I5508-R2)",
+		    st->w[2].text);
+		return;
+	}
+	pol->timeout_query = (uint32_t)secs;
+}
+
 static void do_timeout(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		       struct lg_diags *d)
 {
@@ -336,16 +357,20 @@ static void do_timeout(const struct stmt *st, struct lg_policy *pol, struct seen
 		do_port_timeout(st, pol, d);
 		return;
 	}
-	if (!expect_args(st, 3, "timeout established|transitory DURATION", d))
+	if (!expect_args(st, 3, "timeout established|transitory|icmp-query DURATION", d))
 		return;
+	if (strcmp(st->w[1].text, "icmp-query") == 0) {
+		do_query_timeout(st, pol, seen, d);
+		return;
+	}
 	if (strcmp(st->w[1].text, "established") == 0)
 		est = true;
 	else if (strcmp(st->w[1].text, "transitory") == 0)
 		est = false;
 	else {
 		ERR(d, st->line, st->w[1].col,
-		    "unknown timeout '%s' (established, transitory, port); RFC 5383 section 4.1 (L5383-4.1a) "
-		    "forbids duration or age limits", st->w[1].text);
+		    "unknown timeout '%s' (established, transitory, icmp-query, port); RFC 5383 "
+		    "section 4.1 (L5383-4.1a) forbids duration or age limits", st->w[1].text);
 		return;
 	}
 	if (!once(est ? &seen->timeout_est : &seen->timeout_trans, st,

@@ -23,6 +23,7 @@ void lg_policy_defaults(struct lg_policy *pol)
 	pol->mail_port_count = sizeof(mail) / sizeof(mail[0]);
 	pol->timeout_established = LG_EST_IDLE_FLOOR;
 	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
+	pol->timeout_query = LG_QUERY_IDLE_FLOOR;
 }
 
 unsigned lg_policy_port_timeout(const struct lg_policy *pol, uint16_t port_be)
@@ -151,6 +152,8 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	lg_duration_format(pol->timeout_established, est, sizeof(est));
 	lg_duration_format(pol->timeout_transitory, trans, sizeof(trans));
 	fprintf(out, "timeouts: established %s, transitory %s, no duration limit\n", est, trans);
+	lg_duration_format(pol->timeout_query, est, sizeof(est));
+	fprintf(out, "ICMP echo sessions: NATed, idle timeout %s\n", est);
 	for (size_t i = 0; i < pol->port_timeout_count; i++) {
 		lg_duration_format(pol->port_timeouts[i].secs, est, sizeof(est));
 		fprintf(out, "timeout established to port %u: %s\n", pol->port_timeouts[i].port, est);

@@ -22,6 +22,9 @@
 /* Floors that RFC 5382 REQ-5 and RFC 5383 section 7 put on idle timers, in seconds. */
 #define LG_EST_IDLE_FLOOR   7440u /* 2h4m */
 #define LG_TRANS_IDLE_FLOOR 240u  /* 4m */
+/* RFC 5508 REQ-2: ICMP query (echo) sessions, at least 60 s idle. */
+#define LG_QUERY_IDLE_FLOOR 60u
+#define LG_QUERY_IDLE_MAX   86400u
 
 struct lg_prefix4 {
 	uint32_t addr; /* network byte order, host bits zero */
@@ -72,6 +75,7 @@ struct lg_policy {
 	size_t mail_port_count;
 	uint32_t timeout_established; /* seconds */
 	uint32_t timeout_transitory;  /* seconds */
+	uint32_t timeout_query;       /* seconds: ICMP echo sessions */
 	struct lg_port_timeout port_timeouts[LG_MAX_PORT_TIMEOUTS];
 	size_t port_timeout_count;
 	char control_socket[LG_PATH_MAX]; /* empty: the per-netns default */

@@ -18,6 +18,7 @@ iproute2
 procps
 python3
 iperf3
+iputils-ping
 clang
 libclang-rt-14-dev
 "

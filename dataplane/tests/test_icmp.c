@@ -162,9 +162,9 @@ static void test_bad_and_unknown(void)
 	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 3, 1, no_rest, seg, 28, NULL, 0);
 	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "error about the gateway's own port passes");
 	CHECK(!mod, "untranslated");
-	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 8, 0, no_rest, (const uint8_t *)"ping", 4,
+	len = build_icmp4(buf, "198.51.100.2", "198.51.100.1", 13, 0, no_rest, (const uint8_t *)"stamp.......", 12,
 			  NULL, 0);
-	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "echo not NATed yet: dropped");
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "timestamp query: not translated, dropped");
 	lg_engine_stats(e, &st);
 	CHECK_EQ_INT(st.malformed[LG_PKT_BAD_ICMP_CSUM], 1, "bad ICMP checksum counted");
 	CHECK_EQ_INT(st.malformed[LG_PKT_BAD_INNER_CSUM], 1, "bad inner checksum counted");
@@ -232,8 +232,142 @@ static void test_private_realm_error(void)
 	lg_engine_destroy(e);
 }
 
+/* An echo request or reply; ID and SEQ in host order. */
+static size_t build_echo(uint8_t *buf, const char *src, const char *dst, uint8_t type, uint16_t id,
+			 uint16_t seq)
+{
+	const uint8_t idseq[4] = { (uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(seq >> 8), (uint8_t)seq };
+
+	return build_icmp4(buf, src, dst, type, 0, idseq, (const uint8_t *)"lemongate ping..", 16,
+			   NULL, 0);
+}
+
+static bool echo_checksums_ok(const uint8_t *buf, size_t len)
+{
+	return lg_csum_ipv4_header(buf, 20) == 0 &&
+	       lg_csum_finish(lg_csum_add(0, buf + 20, len - 20)) == 0;
+}
+
+/* Send an echo request from SRC (id 0x1234) at NOW; returns the public id it left with. */
+static uint16_t ping_out(struct lg_engine *e, const char *src, const char *dst, uint64_t now)
+{
+	uint8_t buf[128];
+	size_t len = build_echo(buf, src, dst, 8, 0x1234, 1);
+	bool mod;
+
+	if (run(e, buf, len, now, &mod) != LG_VERDICT_ACCEPT || !mod)
+		return 0;
+	return rd16be(buf + 24);
+}
+
+/* A reply from SRC to the public id at NOW: 1 if translated to 10.77.0.2 id 0x1234, 0 if passed
+ * untouched, -1 if dropped. */
+static int reply_in(struct lg_engine *e, const char *src, uint16_t pub_id, uint64_t now)
+{
+	uint8_t buf[128];
+	size_t len = build_echo(buf, src, "198.51.100.1", 0, pub_id, 1);
+	bool mod;
+
+	if (run(e, buf, len, now, &mod) != LG_VERDICT_ACCEPT)
+		return -1;
+	if (!mod)
+		return 0;
+	return rd_addr(buf + 16) == inet_addr("10.77.0.2") && rd16be(buf + 24) == 0x1234 &&
+	       echo_checksums_ok(buf, len);
+}
+
+static void test_echo_sessions(void)
+{
+	struct lg_engine *e = engine();
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len = build_echo(buf, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
+	uint16_t pub, pub2, other;
+	bool mod;
+
+	CHECK_EQ_INT(run(e, buf, len, 10 * S, &mod), LG_VERDICT_ACCEPT, "I5508-R1: inside echo request passes");
+	CHECK(mod, "I5508-R1: and is translated");
+	pub = rd16be(buf + 24);
+	CHECK_EQ_INT(rd_addr(buf + 12), inet_addr("198.51.100.1"), "I5508-R1: from the public address");
+	CHECK(pub != 0, "a public id is never 0");
+	CHECK(echo_checksums_ok(buf, len), "I5508-R1: IP and ICMP checksums valid after translation");
+	CHECK_EQ_INT(rd16be(buf + 26), 1, "sequence number unchanged");
+
+	pub2 = ping_out(e, "10.77.0.2", "198.51.100.3", 10 * S);
+	CHECK_EQ_INT(pub2, pub, "I5508-R1: the same id towards another host: the same public id (EIM)");
+	other = ping_out(e, "10.77.0.3", "198.51.100.2", 10 * S);
+	CHECK(other != 0 && other != pub, "another inside host with the same id gets its own public id");
+
+	CHECK_EQ_INT(reply_in(e, "198.51.100.2", pub, 11 * S), 1,
+		     "I5508-R1: the reply reaches the pinging host with its own id, checksums valid");
+	CHECK_EQ_INT(reply_in(e, "198.51.100.7", pub, 11 * S), 1,
+		     "endpoint-independent filtering: a reply from any host is admitted");
+	CHECK_EQ_INT(reply_in(e, "198.51.100.2", (uint16_t)(pub ^ 0x5555), 11 * S), 0,
+		     "a reply to no session is the gateway's own: passed untouched");
+
+	/* RFC 5508 REQ-2: at least 60 s; the last packet was at 11 s */
+	CHECK_EQ_INT(reply_in(e, "198.51.100.2", pub, 70 * S), 1,
+		     "I5508-R2: 59 s idle, the reply is still translated");
+	CHECK_EQ_INT(reply_in(e, "198.51.100.2", pub, 131 * S), 0,
+		     "I5508-R2: 61 s idle, the session is gone");
+	lg_engine_expire(e, 200 * S);
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.echo_sessions_active, 0, "expired sessions are removed");
+	CHECK_EQ_INT(st.echo_sessions_expired, 2, "and counted");
+	CHECK_EQ_INT(st.icmp_echo_out, 3, "echo requests translated counted");
+	CHECK_EQ_INT(st.icmp_echo_in, 3, "echo replies translated counted");
+	lg_engine_destroy(e);
+}
+
+static void test_echo_errors_and_filtering(void)
+{
+	struct lg_policy pol;
+	struct lg_engine *e;
+	uint8_t echo_seen[64], buf[256];
+	size_t len, elen;
+	uint16_t pub;
+	bool mod;
+
+	test_policy(&pol);
+	pol.filtering = LG_FILTER_ADDRESS_DEPENDENT;
+	e = lg_engine_create(&pol, 0);
+	elen = build_echo(echo_seen, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
+	CHECK_EQ_INT(run(e, echo_seen, elen, 10 * S, &mod), LG_VERDICT_ACCEPT, "echo out");
+	pub = rd16be(echo_seen + 24);
+	CHECK_EQ_INT(reply_in(e, "198.51.100.9", pub, 11 * S), -1,
+		     "N5382-R3: address-dependent filtering drops a reply from a host never pinged");
+	CHECK_EQ_INT(reply_in(e, "198.51.100.2", pub, 11 * S), 1, "the pinged host's reply passes");
+
+	/* a router says the echo (as it left us) could not be delivered: traceroute -I, or 3/1 */
+	len = build_icmp4(buf, "198.51.100.254", "198.51.100.1", 11, 0, no_rest, echo_seen, 28, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 40 * S, &mod), LG_VERDICT_ACCEPT,
+		     "I5508-R4: a time-exceeded about an echo session passes");
+	CHECK(mod, "translated");
+	CHECK_EQ_INT(rd_addr(buf + 16), inet_addr("10.77.0.2"), "I5508-R4: outer destination is the pinging host");
+	CHECK_EQ_INT(rd_addr(buf + 28 + 12), inet_addr("10.77.0.2"), "quoted source is the pinging host");
+	CHECK_EQ_INT(rd16be(buf + 28 + 24), 0x1234, "quoted echo id is the host's own");
+	CHECK(icmp_checksums_ok(buf, len, 20), "outer, ICMP and quoted IP checksums valid");
+	{
+		uint8_t sent[64];
+
+		build_echo(sent, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
+		CHECK_EQ_INT(rd16be(buf + 28 + 22), rd16be(sent + 22),
+			     "the quoted echo checksum is again the one the host sent");
+	}
+	/* RFC 5508 REQ-6: the error did not refresh the session (last use at 11 s) */
+	CHECK_EQ_INT(reply_in(e, "198.51.100.2", pub, 72 * S), 0,
+		     "I5508-R6: an error about an echo session does not refresh it");
+
+	len = build_icmp4(buf, "198.51.100.254", "198.51.100.1", 3, 1, no_rest, echo_seen, 28, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 80 * S, &mod), LG_VERDICT_DROP,
+		     "I5508-R4: an error about an expired echo session is dropped");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
+	test_echo_sessions();
+	test_echo_errors_and_filtering();
 	test_frag_needed();
 	test_no_icmp_ends_a_flow();
 	test_bad_and_unknown();

@@ -20,7 +20,8 @@ static const char good[] =
 	"overload drop-new\n"
 	"mail ports 143 587 2525\n"
 	"timeout port 143 1d\n"
-	"nat port-rest 5m\n";
+	"nat port-rest 5m\n"
+	"timeout icmp-query 2m\n";
 
 static int parse(const char *text, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -62,6 +63,7 @@ static void test_good(void)
 	CHECK_EQ_INT(pol.queue_first, 3, "queue first");
 	CHECK_EQ_INT(pol.queue_count, 2, "queue count");
 	CHECK_EQ_INT(pol.queue_length, 2048, "queue length");
+	CHECK_EQ_INT(pol.timeout_query, 120, "timeout icmp-query");
 	CHECK(pol.queue_fail_open, "queue failure open");
 	CHECK_EQ_INT(pol.timeout_established, 10800, "est timeout");
 	CHECK_EQ_INT(pol.timeout_transitory, 300, "trans timeout");
@@ -97,6 +99,7 @@ static void test_defaults_meet_floors(void)
 	CHECK_EQ_INT(pol.overload, LG_OVERLOAD_EVICT, "default overload: evict, mail last");
 	CHECK_EQ_INT(pol.port_rest, 120, "C6888-R8: a released port rests 120 s by default");
 	CHECK(!pol.queue_fail_open, "default: fail closed");
+	CHECK_EQ_INT(pol.timeout_query, 60, "I5508-R2: ICMP query sessions last 60 s by default");
 	CHECK_EQ_INT(pol.queue_length, 4096, "default queue length");
 	CHECK(lg_policy_is_mail_port(&pol, htons(143)) && lg_policy_is_mail_port(&pol, htons(587)) &&
 		      lg_policy_is_mail_port(&pol, htons(993)) && lg_policy_is_mail_port(&pol, htons(465)) &&
@@ -143,6 +146,9 @@ static void test_errors(void)
 	expect_error("timeout port 143 3h\ntimeout port 143 4h\n", 2, 14, "given twice");
 	expect_error("timeout port 0 3h\n", 1, 14, "port '0'");
 	expect_error("nat port-rest 2d\n", 1, 15, "C6888-R8");
+	expect_error("timeout icmp-query 59s\n", 1, 20, "I5508-R2");
+	expect_error("timeout icmp-query 2d\n", 1, 20, "up to 1d");
+	expect_error("timeout icmp-query 1m\ntimeout icmp-query 2m\n", 2, 1, "given twice");
 	expect_error("mail ports\n", 1, 1, "mail ports PORT");
 	expect_error("mail ports 143 0\n", 1, 16, "mail port '0'");
 	expect_error("mail ports 143\nmail ports 587\n", 2, 1, "given twice");
