@@ -87,7 +87,16 @@ $(BUILD)/tsan-tests/dataplane_flowtab: dataplane/tests/test_flowtab.c dataplane/
 	@mkdir -p $(dir $@)
 	$(CC) $(TSAN_CFLAGS) -o $@ $(filter %.c,$^) -lpthread
 
-tests: $(TESTS_PLAIN) $(TESTS_ASAN) $(TESTS_TSAN)
+# libFuzzer targets (clang), run by make check for a bounded number of inputs (tests/run).
+FUZZ_DP := $(addprefix dataplane/,packet.c checksum.c engine.c nat.c natmap.c flowtab.c qsbr.c \
+	timers.c tcpstate.c synhold.c icmpgen.c echomap.c)
+FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -Iinclude
+$(BUILD)/fuzz/fuzz_packet: fuzz/fuzz_packet.c $(FUZZ_DP) $(POLICY_SRC) $(wildcard dataplane/*.h policy/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lpthread
+FUZZERS := $(BUILD)/fuzz/fuzz_packet
+
+tests: $(TESTS_PLAIN) $(TESTS_ASAN) $(TESTS_TSAN) $(FUZZERS)
 
 # make bench: figures measured side by side in one run (see README, Performance).
 $(BUILD)/bench/bench_flowtab: bench/bench_flowtab.c $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libpolicy.a
