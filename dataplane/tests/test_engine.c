@@ -214,7 +214,7 @@ static void test_state_machine(void)
 	CHECK_EQ_INT(s, LG_TCP_C_FIN_RCV, "client FIN");
 	CHECK(!lg_tcp_is_transitory(s), "half-closed keeps the established timer");
 	s = lg_tcp_next(s, true, LG_TCP_ACK);
-	CHECK_EQ_INT(s, LG_TCP_C_FIN_RCV, "data after half-close");
+	CHECK_EQ_INT(s, LG_TCP_C_FIN_RCV, "N5382-R2: data after a half-close is a valid sequence");
 	s = lg_tcp_next(s, false, LG_TCP_ACK | LG_TCP_FIN);
 	CHECK_EQ_INT(s, LG_TCP_CS_FIN_RCV, "server FIN");
 	CHECK(lg_tcp_is_transitory(s), "both FINs: transitory");

@@ -92,7 +92,7 @@ static void test_defaults_meet_floors(void)
 			      "nat public 192.0.2.1\n";
 
 	CHECK_EQ_INT(parse(minimal, &pol, &d), 0, "minimal config parses");
-	CHECK(pol.timeout_established >= LG_EST_IDLE_FLOOR, "N5382-R5: default established >= 2h4m");
+	CHECK(pol.timeout_established >= LG_EST_IDLE_FLOOR, "N5382-R5, L5383-7: default established >= 2h4m");
 	CHECK(pol.timeout_transitory >= LG_TRANS_IDLE_FLOOR, "N5382-R5: default transitory >= 4m");
 	CHECK_EQ_INT(pol.filtering, LG_FILTER_ENDPOINT_INDEPENDENT,
 		     "N5382-R3: documented default filtering is endpoint-independent");
