@@ -63,24 +63,118 @@ struct lg_nfq {
 #define BUMP(q, field) atomic_fetch_add_explicit(&(q)->st.field, 1, memory_order_relaxed)
 #define ADD(q, field, n) atomic_fetch_add_explicit(&(q)->st.field, (n), memory_order_relaxed)
 
+static void flush_verdicts(struct lg_nfq *q)
+{
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+	struct msghdr mh = { .msg_name = &kernel, .msg_namelen = sizeof(kernel),
+			     .msg_iov = q->viov, .msg_iovlen = (size_t)q->viov_count };
+
+	if (!q->viov_count)
+		return;
+	if (sendmsg(mnl_socket_get_fd(q->nl), &mh, 0) < 0) {
+		BUMP(q, send_errors);
+		lg_log(LG_LOG_WARN, "queue %u: sending verdicts: %s", q->cfg.queue_num,
+		       strerror(errno));
+	}
+	BUMP(q, sends);
+	q->vhdr_len = 0;
+	q->viov_count = 0;
+	q->vbytes = 0;
+}
+
+static void push_iov(struct lg_nfq *q, const void *base, size_t len)
+{
+	struct iovec *last = q->viov_count ? &q->viov[q->viov_count - 1] : NULL;
+
+	if (last && (const char *)last->iov_base + last->iov_len == (const char *)base) {
+		last->iov_len += len; /* headers written back to back share one entry */
+		return;
+	}
+	q->viov[q->viov_count++] = (struct iovec){ (void *)(uintptr_t)base, len };
+}
+
+/* One verdict message; PKT (LEN bytes) is sent from where it lies, so it must stay put until
+ * the next flush (packets live in the receive buffers until the batch is done). */
+static void put_verdict(struct lg_nfq *q, int type, uint32_t id, int nf_verdict, const void *pkt,
+			size_t len)
+{
+	static const char zeros[4];
+	struct nlmsghdr *nlh;
+	size_t hdr_len, padded;
+
+	if (q->vhdr_len + NFQ_VHDR_MAX > NFQ_VHDR_ROOM || q->viov_count + 3 > NFQ_MAX_IOV ||
+	    q->vbytes + len > NFQ_VERDICT_BYTES)
+		flush_verdicts(q);
+	nlh = nfq_nlmsg_put(q->vhdr + q->vhdr_len, type, q->cfg.queue_num);
+	nfq_nlmsg_verdict_put(nlh, (int)id, nf_verdict);
+	if (!pkt) {
+		push_iov(q, nlh, nlh->nlmsg_len);
+		q->vhdr_len += NLMSG_ALIGN(nlh->nlmsg_len);
+		return;
+	}
+	/* the payload attribute's header here, its data from the packet, then the padding */
+	{
+		struct nlattr *a = (struct nlattr *)((char *)nlh + nlh->nlmsg_len);
+
+		a->nla_type = NFQA_PAYLOAD;
+		a->nla_len = (uint16_t)(sizeof(*a) + len);
+	}
+	hdr_len = nlh->nlmsg_len + sizeof(struct nlattr);
+	padded = MNL_ALIGN(sizeof(struct nlattr) + len);
+	nlh->nlmsg_len = (uint32_t)(nlh->nlmsg_len + padded);
+	push_iov(q, nlh, hdr_len);
+	push_iov(q, pkt, len);
+	if (padded - sizeof(struct nlattr) > len)
+		push_iov(q, zeros, padded - sizeof(struct nlattr) - len);
+	q->vhdr_len += hdr_len;
+	q->vbytes += len;
+}
+
+/* The run of untouched accepts becomes one verdict. A batch verdict covers every packet of
+ * the queue up to its id; every earlier one has had its verdict written before it. */
+static void end_run(struct lg_nfq *q)
+{
+	if (!q->run_len)
+		return;
+	put_verdict(q, q->run_len > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, q->run_last,
+		    NF_ACCEPT, NULL, 0);
+	if (q->run_len > 1)
+		BUMP(q, batch_verdicts);
+	q->run_len = 0;
+}
+
+static void verdict(struct lg_nfq *q, uint32_t id, enum lg_verdict v, const void *pkt, size_t len)
+{
+	if (v == LG_VERDICT_ACCEPT) {
+		BUMP(q, accepted);
+		if (!pkt) {
+			if (q->run_len && id != q->run_last + 1)
+				end_run(q);
+			q->run_last = id;
+			q->run_len++;
+			return;
+		}
+	} else {
+		BUMP(q, dropped);
+	}
+	end_run(q);
+	put_verdict(q, NFQNL_MSG_VERDICT, id, v == LG_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP, pkt, len);
+}
+
 /* Packets that arrive while we wait for an acknowledgement (rules left by an earlier run):
  * the engine is not running yet, so they are dropped and counted. */
 static int on_packet_early(const struct nlmsghdr *nlh, void *data)
 {
 	struct lg_nfq *q = data;
 	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
-	char buf[NFQ_NL_HDR_ROOM];
-	struct nlmsghdr *v;
+	const struct nfqnl_msg_packet_hdr *ph;
 
 	if (nfq_nlmsg_parse(nlh, attr) < 0 || !attr[NFQA_PACKET_HDR])
 		return MNL_CB_OK;
-	v = nfq_nlmsg_put(buf, NFQNL_MSG_VERDICT, q->cfg.queue_num);
-	nfq_nlmsg_verdict_put(v, (int)ntohl(((struct nfqnl_msg_packet_hdr *)
-						 mnl_attr_get_payload(attr[NFQA_PACKET_HDR]))->packet_id),
-			      NF_DROP);
-	mnl_socket_sendto(q->nl, v, v->nlmsg_len);
+	ph = mnl_attr_get_payload(attr[NFQA_PACKET_HDR]);
 	BUMP(q, received);
-	BUMP(q, dropped);
+	verdict(q, ntohl(ph->packet_id), LG_VERDICT_DROP, NULL, 0);
+	flush_verdicts(q);
 	return MNL_CB_OK;
 }
 
@@ -204,104 +298,6 @@ struct lg_nfq *lg_nfq_open(const struct lg_nfq_config *cfg, char *err, size_t er
 fail:
 	lg_nfq_close(q);
 	return NULL;
-}
-
-static void flush_verdicts(struct lg_nfq *q)
-{
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
-	struct msghdr mh = { .msg_name = &kernel, .msg_namelen = sizeof(kernel),
-			     .msg_iov = q->viov, .msg_iovlen = (size_t)q->viov_count };
-
-	if (!q->viov_count)
-		return;
-	if (sendmsg(mnl_socket_get_fd(q->nl), &mh, 0) < 0) {
-		BUMP(q, send_errors);
-		lg_log(LG_LOG_WARN, "queue %u: sending verdicts: %s", q->cfg.queue_num,
-		       strerror(errno));
-	}
-	BUMP(q, sends);
-	q->vhdr_len = 0;
-	q->viov_count = 0;
-	q->vbytes = 0;
-}
-
-static void push_iov(struct lg_nfq *q, const void *base, size_t len)
-{
-	struct iovec *last = q->viov_count ? &q->viov[q->viov_count - 1] : NULL;
-
-	if (last && (const char *)last->iov_base + last->iov_len == (const char *)base) {
-		last->iov_len += len; /* headers written back to back share one entry */
-		return;
-	}
-	q->viov[q->viov_count++] = (struct iovec){ (void *)(uintptr_t)base, len };
-}
-
-/* One verdict message; PKT (LEN bytes) is sent from where it lies, so it must stay put until
- * the next flush (packets live in the receive buffers until the batch is done). */
-static void put_verdict(struct lg_nfq *q, int type, uint32_t id, int nf_verdict, const void *pkt,
-			size_t len)
-{
-	static const char zeros[4];
-	struct nlmsghdr *nlh;
-	size_t hdr_len, padded;
-
-	if (q->vhdr_len + NFQ_VHDR_MAX > NFQ_VHDR_ROOM || q->viov_count + 3 > NFQ_MAX_IOV ||
-	    q->vbytes + len > NFQ_VERDICT_BYTES)
-		flush_verdicts(q);
-	nlh = nfq_nlmsg_put(q->vhdr + q->vhdr_len, type, q->cfg.queue_num);
-	nfq_nlmsg_verdict_put(nlh, (int)id, nf_verdict);
-	if (!pkt) {
-		push_iov(q, nlh, nlh->nlmsg_len);
-		q->vhdr_len += NLMSG_ALIGN(nlh->nlmsg_len);
-		return;
-	}
-	/* the payload attribute's header here, its data from the packet, then the padding */
-	{
-		struct nlattr *a = (struct nlattr *)((char *)nlh + nlh->nlmsg_len);
-
-		a->nla_type = NFQA_PAYLOAD;
-		a->nla_len = (uint16_t)(sizeof(*a) + len);
-	}
-	hdr_len = nlh->nlmsg_len + sizeof(struct nlattr);
-	padded = MNL_ALIGN(sizeof(struct nlattr) + len);
-	nlh->nlmsg_len = (uint32_t)(nlh->nlmsg_len + padded);
-	push_iov(q, nlh, hdr_len);
-	push_iov(q, pkt, len);
-	if (padded - sizeof(struct nlattr) > len)
-		push_iov(q, zeros, padded - sizeof(struct nlattr) - len);
-	q->vhdr_len += hdr_len;
-	q->vbytes += len;
-}
-
-/* The run of untouched accepts becomes one verdict. A batch verdict covers every packet of
- * the queue up to its id; every earlier one has had its verdict written before it. */
-static void end_run(struct lg_nfq *q)
-{
-	if (!q->run_len)
-		return;
-	put_verdict(q, q->run_len > 1 ? NFQNL_MSG_VERDICT_BATCH : NFQNL_MSG_VERDICT, q->run_last,
-		    NF_ACCEPT, NULL, 0);
-	if (q->run_len > 1)
-		BUMP(q, batch_verdicts);
-	q->run_len = 0;
-}
-
-static void verdict(struct lg_nfq *q, uint32_t id, enum lg_verdict v, const void *pkt, size_t len)
-{
-	if (v == LG_VERDICT_ACCEPT) {
-		BUMP(q, accepted);
-		if (!pkt) {
-			if (q->run_len && id != q->run_last + 1)
-				end_run(q);
-			q->run_last = id;
-			q->run_len++;
-			return;
-		}
-	} else {
-		BUMP(q, dropped);
-	}
-	end_run(q);
-	put_verdict(q, NFQNL_MSG_VERDICT, id, v == LG_VERDICT_ACCEPT ? NF_ACCEPT : NF_DROP, pkt, len);
 }
 
 static int on_packet(const struct nlmsghdr *nlh, void *data)

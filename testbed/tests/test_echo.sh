@@ -108,21 +108,19 @@ in_client /usr/bin/python3 "$TB_TMP/icmp.py" echo 10.77.0.2 198.51.100.2 5151 1
 check "the server saw the client's echo from the public address" \
 	wait_until 5 test -s "$TB_TMP/late/pubid"
 ctl clock advance 58s >/dev/null
-in_client /usr/bin/python3 "$TB_TMP/icmp.py" catch 3 "$TB_TMP/catch0" &
-catch=$!
-wait_until 5 test -e "$TB_TMP/catch0"
-touch "$TB_TMP/late/send0"
-wait $catch
-check "I5508-R2: a reply 59 s after the echo is still translated to the client" test $? -eq 0
+# late_reply N SECONDS: the server sends late reply N; 0 if the client gets it in time
+late_reply() {
+	in_client /usr/bin/python3 "$TB_TMP/icmp.py" catch "$2" "$TB_TMP/catch$1" &
+	local catch=$!
+	wait_until 5 test -e "$TB_TMP/catch$1"
+	touch "$TB_TMP/late/send$1"
+	wait $catch
+}
+check "I5508-R2: a reply 59 s after the echo is still translated to the client" late_reply 0 3
 
 ctl clock advance 62s >/dev/null
 before=$(stat_of passed_untranslated)
-in_client /usr/bin/python3 "$TB_TMP/icmp.py" catch 2 "$TB_TMP/catch1" &
-catch=$!
-wait_until 5 test -e "$TB_TMP/catch1"
-touch "$TB_TMP/late/send1"
-wait $catch
-check_not "a reply 61 s after the last one finds no session" test $? -eq 0
+check_not "a reply 62 s after the last one finds no session" late_reply 1 2
 check "and is left to the gateway, counted untranslated" \
 	wait_until 3 test "$(stat_of passed_untranslated)" -gt "$before"
 check "the idle sessions expired" test "$(stat_of echo_sessions_active)" -eq 0
