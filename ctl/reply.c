@@ -130,21 +130,41 @@ static const char *field_or_dash(const struct lg_record *rec, const char *key)
 	return v ? v : "-";
 }
 
+/* "tcp", or "tcp6" for an IPv6 flow, as netstat and ss name them. */
+static const char *proto_column(const struct lg_record *rec, char *buf, size_t size)
+{
+	const char *family = lg_record_get(rec, "family");
+
+	snprintf(buf, size, "%s%s", field_or_dash(rec, "proto"),
+		 family && strcmp(family, "ipv6") == 0 ? "6" : "");
+	return buf;
+}
+
 void lg_render_flows_text(const struct lg_reply *r, FILE *out)
 {
+	static const char *const keys[3] = { "inside", "public", "remote" };
+	int width[3] = { 21, 21, 21 }; /* an IPv4 endpoint fits; IPv6 ones widen the columns */
 	size_t n = 0;
+	char proto[16];
 
-	fprintf(out, "%-5s %-21s %-21s %-21s %-12s %8s %8s\n", "PROTO", "INSIDE", "PUBLIC",
-		"REMOTE", "STATE", "IDLE", "AGE");
+	for (size_t i = 0; i < r->count; i++)
+		for (int k = 0; k < 3; k++) {
+			size_t len = strlen(field_or_dash(&r->records[i], keys[k]));
+
+			if (strcmp(r->records[i].kind, "flow") == 0 && len > (size_t)width[k] && len < 64)
+				width[k] = (int)len;
+		}
+	fprintf(out, "%-5s %-*s %-*s %-*s %-12s %8s %8s\n", "PROTO", width[0], "INSIDE", width[1],
+		"PUBLIC", width[2], "REMOTE", "STATE", "IDLE", "AGE");
 	for (size_t i = 0; i < r->count; i++) {
 		const struct lg_record *rec = &r->records[i];
 
 		if (strcmp(rec->kind, "flow") != 0)
 			continue;
 		n++;
-		fprintf(out, "%-5s %-21s %-21s %-21s %-12s %8s %8s\n", field_or_dash(rec, "proto"),
-			field_or_dash(rec, "inside"), field_or_dash(rec, "public"),
-			field_or_dash(rec, "remote"), field_or_dash(rec, "state"),
+		fprintf(out, "%-5s %-*s %-*s %-*s %-12s %8s %8s\n", proto_column(rec, proto, sizeof(proto)),
+			width[0], field_or_dash(rec, "inside"), width[1], field_or_dash(rec, "public"),
+			width[2], field_or_dash(rec, "remote"), field_or_dash(rec, "state"),
 			field_or_dash(rec, "idle"), field_or_dash(rec, "age"));
 	}
 	fprintf(out, "%zu flow%s\n", n, n == 1 ? "" : "s");

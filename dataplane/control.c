@@ -93,21 +93,37 @@ static void fmt_endpoint(uint32_t addr, uint16_t port, char *buf, size_t size)
 	snprintf(buf, size, "%s:%u", a, ntohs(port));
 }
 
+/* "[2001:db8::2]:143", as in URLs (RFC 3986), so that the port is never ambiguous. */
+static void fmt_endpoint6(const uint8_t addr[16], uint16_t port, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(AF_INET6, addr, a, sizeof(a));
+	snprintf(buf, size, "[%s]:%u", a, ntohs(port));
+}
+
 static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 {
 	const struct lg_flow *f = &v->flow;
-	char in[32], pub[32], rem[32];
+	char in[56], pub[56], rem[56];
 
-	fmt_endpoint(f->in_addr, f->in_port, in, sizeof(in));
-	fmt_endpoint(v->pub_addr, f->pub_port, pub, sizeof(pub));
-	fmt_endpoint(f->rem_addr, f->rem_port, rem, sizeof(rem));
+	if (v->family == 6) {
+		fmt_endpoint6(v->in6, f->in_port, in, sizeof(in));
+		fmt_endpoint6(v->in6, f->pub_port, pub, sizeof(pub));
+		fmt_endpoint6(v->rem6, f->rem_port, rem, sizeof(rem));
+	} else {
+		fmt_endpoint(f->in_addr, f->in_port, in, sizeof(in));
+		fmt_endpoint(v->pub_addr, f->pub_port, pub, sizeof(pub));
+		fmt_endpoint(f->rem_addr, f->rem_port, rem, sizeof(rem));
+	}
 	fprintf(out,
 		"flow id=%u proto=tcp inside=%s public=%s remote=%s state=%s idle=%llu age=%llu "
-		"expires_in=%llu packets_out=%llu packets_in=%llu bytes_out=%llu bytes_in=%llu",
+		"expires_in=%llu packets_out=%llu packets_in=%llu bytes_out=%llu bytes_in=%llu "
+		"family=ipv%u",
 		f->id, in, pub, rem, lg_tcp_state_name(f->state), (unsigned long long)v->idle_s,
 		(unsigned long long)v->age_s, (unsigned long long)v->expires_in_s,
 		(unsigned long long)f->pkts_out, (unsigned long long)f->pkts_in,
-		(unsigned long long)f->bytes_out, (unsigned long long)f->bytes_in);
+		(unsigned long long)f->bytes_out, (unsigned long long)f->bytes_in, v->family);
 	if (detail) {
 		const struct lg_tcp_track *t = &f->track;
 
@@ -228,6 +244,8 @@ static const struct stat_field {
 	{ "passed_untranslated", offsetof(struct lg_engine_stats, passed_untranslated) },
 	{ "flows_active", offsetof(struct lg_engine_stats, flows_active) },
 	{ "flows_capacity", offsetof(struct lg_engine_stats, flows_capacity) },
+	{ "flows6_active", offsetof(struct lg_engine_stats, flows6_active) },
+	{ "flows6_capacity", offsetof(struct lg_engine_stats, flows6_capacity) },
 	{ "mappings_active", offsetof(struct lg_engine_stats, mappings_active) },
 	{ "echo_sessions_active", offsetof(struct lg_engine_stats, echo_sessions_active) },
 	{ "echo_sessions_expired", offsetof(struct lg_engine_stats, echo_sessions_expired) },

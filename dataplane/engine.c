@@ -1,7 +1,6 @@
 #include "dataplane/engine.h"
 
-#include "dataplane/echomap.h"
-#include "dataplane/icmpgen.h"
+#include "dataplane/engine_impl.h"
 #include "dataplane/nat.h"
 #include "dataplane/synhold.h"
 #include "dataplane/tcpstate.h"
@@ -14,56 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define NS_PER_S 1000000000ull
-
-#define REFUSAL_RING 256 /* ICMP 3/1 answers queued between two due() calls; more are dropped */
 #define EXPIRE_BATCH 1024 /* flows ended per hold of the writer lock */
 #define EVICT_TRIES 64    /* flows looked at per class before trying the next one */
-
-struct refusal {
-	uint32_t dst;
-	uint8_t quote[LG_ICMP_QUOTE_MAX];
-	uint8_t quote_len;
-};
-
-/* A thread's own counters, on its own cache lines; summed by lg_engine_stats(). Only the
- * owner writes them (relaxed atomic stores, so that a concurrent reader sees whole values). */
-struct slot {
-	_Alignas(64) struct lg_engine_stats st;
-};
-
-struct lg_engine {
-	struct lg_policy pol;
-	struct lg_flowtab *flows;
-	struct lg_qsbr *qsbr;
-	/* making and ending flows, mappings and timers; never held while waiting for a flow */
-	pthread_mutex_t wlock;
-	struct lg_natmap *maps;
-	struct lg_timers *timers;
-	/* ICMP echo sessions */
-	pthread_mutex_t echo_lock;
-	struct lg_echomap *echo;
-	/* held SYNs and pending refusals */
-	pthread_mutex_t aux;
-	struct lg_synhold synhold;
-	struct refusal refusals[REFUSAL_RING];
-	size_t refusal_count;
-	uint64_t serial;
-	int shared_id; /* the slot of threads that found none free, under SHARED */
-	pthread_mutex_t shared;
-	struct slot slots[LG_QSBR_MAX_THREADS];
-};
-
-/* The calling thread's slot in one engine. */
-struct ctx {
-	struct lg_engine *e;
-	struct lg_engine_stats *st;
-	int id;
-	bool shared;
-};
-
-#define ADD(c, field, n) __atomic_store_n(&(c)->st->field, (c)->st->field + (n), __ATOMIC_RELAXED)
-#define BUMP(c, field) ADD(c, field, 1)
 
 static _Atomic uint64_t engine_serial;
 static _Thread_local struct {
@@ -71,7 +22,7 @@ static _Thread_local struct {
 	int id;
 } my_slot;
 
-static void slot_enter(struct lg_engine *e, struct ctx *c)
+static void slot_enter(struct lg_engine *e, struct lg_ctx *c)
 {
 	c->e = e;
 	c->shared = false;
@@ -88,20 +39,20 @@ static void slot_enter(struct lg_engine *e, struct ctx *c)
 	c->st = &e->slots[c->id].st;
 }
 
-static void slot_leave(struct ctx *c)
+static void slot_leave(struct lg_ctx *c)
 {
 	if (c->shared)
 		pthread_mutex_unlock(&c->e->shared);
 }
 
 /* A reader of the flow table until leave(): what it finds is not reused meanwhile. */
-static void enter(struct lg_engine *e, struct ctx *c)
+static void enter(struct lg_engine *e, struct lg_ctx *c)
 {
 	slot_enter(e, c);
 	lg_qsbr_online(e->qsbr, c->id);
 }
 
-static void leave(struct ctx *c)
+static void leave(struct lg_ctx *c)
 {
 	lg_qsbr_offline(c->e->qsbr, c->id);
 	slot_leave(c);
@@ -123,17 +74,23 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	memset(e, 0, sizeof(*e));
 	e->pol = *pol;
 	e->serial = atomic_fetch_add(&engine_serial, 1) + 1;
-	e->flows = lg_flowtab_create(pol->max_flows, seed);
+	e->t4.flows = lg_flowtab_create(pol->max_flows, seed);
 	e->maps = lg_natmap_create(pol->nat_public, pol->port_lo, pol->port_hi, pol->host_quota,
 				   pol->port_rest, seed);
-	e->timers = e->flows ? lg_timers_create(e->flows, 0) : NULL;
+	e->t4.timers = e->t4.flows ? lg_timers_create(e->t4.flows, 0) : NULL;
+	if (e->t4.flows && pol->inside6_count) {
+		e->t6.flows = lg_flowtab_create6(pol->max_flows6, seed ? seed ^ 0x6666ull : 0,
+						 lg_flowtab_qsbr(e->t4.flows));
+		e->t6.timers = e->t6.flows ? lg_timers_create(e->t6.flows, 0) : NULL;
+	}
 	e->echo = lg_echomap_create(pol->timeout_query, seed ? seed ^ 0xec40ull : 0);
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
-	if (!e->flows || !e->maps || !e->timers || !e->echo) {
+	if (!e->t4.flows || !e->maps || !e->t4.timers || !e->echo ||
+	    (pol->inside6_count && !e->t6.timers)) {
 		lg_engine_destroy(e);
 		return NULL;
 	}
-	e->qsbr = lg_flowtab_qsbr(e->flows);
+	e->qsbr = lg_flowtab_qsbr(e->t4.flows);
 	e->shared_id = lg_qsbr_register(e->qsbr);
 	pthread_mutex_init(&e->wlock, NULL);
 	pthread_mutex_init(&e->aux, NULL);
@@ -153,15 +110,12 @@ void lg_engine_destroy(struct lg_engine *e)
 		pthread_mutex_destroy(&e->shared);
 	}
 	lg_echomap_destroy(e->echo);
-	lg_timers_destroy(e->timers);
+	lg_timers_destroy(e->t6.timers);
+	lg_flowtab_destroy(e->t6.flows); /* before t4: it uses t4's QSBR */
+	lg_timers_destroy(e->t4.timers);
 	lg_natmap_destroy(e->maps);
-	lg_flowtab_destroy(e->flows);
+	lg_flowtab_destroy(e->t4.flows);
 	free(e);
-}
-
-static uint32_t seconds(uint64_t now_ns)
-{
-	return (uint32_t)(now_ns / NS_PER_S);
 }
 
 /* The idle timer of a flow in STATE with FLAGS: transitory, its service's, or established. */
@@ -206,16 +160,18 @@ static struct timing timing_of(const struct lg_engine *e, struct lg_flow *f)
 	return t;
 }
 
-/* With the writer lock: F goes from the table, its mapping and its timer. */
-static void end_flow(struct lg_engine *e, struct lg_flow *f, uint32_t now_s)
+/* With the writer lock: F goes from its table, its mapping (IPv4) and its timer. */
+static void end_flow(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f, uint32_t now_s)
 {
-	lg_timers_disarm(e->timers, f);
-	lg_natmap_detach(e->maps, e->flows, f, now_s);
-	lg_flowtab_remove(e->flows, f);
+	lg_timers_disarm(tb->timers, f);
+	if (tb == &e->t4)
+		lg_natmap_detach(e->maps, e->t4.flows, f, now_s);
+	lg_flowtab_remove(tb->flows, f);
 }
 
 /* F was found idle past its deadline before the timers came to it: it goes now. */
-static void reap(struct lg_engine *e, struct ctx *c, struct lg_flow *f, uint32_t now_s, bool wlocked)
+static void reap(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb, struct lg_flow *f,
+		 uint32_t now_s, bool wlocked)
 {
 	bool still;
 
@@ -225,17 +181,15 @@ static void reap(struct lg_engine *e, struct ctx *c, struct lg_flow *f, uint32_t
 	still = (f->flags & LG_FLOW_LIVE) && expired(e, f, now_s);
 	lg_flow_unlock(f);
 	if (still) {
-		end_flow(e, f, now_s);
+		end_flow(e, tb, f, now_s);
 		BUMP(c, flows_expired);
 	}
 	if (!wlocked)
 		pthread_mutex_unlock(&e->wlock);
 }
 
-/* F if it is live and within its idle limit, returned LOCKED; else NULL. WLOCKED: the
- * caller holds the writer lock. */
-static struct lg_flow *usable(struct lg_engine *e, struct ctx *c, struct lg_flow *f, uint32_t now_s,
-			      bool wlocked)
+struct lg_flow *lg_eng_usable(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb,
+			      struct lg_flow *f, uint32_t now_s, bool wlocked)
 {
 	if (!f)
 		return NULL;
@@ -246,14 +200,13 @@ static struct lg_flow *usable(struct lg_engine *e, struct ctx *c, struct lg_flow
 	}
 	if (expired(e, f, now_s)) {
 		lg_flow_unlock(f);
-		reap(e, c, f, now_s, wlocked);
+		reap(e, c, tb, f, now_s, wlocked);
 		return NULL;
 	}
 	return f;
 }
 
-/* With the writer lock: make room for one flow under overload, in the policy's order. */
-static bool evict_one(struct lg_engine *e, struct ctx *c, uint32_t now_s)
+bool lg_eng_evict_one(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb, uint32_t now_s)
 {
 	static const enum lg_timer_class order[] = { LG_TIMER_TRANSITORY, LG_TIMER_OTHER,
 						     LG_TIMER_MAIL };
@@ -261,23 +214,23 @@ static bool evict_one(struct lg_engine *e, struct ctx *c, uint32_t now_s)
 
 	for (size_t k = 0; k < classes; k++) {
 		for (int tries = 0; tries < EVICT_TRIES; tries++) {
-			struct lg_flow *f = lg_timers_first(e->timers, order[k]);
+			struct lg_flow *f = lg_timers_first(tb->timers, order[k]);
 			struct timing t;
 
 			if (!f)
 				break;
 			t = timing_of(e, f);
 			if ((int32_t)(now_s - t.due_s) >= 0) { /* already expired: not an eviction */
-				end_flow(e, f, now_s);
+				end_flow(e, tb, f, now_s);
 				BUMP(c, flows_expired);
 				return true;
 			}
-			if (t.cls != order[k] || lg_timers_early(e->timers, f, t.due_s)) {
+			if (t.cls != order[k] || lg_timers_early(tb->timers, f, t.due_s)) {
 				/* filed by an older deadline or state: file it right, look again */
-				lg_timers_arm(e->timers, f, t.cls, t.due_s);
+				lg_timers_arm(tb->timers, f, t.cls, t.due_s);
 				continue;
 			}
-			end_flow(e, f, now_s);
+			end_flow(e, tb, f, now_s);
 			if (order[k] == LG_TIMER_TRANSITORY)
 				BUMP(c, evicted_transitory);
 			else if (order[k] == LG_TIMER_OTHER)
@@ -292,14 +245,14 @@ static bool evict_one(struct lg_engine *e, struct ctx *c, uint32_t now_s)
 
 /* With the writer lock: a new flow for the inside endpoint IA:IP and the remote RA:RP,
  * published, on its mapping and armed; NULL with *WHY when it cannot be had. */
-static struct lg_flow *make_flow(struct lg_engine *e, struct ctx *c, uint32_t ia, uint16_t ip,
+static struct lg_flow *make_flow(struct lg_engine *e, struct lg_ctx *c, uint32_t ia, uint16_t ip,
 				 uint32_t ra, uint16_t rp, uint32_t now_s, enum lg_drop_reason *why)
 {
-	struct lg_flow *f = lg_flowtab_alloc(e->flows);
+	struct lg_flow *f = lg_flowtab_alloc(e->t4.flows);
 	enum lg_natmap_error err;
 
-	if (!f && evict_one(e, c, now_s))
-		f = lg_flowtab_alloc(e->flows);
+	if (!f && lg_eng_evict_one(e, c, &e->t4, now_s))
+		f = lg_flowtab_alloc(e->t4.flows);
 	if (!f) {
 		*why = LG_DROP_TABLE_FULL;
 		return NULL;
@@ -309,40 +262,51 @@ static struct lg_flow *make_flow(struct lg_engine *e, struct ctx *c, uint32_t ia
 	f->rem_addr = ra;
 	f->rem_port = rp;
 	lg_flow_lock(f);
-	f->flags = (uint8_t)((lg_policy_is_mail_port(&e->pol, rp) ? LG_FLOW_MAIL : 0) |
-			     lg_policy_port_timeout(&e->pol, rp) << LG_FLOW_SVC_SHIFT);
+	f->flags = lg_eng_new_flags(e, rp);
 	f->state = LG_TCP_CLOSED;
 	f->created_s = f->last_s = now_s;
 	f->track.wscale[0] = f->track.wscale[1] = -1;
 	lg_flow_unlock(f);
-	if (!lg_natmap_attach(e->maps, e->flows, f, now_s, &err)) {
-		lg_flowtab_abandon(e->flows, f);
+	if (!lg_natmap_attach(e->maps, e->t4.flows, f, now_s, &err)) {
+		lg_flowtab_abandon(e->t4.flows, f);
 		*why = err == LG_NATMAP_QUOTA ? LG_DROP_QUOTA : LG_DROP_NO_PORT;
 		return NULL;
 	}
-	if (lg_flowtab_publish(e->flows, f) != LG_FLOWTAB_OK) {
-		lg_natmap_detach(e->maps, e->flows, f, now_s);
-		lg_flowtab_abandon(e->flows, f);
+	if (lg_flowtab_publish(e->t4.flows, f) != LG_FLOWTAB_OK) {
+		lg_natmap_detach(e->maps, e->t4.flows, f, now_s);
+		lg_flowtab_abandon(e->t4.flows, f);
 		*why = LG_DROP_INDEX_FULL;
 		return NULL;
 	}
-	if (lg_timers_count(e->timers, LG_TIMER_TRANSITORY) + lg_timers_count(e->timers, LG_TIMER_OTHER) +
-		    lg_timers_count(e->timers, LG_TIMER_MAIL) == 0)
-		lg_timers_run(e->timers, now_s, 0, NULL, NULL);
-	lg_timers_arm(e->timers, f, LG_TIMER_TRANSITORY, now_s + e->pol.timeout_transitory + 1);
+	lg_eng_arm_new(e, &e->t4, f, now_s);
 	BUMP(c, flows_created);
 	return f;
 }
 
-/* A segment took F from a long timer to a short one (FIN, RST): its wheel slot is too late. */
-static void rearm_sooner(struct lg_engine *e, struct lg_flow *f)
+uint8_t lg_eng_new_flags(const struct lg_engine *e, uint16_t rem_port)
+{
+	return (uint8_t)((lg_policy_is_mail_port(&e->pol, rem_port) ? LG_FLOW_MAIL : 0) |
+			 lg_policy_port_timeout(&e->pol, rem_port) << LG_FLOW_SVC_SHIFT);
+}
+
+void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f, uint32_t now_s)
+{
+	/* an empty wheel's clock may be far behind: move it first, so that the deadline counts */
+	if (lg_timers_count(tb->timers, LG_TIMER_TRANSITORY) +
+		    lg_timers_count(tb->timers, LG_TIMER_OTHER) +
+		    lg_timers_count(tb->timers, LG_TIMER_MAIL) == 0)
+		lg_timers_run(tb->timers, now_s, 0, NULL, NULL);
+	lg_timers_arm(tb->timers, f, LG_TIMER_TRANSITORY, now_s + e->pol.timeout_transitory + 1);
+}
+
+void lg_eng_rearm_sooner(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f)
 {
 	struct timing t;
 
 	pthread_mutex_lock(&e->wlock);
 	t = timing_of(e, f);
 	if (t.live)
-		lg_timers_arm(e->timers, f, t.cls, t.due_s);
+		lg_timers_arm(tb->timers, f, t.cls, t.due_s);
 	pthread_mutex_unlock(&e->wlock);
 }
 
@@ -353,17 +317,14 @@ static size_t icmp_quote_len(const struct lg_pkt *p)
 	return p->ihl + 8 <= LG_ICMP_QUOTE_MAX ? p->ihl + 8 : 0;
 }
 
-static enum lg_verdict drop(struct ctx *c, enum lg_drop_reason why)
+enum lg_verdict lg_eng_drop(struct lg_ctx *c, enum lg_drop_reason why)
 {
 	BUMP(c, dropped[why]);
 	return LG_VERDICT_DROP;
 }
 
-/* Move F's state (locked) for a segment from SIDE (0 inside, 1 outside), unless it is a RST
- * that does not belong to the connection: that one is passed on unbelieved. True when the
- * segment moved F from a long idle timer to the short one. */
-static bool track_segment(struct ctx *c, struct lg_flow *f, int side,
-			  const struct lg_pkt *p, uint32_t now_s)
+bool lg_eng_track_segment(struct lg_ctx *c, struct lg_flow *f, int side, const struct lg_pkt *p,
+			  uint32_t now_s)
 {
 	bool was_short = lg_tcp_is_transitory(f->state);
 
@@ -382,7 +343,7 @@ static bool track_segment(struct ctx *c, struct lg_flow *f, int side,
 
 /* A new outbound flow that cannot be had: dropped, no existing mapping given up for it, and the
  * inside host told at once with host unreachable (RFC 6888 REQ-4, REQ-11). */
-static enum lg_verdict refuse(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+static enum lg_verdict refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 			      enum lg_drop_reason why)
 {
 	size_t quote = icmp_quote_len(p);
@@ -390,8 +351,8 @@ static enum lg_verdict refuse(struct lg_engine *e, struct ctx *c, const struct l
 
 	if (quote) {
 		pthread_mutex_lock(&e->aux);
-		if (e->refusal_count < REFUSAL_RING) {
-			struct refusal *r = &e->refusals[e->refusal_count++];
+		if (e->refusal_count < LG_REFUSAL_RING) {
+			struct lg_refusal *r = &e->refusals[e->refusal_count++];
 
 			r->dst = p->saddr;
 			memcpy(r->quote, p->ip, quote);
@@ -402,16 +363,16 @@ static enum lg_verdict refuse(struct lg_engine *e, struct ctx *c, const struct l
 	}
 	if (!queued)
 		BUMP(c, icmp_refusals_suppressed);
-	return drop(c, why);
+	return lg_eng_drop(c, why);
 }
 
 /* The flow of a segment an inside host sends to P's destination, found or (for a SYN) made,
  * with the segment tracked in it. ACCEPT with *OUT set (usable until the caller leaves the
  * engine), or the verdict for a refused segment. */
-static enum lg_verdict inside_session(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 				      uint32_t now_s, struct lg_flow **out)
 {
-	struct lg_flow *f = usable(e, c, lg_flowtab_find_inside(e->flows, p->saddr, p->sport,
+	struct lg_flow *f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport,
 								  p->daddr, p->dport), now_s, false);
 	bool bare_syn = (p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK)) == LG_TCP_SYN, sooner;
 
@@ -419,10 +380,10 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct ctx *c, const 
 		enum lg_drop_reason why;
 
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN)
-			return drop(c, LG_DROP_NO_FLOW_OUT);
+			return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
 		pthread_mutex_lock(&e->wlock);
 		/* another thread may have made it since the lookup */
-		f = usable(e, c, lg_flowtab_find_inside(e->flows, p->saddr, p->sport, p->daddr,
+		f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport, p->daddr,
 							 p->dport), now_s, true);
 		if (!f) {
 			f = make_flow(e, c, p->saddr, p->sport, p->daddr, p->dport, now_s, &why);
@@ -433,12 +394,12 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct ctx *c, const 
 		if (!f)
 			return refuse(e, c, p, why);
 	}
-	sooner = track_segment(c, f, 0, p, now_s);
+	sooner = lg_eng_track_segment(c, f, 0, p, now_s);
 	f->pkts_out++;
 	f->bytes_out += p->len;
 	lg_flow_unlock(f);
 	if (sooner)
-		rearm_sooner(e, f);
+		lg_eng_rearm_sooner(e, &e->t4, f);
 	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
 	if (bare_syn) {
 		bool cancelled;
@@ -455,7 +416,7 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct ctx *c, const 
 	return LG_VERDICT_ACCEPT;
 }
 
-static enum lg_verdict outbound(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+static enum lg_verdict outbound(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 				uint32_t now_s)
 {
 	struct lg_flow *f;
@@ -468,7 +429,7 @@ static enum lg_verdict outbound(struct lg_engine *e, struct ctx *c, struct lg_pk
 
 /* An inbound SYN nobody asked for: dropped now, and remembered so that it can be answered
  * after 6 s (N5382-R4), unless the inside opens the same connection first. */
-static enum lg_verdict unsolicited(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+static enum lg_verdict unsolicited(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 				   uint64_t now_ns, enum lg_drop_reason why)
 {
 	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST | LG_TCP_FIN)) == LG_TCP_SYN) {
@@ -484,12 +445,12 @@ static enum lg_verdict unsolicited(struct lg_engine *e, struct ctx *c, const str
 		if (held)
 			BUMP(c, syn_held);
 	}
-	return drop(c, why);
+	return lg_eng_drop(c, why);
 }
 
 /* With the writer lock: a flow for an inbound SYN to P's public port, if a mapping admits its
  * source (RFC 5382 section 4.3, N5382-R3); NULL with *WHY otherwise. */
-static struct lg_flow *admit(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+static struct lg_flow *admit(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 			     uint32_t now_s, enum lg_drop_reason *why)
 {
 	uint32_t in_addr;
@@ -500,7 +461,7 @@ static struct lg_flow *admit(struct lg_engine *e, struct ctx *c, const struct lg
 		return NULL;
 	}
 	if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
-	    !lg_natmap_sent_to(e->maps, e->flows, p->dport, p->saddr)) {
+	    !lg_natmap_sent_to(e->maps, e->t4.flows, p->dport, p->saddr)) {
 		*why = LG_DROP_FILTERED;
 		return NULL;
 	}
@@ -511,11 +472,11 @@ static struct lg_flow *admit(struct lg_engine *e, struct ctx *c, const struct lg
  * mapping admits) made, with the segment tracked in it. ACCEPT with *OUT set, or the verdict
  * for a refused segment; HOLD: remember a refused SYN to answer it later (N5382-R4). Refused
  * packets refresh nothing (RFC 7857 section 7). */
-static enum lg_verdict outside_session(struct lg_engine *e, struct ctx *c, const struct lg_pkt *p,
+static enum lg_verdict outside_session(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 				       uint64_t now_ns, bool hold, struct lg_flow **out)
 {
-	uint32_t now_s = seconds(now_ns);
-	struct lg_flow *f = usable(e, c, lg_flowtab_find_public(e->flows, p->dport, p->saddr,
+	uint32_t now_s = lg_eng_seconds(now_ns);
+	struct lg_flow *f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_public(e->t4.flows, p->dport, p->saddr,
 								  p->sport), now_s, false);
 	bool sooner;
 
@@ -524,7 +485,7 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct ctx *c, const
 
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) == LG_TCP_SYN) {
 			pthread_mutex_lock(&e->wlock);
-			f = usable(e, c, lg_flowtab_find_public(e->flows, p->dport, p->saddr,
+			f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_public(e->t4.flows, p->dport, p->saddr,
 								 p->sport), now_s, true);
 			if (!f) {
 				f = admit(e, c, p, now_s, &why);
@@ -535,23 +496,23 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct ctx *c, const
 		}
 		if (!f) {
 			if (why == LG_DROP_UNSOLICITED || why == LG_DROP_FILTERED)
-				return hold ? unsolicited(e, c, p, now_ns, why) : drop(c, why);
-			return drop(c, why);
+				return hold ? unsolicited(e, c, p, now_ns, why) : lg_eng_drop(c, why);
+			return lg_eng_drop(c, why);
 		}
 	}
-	sooner = track_segment(c, f, 1, p, now_s);
+	sooner = lg_eng_track_segment(c, f, 1, p, now_s);
 	f->pkts_in++;
 	f->bytes_in += p->len;
 	lg_flow_unlock(f);
 	if (sooner)
-		rearm_sooner(e, f);
+		lg_eng_rearm_sooner(e, &e->t4, f);
 	BUMP(c, packets_in);
 	ADD(c, bytes_in, p->len);
 	*out = f;
 	return LG_VERDICT_ACCEPT;
 }
 
-static enum lg_verdict inbound(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+static enum lg_verdict inbound(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 			       uint64_t now_ns)
 {
 	struct lg_flow *f;
@@ -567,12 +528,12 @@ static enum lg_verdict inbound(struct lg_engine *e, struct ctx *c, struct lg_pkt
  * owner, who must see the sender's public endpoint (N5382-R8a). Only the destination is
  * rewritten here: a source rewritten to our own address before routing would be dropped by
  * the kernel as a martian. The second pass, after routing, rewrites the source. */
-static enum lg_verdict hairpin_in(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+static enum lg_verdict hairpin_in(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 				  uint64_t now_ns)
 {
 	struct lg_flow *from, *to;
 	struct lg_pkt as_seen = *p;
-	enum lg_verdict v = inside_session(e, c, p, seconds(now_ns), &from);
+	enum lg_verdict v = inside_session(e, c, p, lg_eng_seconds(now_ns), &from);
 
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
@@ -589,7 +550,7 @@ static enum lg_verdict hairpin_in(struct lg_engine *e, struct ctx *c, struct lg_
 
 /* Hairpinning, second pass, after routing: inside to inside, the source becomes the sender's
  * public endpoint. The sessions were found or made in the first pass. */
-static enum lg_verdict hairpin_out(struct lg_engine *e, struct ctx *c, struct lg_pkt *p)
+static enum lg_verdict hairpin_out(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p)
 {
 	uint16_t target_pub;
 	bool mapped;
@@ -599,10 +560,10 @@ static enum lg_verdict hairpin_out(struct lg_engine *e, struct ctx *c, struct lg
 	mapped = lg_natmap_port_of(e->maps, p->daddr, p->dport, &target_pub);
 	pthread_mutex_unlock(&e->wlock);
 	if (!mapped)
-		return drop(c, LG_DROP_NO_FLOW_OUT);
-	from = lg_flowtab_find_inside(e->flows, p->saddr, p->sport, e->pol.nat_public, target_pub);
+		return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
+	from = lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport, e->pol.nat_public, target_pub);
 	if (!from)
-		return drop(c, LG_DROP_NO_FLOW_OUT);
+		return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
 	lg_nat_rewrite_src(p, e->pol.nat_public, from->pub_port);
 	return LG_VERDICT_ACCEPT;
 }
@@ -613,7 +574,7 @@ static enum lg_verdict hairpin_out(struct lg_engine *e, struct ctx *c, struct lg
 /* An echo from inside leaves with the public address and the session's public id; its
  * reply comes back to the inside host (RFC 5508 section 3). Echo replies to the public address
  * that belong to no session are the gateway's own: passed untouched. */
-static enum lg_verdict echo(struct lg_engine *e, struct ctx *c, struct lg_pkt *p, uint64_t now_ns,
+static enum lg_verdict echo(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p, uint64_t now_ns,
 			    bool *modified)
 {
 	const struct lg_policy *pol = &e->pol;
@@ -623,10 +584,10 @@ static enum lg_verdict echo(struct lg_engine *e, struct ctx *c, struct lg_pkt *p
 	if (p->icmp.type == LG_ICMP_ECHO_REQUEST && lg_policy_is_inside(pol, p->saddr) &&
 	    !lg_policy_is_inside(pol, p->daddr) && p->daddr != pol->nat_public) {
 		pthread_mutex_lock(&e->echo_lock);
-		ok = lg_echomap_outbound(e->echo, p->saddr, p->query_id, p->daddr, seconds(now_ns), &s);
+		ok = lg_echomap_outbound(e->echo, p->saddr, p->query_id, p->daddr, lg_eng_seconds(now_ns), &s);
 		pthread_mutex_unlock(&e->echo_lock);
 		if (!ok)
-			return drop(c, LG_DROP_NO_PORT);
+			return lg_eng_drop(c, LG_DROP_NO_PORT);
 		lg_nat_echo_out(p, pol->nat_public, s.pub_id);
 		BUMP(c, icmp_echo_out);
 		*modified = true;
@@ -636,12 +597,12 @@ static enum lg_verdict echo(struct lg_engine *e, struct ctx *c, struct lg_pkt *p
 	    !lg_policy_is_inside(pol, p->saddr)) {
 		pthread_mutex_lock(&e->echo_lock);
 		ok = lg_echomap_inbound(e->echo, p->query_id, p->saddr,
-					pol->filtering == LG_FILTER_ADDRESS_DEPENDENT, seconds(now_ns), &s);
+					pol->filtering == LG_FILTER_ADDRESS_DEPENDENT, lg_eng_seconds(now_ns), &s);
 		if (!ok)
-			known = lg_echomap_by_public(e->echo, p->query_id, seconds(now_ns), &s);
+			known = lg_echomap_by_public(e->echo, p->query_id, lg_eng_seconds(now_ns), &s);
 		pthread_mutex_unlock(&e->echo_lock);
 		if (known)
-			return drop(c, LG_DROP_FILTERED);
+			return lg_eng_drop(c, LG_DROP_FILTERED);
 		if (ok) {
 			lg_nat_echo_in(p, s.in_addr, s.in_id);
 			BUMP(c, icmp_echo_in);
@@ -656,7 +617,7 @@ static enum lg_verdict echo(struct lg_engine *e, struct ctx *c, struct lg_pkt *p
 /* An error about an echo we sent out goes back to the pinging host; the session is only read,
  * never refreshed or ended (RFC 5508 REQ-6). Inbound echo requests never reach the inside, so
  * an inside host has no echo of ours to complain about. */
-static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 					     uint64_t now_ns, bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
@@ -666,11 +627,11 @@ static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct ctx *c,
 	if (p->daddr == e->pol.nat_public && ie->inner_saddr == e->pol.nat_public &&
 	    ie->inner_l4[0] == LG_ICMP_ECHO_REQUEST) {
 		pthread_mutex_lock(&e->echo_lock);
-		found = lg_echomap_by_public(e->echo, ie->inner_sport, seconds(now_ns), &s);
+		found = lg_echomap_by_public(e->echo, ie->inner_sport, lg_eng_seconds(now_ns), &s);
 		pthread_mutex_unlock(&e->echo_lock);
 	}
 	if (!found)
-		return drop(c, LG_DROP_ICMP_NO_FLOW);
+		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
 	lg_nat_icmp_to_inside(p, s.in_addr, s.in_id);
 	BUMP(c, icmp_errors_in);
 	if (ie->type == 3 && ie->code == 4)
@@ -679,7 +640,7 @@ static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct ctx *c,
 	return LG_VERDICT_ACCEPT;
 }
 
-static enum lg_verdict icmp_error(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 				  uint64_t now_ns, bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
@@ -690,23 +651,23 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct ctx *c, struct lg_
 	if (p->daddr == e->pol.nat_public) {
 		/* about a segment we sent out: it quotes public:port -> remote */
 		if (ie->inner_saddr != e->pol.nat_public)
-			return drop(c, LG_DROP_ICMP_NO_FLOW);
+			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
 		if (ntohs(ie->inner_sport) < e->pol.port_lo || ntohs(ie->inner_sport) > e->pol.port_hi) {
 			/* the gateway's own connection, outside the NAT range: not ours to translate */
 			BUMP(c, passed_untranslated);
 			return LG_VERDICT_ACCEPT;
 		}
-		f = lg_flowtab_find_public(e->flows, ie->inner_sport, ie->inner_daddr, ie->inner_dport);
+		f = lg_flowtab_find_public(e->t4.flows, ie->inner_sport, ie->inner_daddr, ie->inner_dport);
 		if (!f)
-			return drop(c, LG_DROP_ICMP_NO_FLOW);
+			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
 		lg_nat_icmp_to_inside(p, f->in_addr, f->in_port);
 		BUMP(c, icmp_errors_in);
 	} else {
 		/* from the inside, about a segment it received through us: remote -> inside */
-		f = lg_flowtab_find_inside(e->flows, ie->inner_daddr, ie->inner_dport, ie->inner_saddr,
+		f = lg_flowtab_find_inside(e->t4.flows, ie->inner_daddr, ie->inner_dport, ie->inner_saddr,
 					   ie->inner_sport);
 		if (!f)
-			return drop(c, LG_DROP_ICMP_NO_FLOW);
+			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
 		lg_nat_icmp_to_outside(p, e->pol.nat_public, f->pub_port);
 		BUMP(c, icmp_errors_out);
 	}
@@ -716,16 +677,16 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct ctx *c, struct lg_
 	return LG_VERDICT_ACCEPT;
 }
 
-static enum lg_verdict classify(struct lg_engine *e, struct ctx *c, struct lg_pkt *p,
+static enum lg_verdict classify(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 				enum lg_pkt_status status, uint64_t now_ns, bool *modified)
 {
 	enum lg_verdict v;
 
 	if (status == LG_PKT_ICMP_UNSUPPORTED)
-		return drop(c, LG_DROP_UNSUPPORTED);
+		return lg_eng_drop(c, LG_DROP_UNSUPPORTED);
 	if (status != LG_PKT_OK) {
 		BUMP(c, malformed[status]);
-		return drop(c, LG_DROP_MALFORMED);
+		return lg_eng_drop(c, LG_DROP_MALFORMED);
 	}
 	if (p->proto == LG_IPPROTO_ICMP && p->query)
 		return echo(e, c, p, now_ns, modified);
@@ -743,7 +704,7 @@ static enum lg_verdict classify(struct lg_engine *e, struct ctx *c, struct lg_pk
 	else if (p->daddr == e->pol.nat_public)
 		v = inbound(e, c, p, now_ns);
 	else if (lg_policy_is_inside(&e->pol, p->saddr))
-		v = outbound(e, c, p, seconds(now_ns));
+		v = outbound(e, c, p, lg_eng_seconds(now_ns));
 	else {
 		BUMP(c, passed_untranslated);
 		return LG_VERDICT_ACCEPT;
@@ -757,13 +718,16 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 {
 	struct lg_pkt p;
 	enum lg_pkt_status status = lg_pkt_parse(buf, caplen, &p);
-	struct ctx c;
+	struct lg_ctx c;
 	enum lg_verdict v;
 
 	*modified = false;
 	*len_out = caplen;
 	enter(e, &c);
-	v = classify(e, &c, &p, status, now_ns, modified);
+	if (p.family == 6)
+		v = lg_eng_classify6(e, &c, &p, status, now_ns);
+	else
+		v = classify(e, &c, &p, status, now_ns, modified);
 	leave(&c);
 	if (*modified)
 		*len_out = p.len;
@@ -772,7 +736,7 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 
 struct due_ctx {
 	struct lg_engine *e;
-	struct ctx *c;
+	struct lg_ctx *c;
 	void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg);
 	void *arg;
 };
@@ -796,14 +760,14 @@ static void answer_held_syn(const struct lg_synhold_entry *h, void *arg)
 size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg)
 {
-	struct ctx c;
+	struct lg_ctx c;
 	struct due_ctx d = { e, &c, send, arg };
 	size_t n;
 
 	slot_enter(e, &c);
 	pthread_mutex_lock(&e->aux);
 	for (size_t i = 0; i < e->refusal_count; i++) {
-		const struct refusal *r = &e->refusals[i];
+		const struct lg_refusal *r = &e->refusals[i];
 		uint8_t pkt[LG_ICMP_ERR_LEN];
 		size_t len = lg_icmp_build_error(pkt, e->pol.nat_public, r->dst, 3, 1, r->quote,
 						 r->quote_len);
@@ -820,7 +784,8 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 
 struct expire_ctx {
 	struct lg_engine *e;
-	struct ctx *c;
+	struct lg_table *tb;
+	struct lg_ctx *c;
 	uint32_t now_s;
 	size_t ended;
 };
@@ -832,43 +797,51 @@ static void on_due(struct lg_flow *f, void *arg)
 	struct timing t = timing_of(x->e, f);
 
 	if ((int32_t)(x->now_s - t.due_s) >= 0) {
-		end_flow(x->e, f, x->now_s);
+		end_flow(x->e, x->tb, f, x->now_s);
 		x->ended++;
 	} else {
-		lg_timers_arm(x->e->timers, f, t.cls, t.due_s);
+		lg_timers_arm(x->tb->timers, f, t.cls, t.due_s);
 	}
 }
 
 size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns)
 {
-	struct ctx c;
-	struct expire_ctx x = { e, &c, seconds(now_ns), 0 };
+	struct lg_ctx c;
+	struct expire_ctx x = { e, &e->t4, &c, lg_eng_seconds(now_ns), 0 };
 	size_t looked;
 
 	slot_enter(e, &c);
-	do {
-		pthread_mutex_lock(&e->wlock);
-		looked = lg_timers_run(e->timers, x.now_s, EXPIRE_BATCH, on_due, &x);
-		pthread_mutex_unlock(&e->wlock);
-	} while (looked == EXPIRE_BATCH);
+	for (int fam = 0; fam < 2; fam++) {
+		x.tb = fam == 0 ? &e->t4 : &e->t6;
+		if (!x.tb->flows)
+			continue;
+		do {
+			pthread_mutex_lock(&e->wlock);
+			looked = lg_timers_run(x.tb->timers, x.now_s, EXPIRE_BATCH, on_due, &x);
+			pthread_mutex_unlock(&e->wlock);
+		} while (looked == EXPIRE_BATCH);
+	}
 	ADD(&c, flows_expired, x.ended);
 	pthread_mutex_lock(&e->echo_lock);
 	ADD(&c, echo_sessions_expired, lg_echomap_expire(e->echo, x.now_s));
 	pthread_mutex_unlock(&e->echo_lock);
 	slot_leave(&c);
-	lg_flowtab_reclaim(e->flows);
+	lg_flowtab_reclaim(e->t4.flows);
+	if (e->t6.flows)
+		lg_flowtab_reclaim(e->t6.flows);
 	return x.ended;
 }
 
-void lg_engine_flows_each(struct lg_engine *e, uint64_t now_ns,
-			  bool (*fn)(const struct lg_flow_view *v, void *arg), void *arg)
+/* Walk TB's records: never unmapped, only reused, each is read under its lock, live or
+ * skipped. False when FN asked to stop. */
+static bool table_each(struct lg_engine *e, struct lg_table *tb, uint32_t now_s,
+		       bool (*fn)(const struct lg_flow_view *v, void *arg), void *arg)
 {
-	uint32_t now_s = seconds(now_ns);
-	size_t records = lg_flowtab_records(e->flows);
+	size_t records = lg_flowtab_records(tb->flows);
+	bool ipv6 = tb == &e->t6;
 
-	/* records are never unmapped, only reused: each is read under its lock, live or skipped */
 	for (uint32_t i = 0; i < records; i++) {
-		struct lg_flow *f = lg_flowtab_record(e->flows, i);
+		struct lg_flow *f = lg_flowtab_record(tb->flows, i);
 		struct lg_flow_view v;
 		uint32_t idle, limit;
 
@@ -878,8 +851,15 @@ void lg_engine_flows_each(struct lg_engine *e, uint64_t now_ns,
 			continue;
 		}
 		lg_flow_copy(&v.flow, f);
+		if (ipv6) {
+			const struct lg_flow_addr6 *a = lg_flowtab_addr6(tb->flows, f);
+
+			memcpy(v.in6, a->in, 16);
+			memcpy(v.rem6, a->rem, 16);
+		}
 		lg_flow_unlock(f);
-		v.pub_addr = e->pol.nat_public;
+		v.family = ipv6 ? 6 : 4;
+		v.pub_addr = ipv6 ? 0 : e->pol.nat_public;
 		idle = (int32_t)(now_s - v.flow.last_s) > 0 ? now_s - v.flow.last_s : 0;
 		limit = idle_limit(e, v.flow.state, v.flow.flags);
 		v.idle_s = idle;
@@ -887,8 +867,18 @@ void lg_engine_flows_each(struct lg_engine *e, uint64_t now_ns,
 		v.expires_in_s = idle < limit ? limit - idle : 0;
 		v.timeout_s = limit;
 		if (!fn(&v, arg))
-			return;
+			return false;
 	}
+	return true;
+}
+
+void lg_engine_flows_each(struct lg_engine *e, uint64_t now_ns,
+			  bool (*fn)(const struct lg_flow_view *v, void *arg), void *arg)
+{
+	uint32_t now_s = lg_eng_seconds(now_ns);
+
+	if (table_each(e, &e->t4, now_s, fn, arg) && e->t6.flows)
+		table_each(e, &e->t6, now_s, fn, arg);
 }
 
 struct collect {
@@ -937,9 +927,14 @@ void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
 	pthread_mutex_lock(&e->echo_lock);
 	out->echo_sessions_active = lg_echomap_active(e->echo);
 	pthread_mutex_unlock(&e->echo_lock);
-	out->flows_active = lg_flowtab_count(e->flows);
-	out->flows_capacity = lg_flowtab_capacity(e->flows);
-	out->table_bytes = lg_flowtab_memory(e->flows);
+	out->flows_active = lg_flowtab_count(e->t4.flows);
+	out->flows_capacity = lg_flowtab_capacity(e->t4.flows);
+	out->table_bytes = lg_flowtab_memory(e->t4.flows);
+	if (e->t6.flows) {
+		out->flows6_active = lg_flowtab_count(e->t6.flows);
+		out->flows6_capacity = lg_flowtab_capacity(e->t6.flows);
+		out->table_bytes += lg_flowtab_memory(e->t6.flows);
+	}
 }
 
 void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *arg)

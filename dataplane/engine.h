@@ -55,6 +55,7 @@ struct lg_engine_stats {
 	uint64_t icmp_echo_out, icmp_echo_in;     /* echo requests and replies translated */
 	uint64_t echo_sessions_expired;
 	uint64_t flows_active, flows_capacity, mappings_active, echo_sessions_active;
+	uint64_t flows6_active, flows6_capacity; /* IPv6 flows, in a table of their own */
 	uint64_t table_bytes; /* allocated at start for CAPACITY flows, indexes included */
 };
 
@@ -62,6 +63,8 @@ struct lg_engine_stats {
 struct lg_flow_view {
 	struct lg_flow flow;
 	uint32_t pub_addr;
+	uint8_t family; /* 4, or 6: the addresses are in6 and rem6, and public is inside */
+	uint8_t in6[16], rem6[16];
 	uint64_t idle_s, age_s, expires_in_s, timeout_s;
 };
 
@@ -71,7 +74,7 @@ struct lg_engine;
 struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed);
 void lg_engine_destroy(struct lg_engine *e);
 
-/* Decide on one IPv4 packet of CAPLEN bytes at BUF, rewriting it in place.
+/* Decide on one IPv4 or IPv6 packet of CAPLEN bytes at BUF, rewriting it in place.
  * *LEN_OUT is the length to hand back when *MODIFIED is set. */
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out);

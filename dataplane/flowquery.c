@@ -18,7 +18,30 @@ static int parse_port(const char *text, uint16_t *port_be)
 	return 0;
 }
 
-/* "ADDR", "ADDR:PORT" or "ADDR/LEN" */
+/* IPv6: "ADDR", "[ADDR]:PORT" or "ADDR/LEN" */
+static int parse_endpoint6(char *buf, struct lg_endpoint_match *m)
+{
+	char *close;
+
+	m->family = 6;
+	if (buf[0] == '[') {
+		close = strchr(buf, ']');
+		if (!close || (close[1] != '\0' && close[1] != ':'))
+			return -1;
+		if (close[1] == ':' && parse_port(close + 2, &m->port) < 0)
+			return -1;
+		*close = '\0';
+		buf++;
+		if (strchr(buf, '/'))
+			return -1;
+	}
+	if (lg_prefix6_parse(buf, &m->prefix6) < 0)
+		return -1;
+	m->set = true;
+	return 0;
+}
+
+/* "ADDR", "ADDR:PORT" or "ADDR/LEN", IPv4 or IPv6 */
 static int parse_endpoint(const char *text, struct lg_endpoint_match *m)
 {
 	char buf[64];
@@ -28,6 +51,9 @@ static int parse_endpoint(const char *text, struct lg_endpoint_match *m)
 		return -1;
 	strcpy(buf, text);
 	m->port = 0;
+	if (buf[0] == '[' || strchr(buf, ':') != strrchr(buf, ':'))
+		return parse_endpoint6(buf, m);
+	m->family = 4;
 	colon = strchr(buf, ':');
 	if (colon) {
 		*colon = '\0';
@@ -40,13 +66,22 @@ static int parse_endpoint(const char *text, struct lg_endpoint_match *m)
 	return 0;
 }
 
-static bool endpoint_match(const struct lg_endpoint_match *m, uint32_t addr, uint16_t port)
+static bool endpoint_match(const struct lg_endpoint_match *m, const struct lg_flow_view *v,
+			   bool inside)
 {
 	uint32_t mask = m->prefix.len ? htonl(0xffffffffu << (32 - m->prefix.len)) : 0;
+	uint32_t addr = inside ? v->flow.in_addr : v->flow.rem_addr;
+	uint16_t port = inside ? v->flow.in_port : v->flow.rem_port;
 
 	if (!m->set)
 		return true;
-	return (addr & mask) == m->prefix.addr && (m->port == 0 || m->port == port);
+	if (m->port != 0 && m->port != port)
+		return false;
+	if (m->family != v->family)
+		return false;
+	if (v->family == 6)
+		return lg_prefix6_contains(&m->prefix6, inside ? v->in6 : v->rem6);
+	return (addr & mask) == m->prefix.addr;
 }
 
 static int parse_state(const char *text)
@@ -134,8 +169,7 @@ bool lg_flow_query_match(const struct lg_flow_query *q, const struct lg_flow_vie
 
 	if (q->proto_none)
 		return false;
-	if (!endpoint_match(&q->inside, f->in_addr, f->in_port) ||
-	    !endpoint_match(&q->remote, f->rem_addr, f->rem_port))
+	if (!endpoint_match(&q->inside, v, true) || !endpoint_match(&q->remote, v, false))
 		return false;
 	if (q->port && q->port != f->in_port && q->port != f->pub_port && q->port != f->rem_port)
 		return false;

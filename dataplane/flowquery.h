@@ -14,7 +14,9 @@ enum lg_flow_sort { LG_SORT_NONE, LG_SORT_IDLE, LG_SORT_AGE, LG_SORT_BYTES };
 
 struct lg_endpoint_match {
 	bool set;
+	uint8_t family; /* 4: PREFIX, 6: PREFIX6 */
 	struct lg_prefix4 prefix;
+	struct lg_prefix6 prefix6;
 	uint16_t port; /* network byte order; 0 = any */
 };
 

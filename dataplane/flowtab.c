@@ -36,6 +36,8 @@ struct limbo {
 
 struct lg_flowtab {
 	struct lg_flow *pool;
+	struct lg_flow_addr6 *addr6; /* IPv6 tables: beside each record */
+	bool own_qsbr;
 	uint32_t records, capacity;
 	struct index by_inside, by_public;
 	struct lg_qsbr *qsbr;
@@ -72,6 +74,23 @@ static uint64_t key_hash(const struct index *ix, uint32_t a_addr, uint16_t a_por
 			 uint16_t b_port)
 {
 	return mix(ix->key, ((uint64_t)a_addr << 32) | b_addr, ((uint64_t)a_port << 16) | b_port);
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static uint64_t key_hash6(const struct index *ix, const uint8_t *a_addr, uint16_t a_port,
+			  const uint8_t *b_addr, uint16_t b_port)
+{
+	uint64_t h = mix(ix->key, load64(a_addr), load64(a_addr + 8));
+
+	h = mix(h, load64(b_addr ? b_addr : a_addr), b_addr ? load64(b_addr + 8) : 0);
+	return mix(h, a_port, b_port);
 }
 
 static uint32_t home_of(const struct index *ix, uint64_t h)
@@ -116,6 +135,24 @@ static bool is_public(const struct lg_flow *f, uint16_t pp, uint32_t ra, uint16_
 	return f->pub_port == pp && f->rem_addr == ra && f->rem_port == rp;
 }
 
+static bool is_inside6(const struct lg_flowtab *t, const struct lg_flow *f, const uint8_t *ia,
+		       uint16_t ip, const uint8_t *ra, uint16_t rp)
+{
+	const struct lg_flow_addr6 *a = &t->addr6[f - t->pool];
+
+	return f->in_port == ip && f->rem_port == rp && memcmp(a->in, ia, 16) == 0 &&
+	       memcmp(a->rem, ra, 16) == 0;
+}
+
+static bool is_endpoint6(const struct lg_flowtab *t, const struct lg_flow *f, const uint8_t *ia,
+			 uint16_t ip, const uint8_t *ra)
+{
+	const struct lg_flow_addr6 *a = &t->addr6[f - t->pool];
+
+	return f->in_port == ip && (__atomic_load_n(&f->flags, __ATOMIC_ACQUIRE) & LG_FLOW_LIVE) &&
+	       memcmp(a->in, ia, 16) == 0 && (!ra || memcmp(a->rem, ra, 16) == 0);
+}
+
 /* Generic probe: MATCH decides on a candidate record. */
 #define PROBE(t, ix, h, MATCH)                                                                  \
 	do {                                                                                    \
@@ -150,6 +187,40 @@ struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, u
 {
 	return find_inside_hashed(t, key_hash(&t->by_inside, in_addr, in_port, rem_addr, rem_port),
 				  in_addr, in_port, rem_addr, rem_port);
+}
+
+static struct lg_flow *find6_hashed(struct lg_flowtab *t, uint64_t h, const uint8_t *in_addr,
+				    uint16_t in_port, const uint8_t *rem_addr, uint16_t rem_port)
+{
+	PROBE(t, &t->by_inside, h, is_inside6(t, f, in_addr, in_port, rem_addr, rem_port));
+}
+
+struct lg_flow *lg_flowtab_find6(struct lg_flowtab *t, const uint8_t in_addr[16], uint16_t in_port,
+				 const uint8_t rem_addr[16], uint16_t rem_port)
+{
+	return find6_hashed(t, key_hash6(&t->by_inside, in_addr, in_port, rem_addr, rem_port),
+			    in_addr, in_port, rem_addr, rem_port);
+}
+
+struct lg_flow *lg_flowtab_find_endpoint6(struct lg_flowtab *t, const uint8_t in_addr[16],
+					  uint16_t in_port, const uint8_t *rem_addr)
+{
+	uint64_t h = key_hash6(&t->by_public, in_addr, in_port, NULL, 0);
+
+	PROBE(t, &t->by_public, h, is_endpoint6(t, f, in_addr, in_port, rem_addr));
+}
+
+struct lg_flow_addr6 *lg_flowtab_addr6(struct lg_flowtab *t, const struct lg_flow *f)
+{
+	return &t->addr6[f - t->pool];
+}
+
+uint32_t lg_flowtab_fold6(const uint8_t addr[16])
+{
+	uint32_t w[4];
+
+	memcpy(w, addr, 16);
+	return w[0] ^ w[1] ^ w[2] ^ w[3];
 }
 
 struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
@@ -258,12 +329,30 @@ static void index_delete(struct index *ix, uint64_t h, uint32_t entry)
 
 static uint64_t inside_hash(const struct lg_flowtab *t, const struct lg_flow *f)
 {
+	if (t->addr6) {
+		const struct lg_flow_addr6 *a = &t->addr6[f - t->pool];
+
+		return key_hash6(&t->by_inside, a->in, f->in_port, a->rem, f->rem_port);
+	}
 	return key_hash(&t->by_inside, f->in_addr, f->in_port, f->rem_addr, f->rem_port);
 }
 
+/* IPv6 tables: the second index is by inside endpoint. */
 static uint64_t public_hash(const struct lg_flowtab *t, const struct lg_flow *f)
 {
+	if (t->addr6)
+		return key_hash6(&t->by_public, t->addr6[f - t->pool].in, f->in_port, NULL, 0);
 	return key_hash(&t->by_public, 0, f->pub_port, f->rem_addr, f->rem_port);
+}
+
+static bool published(struct lg_flowtab *t, uint64_t hi, const struct lg_flow *f)
+{
+	if (t->addr6) {
+		const struct lg_flow_addr6 *a = &t->addr6[f - t->pool];
+
+		return find6_hashed(t, hi, a->in, f->in_port, a->rem, f->rem_port) != NULL;
+	}
+	return find_inside_hashed(t, hi, f->in_addr, f->in_port, f->rem_addr, f->rem_port) != NULL;
 }
 
 enum lg_flowtab_status lg_flowtab_publish(struct lg_flowtab *t, struct lg_flow *f)
@@ -276,7 +365,7 @@ enum lg_flowtab_status lg_flowtab_publish(struct lg_flowtab *t, struct lg_flow *
 	/* The inside bucket's lock makes "look, then insert" one step for this tuple. A public
 	 * tuple is unique when the inside one is: a public port belongs to one inside endpoint. */
 	bucket_lock(home_in);
-	if (find_inside_hashed(t, hi, f->in_addr, f->in_port, f->rem_addr, f->rem_port)) {
+	if (published(t, hi, f)) {
 		bucket_unlock(home_in);
 		return LG_FLOWTAB_EXISTS;
 	}
@@ -455,7 +544,7 @@ static int index_init(struct index *ix, uint32_t records, uint64_t key, size_t *
 	return ix->buckets ? 0 : -1;
 }
 
-struct lg_flowtab *lg_flowtab_create(uint32_t capacity, uint64_t seed)
+static struct lg_flowtab *create(uint32_t capacity, uint64_t seed, bool ipv6, struct lg_qsbr *shared)
 {
 	/* records beyond CAPACITY: removed ones wait out a grace period before reuse, and a full
 	 * table that evicts to admit must still have a record to give at once */
@@ -480,8 +569,13 @@ struct lg_flowtab *lg_flowtab_create(uint32_t capacity, uint64_t seed)
 	}
 	t->pool_bytes = (size_t)t->records * sizeof(struct lg_flow);
 	t->pool = map_zeroed(t->pool_bytes);
-	t->qsbr = lg_qsbr_create();
-	if (!t->pool || !t->qsbr || index_init(&t->by_inside, t->records, keys[0], &ib) < 0 ||
+	if (ipv6) {
+		t->addr6 = map_zeroed((size_t)t->records * sizeof(struct lg_flow_addr6));
+		t->pool_bytes += (size_t)t->records * sizeof(struct lg_flow_addr6);
+	}
+	t->own_qsbr = !shared;
+	t->qsbr = shared ? shared : lg_qsbr_create();
+	if (!t->pool || (ipv6 && !t->addr6) || !t->qsbr || index_init(&t->by_inside, t->records, keys[0], &ib) < 0 ||
 	    index_init(&t->by_public, t->records, keys[1], &pb) < 0) {
 		lg_flowtab_destroy(t);
 		return NULL;
@@ -491,21 +585,39 @@ struct lg_flowtab *lg_flowtab_create(uint32_t capacity, uint64_t seed)
 		t->pool[i].link_next = i + 1 < t->records ? i + 1 : LG_FLOWTAB_NONE;
 	t->free_head = 0;
 	t->serial = atomic_fetch_add(&table_serial, 1) + 1;
+	if (ipv6) /* ids from another range, so that one number names one flow of either family */
+		t->next_id = 1u << 31;
 	atomic_flag_clear(&t->pool_lock);
 	return t;
 }
 
+struct lg_flowtab *lg_flowtab_create(uint32_t capacity, uint64_t seed)
+{
+	return create(capacity, seed, false, NULL);
+}
+
+struct lg_flowtab *lg_flowtab_create6(uint32_t capacity, uint64_t seed, struct lg_qsbr *shared)
+{
+	return create(capacity, seed, true, shared);
+}
+
 void lg_flowtab_destroy(struct lg_flowtab *t)
 {
+	size_t addr6_bytes;
+
 	if (!t)
 		return;
+	addr6_bytes = t->addr6 ? (size_t)t->records * sizeof(struct lg_flow_addr6) : 0;
 	if (t->pool)
-		munmap(t->pool, t->pool_bytes);
+		munmap(t->pool, t->pool_bytes - addr6_bytes);
+	if (t->addr6)
+		munmap(t->addr6, addr6_bytes);
 	if (t->by_inside.buckets)
 		munmap(t->by_inside.buckets, (size_t)t->by_inside.count * sizeof(struct bucket));
 	if (t->by_public.buckets)
 		munmap(t->by_public.buckets, (size_t)t->by_public.count * sizeof(struct bucket));
-	lg_qsbr_destroy(t->qsbr);
+	if (t->own_qsbr)
+		lg_qsbr_destroy(t->qsbr);
 	munmap(t, sizeof(*t));
 }
 

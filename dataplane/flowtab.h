@@ -80,10 +80,23 @@ enum lg_flowtab_status { LG_FLOWTAB_OK = 0, LG_FLOWTAB_EXISTS, LG_FLOWTAB_PROBE_
 
 struct lg_flowtab;
 
+/* IPv6 flows (stateful filtering, no translation) live in a table of their own, made by
+ * lg_flowtab_create6. A record's full addresses are kept beside it (lg_flowtab_addr6, written
+ * before it is published); its in_addr and rem_addr hold a 32-bit fold of them and pub_port
+ * its inside port, since nothing is translated. The second index is by inside endpoint, so
+ * that an inbound SYN can be admitted by the filtering mode: all flows of one endpoint share
+ * a probe sequence, which bounds them to about 200 per inside address and port. Flow ids
+ * count from 2^31, apart from an IPv4 table's. */
+struct lg_flow_addr6 {
+	uint8_t in[16], rem[16];
+};
+
 /* CAPACITY flows at once. SEED 0 draws the hash key from the kernel; any other value makes
  * it reproducible (offline replays and tests only). NULL on failure or a capacity above
  * LG_FLOWTAB_MAX_RECORDS less the reserve kept for records waiting out a grace period. */
 struct lg_flowtab *lg_flowtab_create(uint32_t capacity, uint64_t seed);
+/* SHARED: the QSBR of another table (its readers then cover this one too), or NULL. */
+struct lg_flowtab *lg_flowtab_create6(uint32_t capacity, uint64_t seed, struct lg_qsbr *shared);
 void lg_flowtab_destroy(struct lg_flowtab *t);
 struct lg_qsbr *lg_flowtab_qsbr(struct lg_flowtab *t);
 
@@ -96,6 +109,15 @@ struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
  * are paid together. */
 void lg_flowtab_find_inside_batch(struct lg_flowtab *t, const struct lg_flowkey *keys, size_t n,
 				  struct lg_flow **out);
+
+/* IPv6 tables only. */
+struct lg_flow_addr6 *lg_flowtab_addr6(struct lg_flowtab *t, const struct lg_flow *f);
+uint32_t lg_flowtab_fold6(const uint8_t addr[16]);
+struct lg_flow *lg_flowtab_find6(struct lg_flowtab *t, const uint8_t in_addr[16], uint16_t in_port,
+				 const uint8_t rem_addr[16], uint16_t rem_port);
+/* A live flow of the inside endpoint IN_ADDR:IN_PORT, to REM_ADDR unless that is NULL. */
+struct lg_flow *lg_flowtab_find_endpoint6(struct lg_flowtab *t, const uint8_t in_addr[16],
+					  uint16_t in_port, const uint8_t *rem_addr);
 
 /* A blank record (tuple and counters zero, not published), or NULL when CAPACITY flows are
  * in use and none is free. */

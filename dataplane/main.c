@@ -206,7 +206,7 @@ static int replay(const struct options *o, const struct lg_policy *pol)
 	if (rc < 0)
 		fprintf(stderr, "lemongated: replay: %s\n", err);
 	lg_engine_stats(engine, &es);
-	printf("replay %s: %llu packets read, %llu not steered (not IPv4 TCP or ICMP), %llu accepted "
+	printf("replay %s: %llu packets read, %llu not steered (not TCP, ICMP or an ICMPv6 error), %llu accepted "
 	       "(%llu translated), %llu dropped\n",
 	       o->replay_in, (unsigned long long)st.read, (unsigned long long)st.not_steered,
 	       (unsigned long long)st.accepted, (unsigned long long)st.modified,

@@ -1,5 +1,6 @@
-/* Parsing and validation of the IPv4 packets handed to us by NFQUEUE or a capture: TCP, ICMP
- * echo, and ICMP errors about TCP or echo. Nothing in a packet is trusted until lg_pkt_parse has accepted it. */
+/* Parsing and validation of the packets handed to us by NFQUEUE or a capture: IPv4 TCP, ICMP
+ * echo and ICMP errors about TCP or echo; IPv6 TCP (extension headers skipped) and ICMPv6
+ * errors about TCP. Nothing in a packet is trusted until lg_pkt_parse has accepted it. */
 #ifndef LG_PACKET_H
 #define LG_PACKET_H
 
@@ -28,6 +29,7 @@ enum lg_pkt_status {
 	LG_PKT_BAD_INNER,       /* the datagram inside an ICMP error is not a whole IPv4 header */
 	LG_PKT_BAD_INNER_CSUM,  /* RFC 5508 REQ-3a: the embedded IP header checksum is wrong */
 	LG_PKT_ICMP_UNSUPPORTED, /* a query other than echo, or an error about other than TCP/echo */
+	LG_PKT_BAD_EXT_HEADER,  /* IPv6: an extension header runs past the packet, or too many */
 	LG_PKT_STATUS_COUNT
 };
 
@@ -35,6 +37,8 @@ enum lg_pkt_status {
 #define LG_IPPROTO_TCP  6
 #define LG_ICMP_ECHO_REPLY   0
 #define LG_ICMP_ECHO_REQUEST 8
+#define LG_IPPROTO_ICMPV6 58
+#define LG_ICMPV6_PACKET_TOO_BIG 2
 
 /* An ICMP error and the start of the datagram it quotes (RFC 792, RFC 5508 section 4.1). */
 struct lg_icmp_error {
@@ -47,20 +51,23 @@ struct lg_icmp_error {
 	uint8_t *inner_l4;      /* at least the 8 bytes that hold the TCP ports or the echo id */
 	uint32_t inner_saddr, inner_daddr; /* network byte order */
 	uint16_t inner_sport, inner_dport; /* network byte order; an echo: its id, and 0 */
+	const uint8_t *inner_saddr6, *inner_daddr6; /* IPv6: the quoted addresses, in the packet */
 };
 
 struct lg_pkt {
+	uint8_t family;        /* 4 or 6 */
 	uint8_t proto;         /* LG_IPPROTO_TCP, or LG_IPPROTO_ICMP: an error, or an echo if QUERY */
 	struct lg_icmp_error icmp; /* type and code always; the rest for an error */
 	bool query;            /* an ICMP echo request or reply */
 	uint16_t query_id;     /* its identifier, network byte order */
-	uint8_t *ip;       /* IPv4 header */
+	uint8_t *ip;       /* IP header */
 	size_t len;        /* IP total length (bytes beyond it are ignored) */
-	size_t ihl;        /* IP header length in bytes */
+	size_t ihl;        /* IP header length in bytes; IPv6: up to the TCP or ICMPv6 header */
 	uint8_t *l4;       /* TCP header, or the ICMP header */
 	size_t l4_len;     /* TCP header + payload, or the ICMP message */
 	size_t payload_len;
-	uint32_t saddr, daddr; /* network byte order */
+	uint32_t saddr, daddr; /* IPv4, network byte order */
+	const uint8_t *saddr6, *daddr6; /* IPv6: the addresses, in the packet */
 	uint16_t sport, dport; /* network byte order */
 	uint32_t seq, ack;     /* host byte order */
 	uint16_t window;       /* host byte order, unscaled */

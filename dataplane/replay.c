@@ -6,12 +6,18 @@
 #include <time.h>
 
 #define ETHERTYPE_IPV4 0x0800
+#define ETHERTYPE_IPV6 0x86dd
 #define ETHERTYPE_VLAN 0x8100
 #define ETHERTYPE_QINQ 0x88a8
 #define REPLAY_MAX_PKT (65535 + 64)
 
-/* Offset of the IPv4 header in a frame of LINKTYPE, or -1 if the frame is not IPv4. */
-static long ipv4_offset(int linktype, const uint8_t *frame, size_t caplen)
+static bool is_ip(uint16_t ethertype)
+{
+	return ethertype == ETHERTYPE_IPV4 || ethertype == ETHERTYPE_IPV6;
+}
+
+/* Offset of the IP header in a frame of LINKTYPE, or -1 if the frame is not IPv4 or IPv6. */
+static long ip_offset(int linktype, const uint8_t *frame, size_t caplen)
 {
 	size_t off;
 	uint16_t type;
@@ -27,20 +33,21 @@ static long ipv4_offset(int linktype, const uint8_t *frame, size_t caplen)
 				break;
 			off += 4; /* skip one 802.1Q tag */
 		}
-		return type == ETHERTYPE_IPV4 ? (long)(off + 2) : -1;
+		return is_ip(type) ? (long)(off + 2) : -1;
 	case DLT_LINUX_SLL:
 		if (caplen < 16)
 			return -1;
 		type = (uint16_t)(frame[14] << 8 | frame[15]);
-		return type == ETHERTYPE_IPV4 ? 16 : -1;
+		return is_ip(type) ? 16 : -1;
 	case DLT_LINUX_SLL2:
 		if (caplen < 20)
 			return -1;
 		type = (uint16_t)(frame[0] << 8 | frame[1]);
-		return type == ETHERTYPE_IPV4 ? 20 : -1;
+		return is_ip(type) ? 20 : -1;
 	case DLT_RAW:
 	case DLT_IPV4:
-		return (caplen > 0 && (frame[0] >> 4) == 4) ? 0 : -1;
+	case DLT_IPV6:
+		return (caplen > 0 && ((frame[0] >> 4) == 4 || (frame[0] >> 4) == 6)) ? 0 : -1;
 	default:
 		return -1;
 	}
@@ -49,7 +56,20 @@ static long ipv4_offset(int linktype, const uint8_t *frame, size_t caplen)
 static bool supported_linktype(int lt)
 {
 	return lt == DLT_EN10MB || lt == DLT_LINUX_SLL || lt == DLT_LINUX_SLL2 || lt == DLT_RAW ||
-	       lt == DLT_IPV4;
+	       lt == DLT_IPV4 || lt == DLT_IPV6;
+}
+
+/* Would the steering rules queue this packet? IPv4 TCP and ICMP; IPv6 TCP and ICMPv6 errors
+ * (an extension header in front is left for the engine to walk). */
+static bool steered(const uint8_t *ip, size_t len)
+{
+	if ((ip[0] >> 4) == 4)
+		return len >= 20 && (ip[9] == 6 || ip[9] == 1);
+	if (len < 40)
+		return false;
+	if (ip[6] == 58)
+		return len >= 41 && ip[40] >= 1 && ip[40] <= 4;
+	return ip[6] == 6 || ip[6] == 0 || ip[6] == 43 || ip[6] == 60;
 }
 
 static double wall_seconds(void)
@@ -81,7 +101,7 @@ int lg_replay_run(struct lg_engine *engine, const char *in, const char *out,
 	}
 	linktype = pcap_datalink(rd);
 	if (!supported_linktype(linktype)) {
-		snprintf(err, errlen, "%s: link type %s is not supported (Ethernet, raw IP, Linux cooked)",
+		snprintf(err, errlen, "%s: link type %s is not supported (Ethernet, raw IPv4/IPv6, Linux cooked)",
 			 in, pcap_datalink_val_to_name(linktype) ? pcap_datalink_val_to_name(linktype) : "?");
 		pcap_close(rd);
 		return -1;
@@ -101,7 +121,7 @@ int lg_replay_run(struct lg_engine *engine, const char *in, const char *out,
 
 	t0 = wall_seconds();
 	while ((rc = pcap_next_ex(rd, &hdr, &data)) == 1) {
-		long l3 = ipv4_offset(linktype, data, hdr->caplen);
+		long l3 = ip_offset(linktype, data, hdr->caplen);
 		uint64_t ts = (uint64_t)hdr->ts.tv_sec * 1000000000ull + (uint64_t)hdr->ts.tv_usec;
 		size_t caplen = hdr->caplen < REPLAY_MAX_PKT ? hdr->caplen : REPLAY_MAX_PKT;
 		size_t out_len;
@@ -112,7 +132,7 @@ int lg_replay_run(struct lg_engine *engine, const char *in, const char *out,
 		/* the capture's clock, never going backwards: it drives every timer */
 		if (ts > clock_ns)
 			clock_ns = ts;
-		if (l3 < 0 || (size_t)l3 + 20 > caplen || (data[l3 + 9] != 6 && data[l3 + 9] != 1)) {
+		if (l3 < 0 || (size_t)l3 >= caplen || !steered(data + l3, caplen - (size_t)l3)) {
 			st->not_steered++;
 			continue;
 		}

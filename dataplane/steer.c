@@ -25,19 +25,23 @@ static const struct hook {
 #define HOOK_COUNT (sizeof(hooks) / sizeof(hooks[0]))
 #define STEER_MAXARG 32
 
-/* Run "iptables -w ARGS..." without a shell; returns its exit status, -1 if it could not run. */
-static int iptables(bool quiet, const char *first, ...)
+/* IPv6 is filtered, not translated: both directions are queued after routing, in one chain. */
+static const struct hook hooks6[] = {
+	{ "raw", "PREROUTING", "LEMONGATE" },
+	{ "mangle", "FORWARD", "LEMONGATE-FWD" },
+};
+#define HOOK6_COUNT (sizeof(hooks6) / sizeof(hooks6[0]))
+
+/* Run "PROG -w ARGS..." without a shell; returns its exit status, -1 if it could not run. */
+static int vrun(const char *prog, bool quiet, const char *first, va_list ap)
 {
-	char *argv[STEER_MAXARG] = { "iptables", "-w" };
+	char *argv[STEER_MAXARG] = { (char *)(uintptr_t)prog, "-w" };
 	size_t n = 2;
-	va_list ap;
 	pid_t pid;
 	int status;
 
-	va_start(ap, first);
 	for (const char *a = first; a && n < STEER_MAXARG - 1; a = va_arg(ap, const char *))
 		argv[n++] = (char *)(uintptr_t)a; /* execvp's prototype predates const */
-	va_end(ap);
 	argv[n] = NULL;
 	pid = fork();
 	if (pid < 0)
@@ -51,7 +55,7 @@ static int iptables(bool quiet, const char *first, ...)
 				dup2(devnull, STDERR_FILENO);
 			}
 		}
-		execvp("iptables", argv);
+		execvp(prog, argv);
 		_exit(127);
 	}
 	while (waitpid(pid, &status, 0) < 0)
@@ -60,30 +64,97 @@ static int iptables(bool quiet, const char *first, ...)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static void remove_hook(const struct hook *h)
+static int iptables(bool quiet, const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = vrun("iptables", quiet, first, ap);
+	va_end(ap);
+	return rc;
+}
+
+static int ip6tables(bool quiet, const char *first, ...)
+{
+	va_list ap;
+	int rc;
+
+	va_start(ap, first);
+	rc = vrun("ip6tables", quiet, first, ap);
+	va_end(ap);
+	return rc;
+}
+
+static void remove_hook(int (*tables)(bool, const char *, ...), const struct hook *h)
 {
 	/* Delete every jump (an earlier crash may have left more than one), then the chain. */
 	for (int i = 0; i < 16; i++)
-		if (iptables(true, "-t", h->table, "-D", h->builtin, "-j", h->chain, NULL) != 0)
+		if (tables(true, "-t", h->table, "-D", h->builtin, "-j", h->chain, NULL) != 0)
 			break;
-	iptables(true, "-t", h->table, "-F", h->chain, NULL);
-	iptables(true, "-t", h->table, "-X", h->chain, NULL);
+	tables(true, "-t", h->table, "-F", h->chain, NULL);
+	tables(true, "-t", h->table, "-X", h->chain, NULL);
 }
 
 void lg_steer_remove(void)
 {
 	for (size_t i = HOOK_COUNT; i-- > 0;)
-		remove_hook(&hooks[i]);
+		remove_hook(iptables, &hooks[i]);
+	for (size_t i = HOOK6_COUNT; i-- > 0;)
+		remove_hook(ip6tables, &hooks6[i]);
 }
 
-#define TRY(...)                                                                       \
+#define TRY_WITH(prog, fn, ...)                                                         \
 	do {                                                                           \
-		if (iptables(false, __VA_ARGS__, NULL) != 0) {                         \
-			snprintf(err, errlen, "iptables %s failed", #__VA_ARGS__);     \
+		if (fn(false, __VA_ARGS__, NULL) != 0) {                               \
+			snprintf(err, errlen, prog " %s failed", #__VA_ARGS__);        \
 			lg_steer_remove();                                             \
 			return -1;                                                     \
 		}                                                                      \
 	} while (0)
+#define TRY(...) TRY_WITH("iptables", iptables, __VA_ARGS__)
+#define TRY6(...) TRY_WITH("ip6tables", ip6tables, __VA_ARGS__)
+
+static const char *const icmp6_errors[] = { "destination-unreachable", "packet-too-big",
+					     "time-exceeded", "parameter-problem" };
+
+/* IPv6 TCP and ICMPv6 errors crossing the gateway to or from an inside prefix. */
+static int install6(const struct lg_policy *pol, const char *qflag, const char *queue,
+		    const char *bypass, char *err, size_t errlen)
+{
+	for (size_t i = 0; i < HOOK6_COUNT; i++)
+		TRY6("-t", hooks6[i].table, "-N", hooks6[i].chain);
+	for (size_t i = 0; i < pol->inside6_count; i++) {
+		char addr[INET6_ADDRSTRLEN], prefix[INET6_ADDRSTRLEN + 5];
+
+		inet_ntop(AF_INET6, pol->inside6[i].addr, addr, sizeof(addr));
+		snprintf(prefix, sizeof(prefix), "%s/%u", addr, pol->inside6[i].len);
+		TRY6("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p", "tcp",
+		     "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "CT", "--notrack");
+		TRY6("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", prefix, "-p", "tcp",
+		     "-j", "CT", "--notrack");
+		TRY6("-t", "mangle", "-A", "LEMONGATE-FWD", "-i", pol->inside_if, "-o", pol->outside_if,
+		     "-s", prefix, "-p", "tcp", "-j", "NFQUEUE", qflag, queue, bypass);
+		TRY6("-t", "mangle", "-A", "LEMONGATE-FWD", "-i", pol->outside_if, "-o", pol->inside_if,
+		     "-d", prefix, "-p", "tcp", "-j", "NFQUEUE", qflag, queue, bypass);
+		for (size_t t = 0; t < sizeof(icmp6_errors) / sizeof(icmp6_errors[0]); t++) {
+			TRY6("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p",
+			     "icmpv6", "--icmpv6-type", icmp6_errors[t], "-m", "addrtype", "!",
+			     "--dst-type", "LOCAL", "-j", "CT", "--notrack");
+			TRY6("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", prefix, "-p",
+			     "icmpv6", "--icmpv6-type", icmp6_errors[t], "-j", "CT", "--notrack");
+			TRY6("-t", "mangle", "-A", "LEMONGATE-FWD", "-i", pol->inside_if, "-o",
+			     pol->outside_if, "-s", prefix, "-p", "icmpv6", "--icmpv6-type",
+			     icmp6_errors[t], "-j", "NFQUEUE", qflag, queue, bypass);
+			TRY6("-t", "mangle", "-A", "LEMONGATE-FWD", "-i", pol->outside_if, "-o",
+			     pol->inside_if, "-d", prefix, "-p", "icmpv6", "--icmpv6-type",
+			     icmp6_errors[t], "-j", "NFQUEUE", qflag, queue, bypass);
+		}
+	}
+	for (size_t i = 0; i < HOOK6_COUNT; i++)
+		TRY6("-t", hooks6[i].table, "-I", hooks6[i].builtin, "1", "-j", hooks6[i].chain);
+	return 0;
+}
 
 static const char *const icmp_errors[] = { "destination-unreachable", "time-exceeded",
 					    "parameter-problem" };
@@ -189,5 +260,7 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 	    "--dport", ports, "-j", "NFQUEUE", qflag, queue, bypass);
 	for (size_t i = 0; i < HOOK_COUNT; i++)
 		TRY("-t", hooks[i].table, "-I", hooks[i].builtin, "1", "-j", hooks[i].chain);
+	if (pol->inside6_count)
+		return install6(pol, qflag, queue, bypass, err, errlen);
 	return 0;
 }

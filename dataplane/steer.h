@@ -1,6 +1,7 @@
 /* Steering: the iptables rules that send NATed TCP to our queues and keep kernel conntrack
- * off it. Everything lives in chains of our own (raw LEMONGATE, mangle LEMONGATE-IN and
- * LEMONGATE-OUT), so removal never touches the operator's rules. */
+ * off it, and the ip6tables rules that do the same for filtered IPv6. Everything lives in
+ * chains of our own (raw LEMONGATE, mangle LEMONGATE-IN and LEMONGATE-OUT; for IPv6 raw
+ * LEMONGATE and mangle LEMONGATE-FWD), so removal never touches the operator's rules. */
 #ifndef LG_STEER_H
 #define LG_STEER_H
 

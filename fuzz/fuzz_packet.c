@@ -1,7 +1,8 @@
 /* libFuzzer target: arbitrary bytes as a packet handed to us by NFQUEUE. The parser must
  * refuse what is malformed, and the whole engine (flow lookup, NAT, ICMP translation, echo
  * sessions) must never read or write outside the packet, whatever it is told. The seed corpus
- * (fuzz/corpus/packet) holds packets between the testbed's inside and public addresses. */
+ * (fuzz/corpus/packet) holds packets between the testbed's inside and public addresses, IPv4
+ * and IPv6. */
 #include "dataplane/engine.h"
 #include "dataplane/packet.h"
 #include "policy/policy.h"
@@ -24,6 +25,9 @@ static struct lg_engine *make_engine(void)
 	pol.nat_inside_count = 1;
 	pol.nat_public = inet_addr("198.51.100.1");
 	pol.max_flows = 4096;
+	lg_prefix6_parse("2001:db8:77::/64", &pol.inside6[0]);
+	pol.inside6_count = 1;
+	pol.max_flows6 = 1024;
 	return lg_engine_create(&pol, 1);
 }
 

@@ -27,7 +27,7 @@ struct seen {
 	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
 	unsigned nat_port_rest;
 	unsigned queue, max_flows, overload, mail_ports;
-	unsigned timeout_est, timeout_trans, timeout_query, control_socket;
+	unsigned timeout_est, timeout_trans, timeout_query, control_socket, max_flows6;
 };
 
 static void diag_add(struct lg_diags *d, enum lg_diag_level level, unsigned line,
@@ -534,6 +534,51 @@ static void do_control(const struct stmt *st, struct lg_policy *pol, struct seen
 	strcpy(pol->control_socket, st->w[2].text);
 }
 
+/* ipv6 inside PREFIX... | ipv6 max-flows N */
+static void do_ipv6(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		    struct lg_diags *d)
+{
+	const char *what = st->n > 1 ? st->w[1].text : "";
+
+	if (st->n < 3) {
+		ERR(d, st->line, st->w[st->n - 1].col,
+		    "missing argument; expected: ipv6 inside PREFIX... | ipv6 max-flows N");
+		return;
+	}
+	if (strcmp(what, "inside") == 0) {
+		for (size_t i = 2; i < st->n; i++) {
+			struct lg_prefix6 p;
+
+			if (lg_prefix6_parse(st->w[i].text, &p) < 0) {
+				ERR(d, st->line, st->w[i].col,
+				    "'%s' is not an IPv6 prefix (like 2001:db8:77::/64, host bits zero)",
+				    st->w[i].text);
+				continue;
+			}
+			if (pol->inside6_count >= LG_MAX_PREFIXES) {
+				ERR(d, st->line, st->w[i].col, "too many ipv6 inside prefixes (at most %d)",
+				    LG_MAX_PREFIXES);
+				return;
+			}
+			pol->inside6[pol->inside6_count++] = p;
+		}
+	} else if (strcmp(what, "max-flows") == 0) {
+		unsigned long n;
+
+		if (!expect_args(st, 3, "ipv6 max-flows N", d) ||
+		    !once(&seen->max_flows6, st, "ipv6 max-flows", d))
+			return;
+		if (lg_uint_parse(st->w[2].text, 1, LG_MAX_FLOWS, &n) < 0) {
+			ERR(d, st->line, st->w[2].col, "ipv6 max-flows '%s' must be 1..%u",
+			    st->w[2].text, LG_MAX_FLOWS);
+			return;
+		}
+		pol->max_flows6 = (uint32_t)n;
+	} else {
+		ERR(d, st->line, st->w[1].col, "unknown ipv6 setting '%s' (inside, max-flows)", what);
+	}
+}
+
 static void statement(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		      struct lg_diags *d)
 {
@@ -555,6 +600,8 @@ static void statement(const struct stmt *st, struct lg_policy *pol, struct seen 
 		do_mail(st, pol, seen, d);
 	else if (strcmp(kw, "control") == 0)
 		do_control(st, pol, seen, d);
+	else if (strcmp(kw, "ipv6") == 0)
+		do_ipv6(st, pol, seen, d);
 	else
 		ERR(d, st->line, st->w[0].col, "unknown statement '%s'", kw);
 }

@@ -24,6 +24,7 @@ void lg_policy_defaults(struct lg_policy *pol)
 	pol->timeout_established = LG_EST_IDLE_FLOOR;
 	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
 	pol->timeout_query = LG_QUERY_IDLE_FLOOR;
+	pol->max_flows6 = 65536;
 }
 
 unsigned lg_policy_port_timeout(const struct lg_policy *pol, uint16_t port_be)
@@ -56,6 +57,51 @@ bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be)
 			return true;
 	}
 	return false;
+}
+
+bool lg_prefix6_contains(const struct lg_prefix6 *p, const uint8_t addr[16])
+{
+	size_t whole = p->len / 8, bits = p->len % 8;
+
+	if (memcmp(p->addr, addr, whole) != 0)
+		return false;
+	return bits == 0 || ((p->addr[whole] ^ addr[whole]) & (uint8_t)(0xff << (8 - bits))) == 0;
+}
+
+bool lg_policy_is_inside6(const struct lg_policy *pol, const uint8_t addr[16])
+{
+	for (size_t i = 0; i < pol->inside6_count; i++)
+		if (lg_prefix6_contains(&pol->inside6[i], addr))
+			return true;
+	return false;
+}
+
+int lg_prefix6_parse(const char *text, struct lg_prefix6 *out)
+{
+	char buf[INET6_ADDRSTRLEN + 4];
+	const char *slash = strchr(text, '/');
+	unsigned long len = 128;
+	struct lg_prefix6 whole;
+
+	if (strlen(text) >= sizeof(buf))
+		return -1;
+	if (slash) {
+		if (lg_uint_parse(slash + 1, 0, 128, &len) < 0)
+			return -1;
+		memcpy(buf, text, (size_t)(slash - text));
+		buf[slash - text] = '\0';
+	} else {
+		strcpy(buf, text);
+	}
+	if (inet_pton(AF_INET6, buf, out->addr) != 1)
+		return -1;
+	out->len = (uint8_t)len;
+	/* host bits set: almost always a typo */
+	memset(&whole, 0, sizeof(whole));
+	memcpy(whole.addr, out->addr, 16);
+	for (size_t bit = len; bit < 128; bit++)
+		whole.addr[bit / 8] &= (uint8_t)~(0x80 >> (bit % 8));
+	return memcmp(whole.addr, out->addr, 16) == 0 ? 0 : -1;
 }
 
 int lg_uint_parse(const char *text, unsigned long lo, unsigned long hi, unsigned long *out)
@@ -166,6 +212,18 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	for (size_t i = 0; i < pol->mail_port_count; i++)
 		fprintf(out, " %u", pol->mail_ports[i]);
 	fprintf(out, "\n");
+	if (pol->inside6_count) {
+		fprintf(out, "ipv6 inside (stateful filtering, no translation, same timers):");
+		for (size_t i = 0; i < pol->inside6_count; i++) {
+			char a6[INET6_ADDRSTRLEN];
+
+			inet_ntop(AF_INET6, pol->inside6[i].addr, a6, sizeof(a6));
+			fprintf(out, " %s/%u", a6, pol->inside6[i].len);
+		}
+		fprintf(out, "; max flows %u\n", pol->max_flows6);
+	} else {
+		fprintf(out, "ipv6: not filtered (no 'ipv6 inside' prefix)\n");
+	}
 	fprintf(out, "control socket: %s\n",
 		pol->control_socket[0] ? pol->control_socket : "(default for this network namespace)");
 }

@@ -31,6 +31,11 @@ struct lg_prefix4 {
 	uint8_t len;
 };
 
+struct lg_prefix6 {
+	uint8_t addr[16]; /* host bits zero */
+	uint8_t len;
+};
+
 /* RFC 4787 section 5 / RFC 5382 section 4.3: which inbound packets a mapping admits. */
 enum lg_filtering {
 	LG_FILTER_ENDPOINT_INDEPENDENT = 0, /* any remote endpoint (the default: transparency) */
@@ -79,6 +84,10 @@ struct lg_policy {
 	struct lg_port_timeout port_timeouts[LG_MAX_PORT_TIMEOUTS];
 	size_t port_timeout_count;
 	char control_socket[LG_PATH_MAX]; /* empty: the per-netns default */
+	/* IPv6: stateful filtering of TCP, without translation, for these inside prefixes */
+	struct lg_prefix6 inside6[LG_MAX_PREFIXES];
+	size_t inside6_count;
+	uint32_t max_flows6;
 };
 
 enum lg_diag_level { LG_DIAG_ERROR, LG_DIAG_WARNING };
@@ -120,6 +129,7 @@ void lg_diags_print(const struct lg_diags *diags, FILE *out);
 void lg_policy_summary(const struct lg_policy *pol, FILE *out);
 
 bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be);
+bool lg_policy_is_inside6(const struct lg_policy *pol, const uint8_t addr[16]);
 
 /* Durations: "90", "90s", "4m", "2h4m", "1d2h", "30d". Returns 0 or -1. */
 int lg_duration_parse(const char *text, uint64_t *seconds);
@@ -132,6 +142,9 @@ int lg_uint_parse(const char *text, unsigned long lo, unsigned long hi, unsigned
 /* "10.77.0.0/24" or "10.77.0.2" (a /32). Rejects set host bits. 0 or -1. */
 int lg_prefix4_parse(const char *text, struct lg_prefix4 *out);
 int lg_addr4_parse(const char *text, uint32_t *addr_be);
+/* "2001:db8:77::/64" or an address (a /128). Rejects set host bits. 0 or -1. */
+int lg_prefix6_parse(const char *text, struct lg_prefix6 *out);
+bool lg_prefix6_contains(const struct lg_prefix6 *p, const uint8_t addr[16]);
 
 /* The control socket's default path for the calling process's network namespace:
  * LG_CTL_DIR/lemongated.sock in the initial namespace, and

@@ -102,6 +102,96 @@ static inline size_t build_icmp4(uint8_t *buf, const char *src, const char *dst,
 	return len;
 }
 
+/* The ICMPv6 / TCP-over-IPv6 checksum of the upper-layer message at MSG (RFC 8200 8.1). */
+static inline uint16_t csum_l4_ipv6(const uint8_t *src, const uint8_t *dst, uint8_t nh,
+				    const uint8_t *msg, size_t len)
+{
+	uint8_t pseudo[8] = { 0 };
+	uint32_t len_be = htonl((uint32_t)len), sum;
+
+	memcpy(pseudo, &len_be, 4);
+	pseudo[7] = nh;
+	sum = lg_csum_add(0, src, 16);
+	sum = lg_csum_add(sum, dst, 16);
+	sum = lg_csum_add(sum, pseudo, 8);
+	return lg_csum_finish(lg_csum_add(sum, msg, len));
+}
+
+/* An IPv6 header for PAYLOAD_LEN bytes after it, next header NH (hop limit 64). */
+static inline void build_ipv6_header(uint8_t *buf, const char *src, const char *dst, uint8_t nh,
+				     size_t payload_len)
+{
+	uint16_t v16 = htons((uint16_t)payload_len);
+
+	memset(buf, 0, 40);
+	buf[0] = 0x60;
+	memcpy(buf + 4, &v16, 2);
+	buf[6] = nh;
+	buf[7] = 64;
+	inet_pton(AF_INET6, src, buf + 8);
+	inet_pton(AF_INET6, dst, buf + 24);
+}
+
+/* A valid IPv6/TCP packet: seq 1000, ack 5000 when ACK is set, window 65535. EXT_LEN bytes
+ * of destination-options header (a multiple of 8, 0 for none) sit between IPv6 and TCP. */
+static inline size_t build_tcp6_ext(uint8_t *buf, const char *src, uint16_t sport, const char *dst,
+				    uint16_t dport, uint8_t flags, const char *payload, size_t ext_len)
+{
+	size_t plen = payload ? strlen(payload) : 0, off = 40 + ext_len, len = off + 20 + plen;
+	uint16_t v16, csum;
+	uint32_t v32;
+
+	build_ipv6_header(buf, src, dst, ext_len ? 60 : 6, len - 40);
+	if (ext_len) {
+		memset(buf + 40, 0, ext_len);
+		buf[40] = 6;
+		buf[41] = (uint8_t)(ext_len / 8 - 1);
+		buf[42] = 1; /* a PadN option filling the header */
+		buf[43] = (uint8_t)(ext_len - 4);
+	}
+	memset(buf + off, 0, 20);
+	v16 = htons(sport);
+	memcpy(buf + off, &v16, 2);
+	v16 = htons(dport);
+	memcpy(buf + off + 2, &v16, 2);
+	v32 = htonl(1000);
+	memcpy(buf + off + 4, &v32, 4);
+	v32 = htonl((flags & 0x10) ? 5000 : 0);
+	memcpy(buf + off + 8, &v32, 4);
+	buf[off + 12] = 5 << 4;
+	buf[off + 13] = flags;
+	v16 = htons(65535);
+	memcpy(buf + off + 14, &v16, 2);
+	if (plen)
+		memcpy(buf + off + 20, payload, plen);
+	csum = csum_l4_ipv6(buf + 8, buf + 24, 6, buf + off, 20 + plen);
+	memcpy(buf + off + 16, &csum, 2);
+	return len;
+}
+
+static inline size_t build_tcp6(uint8_t *buf, const char *src, uint16_t sport, const char *dst,
+				uint16_t dport, uint8_t flags, const char *payload)
+{
+	return build_tcp6_ext(buf, src, sport, dst, dport, flags, payload, 0);
+}
+
+/* An ICMPv6 error from SRC to DST quoting the first QUOTE_LEN bytes of INNER. */
+static inline size_t build_icmp6(uint8_t *buf, const char *src, const char *dst, uint8_t type,
+				 uint8_t code, const uint8_t *inner, size_t quote_len)
+{
+	size_t len = 40 + 8 + quote_len;
+	uint16_t csum;
+
+	build_ipv6_header(buf, src, dst, 58, len - 40);
+	memset(buf + 40, 0, 8);
+	buf[40] = type;
+	buf[41] = code;
+	memcpy(buf + 48, inner, quote_len);
+	csum = csum_l4_ipv6(buf + 8, buf + 24, 58, buf + 40, len - 40);
+	memcpy(buf + 42, &csum, 2);
+	return len;
+}
+
 /* Both checksums of a packet verify from scratch. */
 static inline int checksums_ok(const uint8_t *buf, size_t len)
 {

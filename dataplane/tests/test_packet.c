@@ -105,8 +105,8 @@ static void test_parse_malformed(void)
 	CHECK_EQ_INT(lg_pkt_parse(base, 19, &p), LG_PKT_TRUNCATED, "19 bytes");
 
 	memcpy(buf, base, len);
-	buf[0] = 0x65;
-	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_BAD_VERSION, "version 6 in v4 path");
+	buf[0] = 0x55;
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_BAD_VERSION, "version 5");
 
 	memcpy(buf, base, len);
 	buf[0] = 0x44;
@@ -234,8 +234,83 @@ static void test_random_garbage(void)
 	CHECK(1, "100000 random packets parsed safely (%d accepted)", accepted);
 }
 
+/* IPv6: TCP found behind extension headers; ICMPv6 errors about TCP with their quoted tuple;
+ * everything malformed refused with its reason. */
+static void test_ipv6(void)
+{
+	uint8_t buf[512], inner[128], bad[512];
+	struct lg_pkt p;
+	size_t len, ilen;
+	uint8_t want_src[16];
+
+	inet_pton(AF_INET6, "2001:db8:77::2", want_src);
+	len = build_tcp6(buf, "2001:db8:77::2", 41000, "2001:db8:100::2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_OK, "IPv6 SYN parses");
+	CHECK_EQ_INT(p.family, 6, "family 6");
+	CHECK_EQ_INT(p.proto, LG_IPPROTO_TCP, "TCP");
+	CHECK_EQ_INT(ntohs(p.sport), 41000, "source port");
+	CHECK_EQ_INT(ntohs(p.dport), 143, "destination port");
+	CHECK(memcmp(p.saddr6, want_src, 16) == 0, "source address points into the packet");
+	CHECK_EQ_INT(p.ihl, 40, "no extension header");
+
+	len = build_tcp6_ext(buf, "2001:db8:77::2", 41000, "2001:db8:100::2", 143, LG_TCP_ACK, "a1 NOOP\r\n", 16);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_OK, "TCP behind destination options");
+	CHECK_EQ_INT(p.ihl, 56, "TCP after 16 bytes of options");
+	CHECK_EQ_INT(p.payload_len, 9, "payload length");
+	for (size_t cut = 0; cut < len; cut++)
+		if (lg_pkt_parse(buf, cut, &p) == LG_PKT_OK) {
+			CHECK(0, "IPv6 truncated to %zu bytes accepted", cut);
+			break;
+		}
+	memcpy(bad, buf, len);
+	bad[41] = 20; /* options header claims 168 bytes */
+	CHECK_EQ_INT(lg_pkt_parse(bad, len, &p), LG_PKT_BAD_EXT_HEADER, "extension header past the end");
+	memcpy(bad, buf, len);
+	bad[40] = 44; /* a fragment header follows */
+	CHECK_EQ_INT(lg_pkt_parse(bad, len, &p), LG_PKT_FRAGMENT, "IPv6 fragment");
+	memcpy(bad, buf, len);
+	bad[40] = 17; /* UDP */
+	CHECK_EQ_INT(lg_pkt_parse(bad, len, &p), LG_PKT_NOT_TCP, "IPv6 UDP");
+	memcpy(bad, buf, len);
+	bad[4] = 0;
+	bad[5] = 0;
+	bad[6] = 0; /* payload length 0 with hop-by-hop: a jumbogram */
+	CHECK_EQ_INT(lg_pkt_parse(bad, len, &p), LG_PKT_BAD_LENGTH, "jumbogram");
+	/* a chain of nine destination-options headers */
+	build_ipv6_header(bad, "2001:db8:77::2", "2001:db8:100::2", 60, 9 * 8 + 20);
+	for (int i = 0; i < 9; i++) {
+		memset(bad + 40 + i * 8, 0, 8);
+		bad[40 + i * 8] = i == 8 ? 6 : 60;
+		bad[40 + i * 8 + 2] = 1;
+		bad[40 + i * 8 + 3] = 4;
+	}
+	memset(bad + 40 + 72, 0, 20);
+	bad[40 + 72 + 12] = 5 << 4;
+	CHECK_EQ_INT(lg_pkt_parse(bad, 40 + 72 + 20, &p), LG_PKT_BAD_EXT_HEADER, "nine extension headers");
+
+	/* an ICMPv6 packet too big about a segment the inside host sent */
+	ilen = build_tcp6(inner, "2001:db8:77::2", 41000, "2001:db8:100::2", 143, LG_TCP_ACK, "x");
+	len = build_icmp6(buf, "2001:db8:100::9", "2001:db8:77::2", 2, 0, inner, ilen);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_OK, "ICMPv6 packet too big parses");
+	CHECK_EQ_INT(p.proto, LG_IPPROTO_ICMPV6, "ICMPv6");
+	CHECK_EQ_INT(p.icmp.type, 2, "type 2");
+	CHECK_EQ_INT(ntohs(p.icmp.inner_sport), 41000, "quoted source port");
+	CHECK_EQ_INT(ntohs(p.icmp.inner_dport), 143, "quoted destination port");
+	CHECK(memcmp(p.icmp.inner_saddr6, want_src, 16) == 0, "quoted source address");
+	memcpy(bad, buf, len);
+	bad[len - 1] ^= 0x40;
+	CHECK_EQ_INT(lg_pkt_parse(bad, len, &p), LG_PKT_BAD_ICMP_CSUM, "ICMPv6 checksum");
+	len = build_icmp6(buf, "2001:db8:100::9", "2001:db8:77::2", 1, 4, inner, 44);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_ICMP_UNSUPPORTED, "quote too short for the ports");
+	len = build_icmp6(buf, "2001:db8:100::9", "2001:db8:77::2", 1, 4, inner, 30);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_BAD_INNER, "quote shorter than an IPv6 header");
+	len = build_icmp6(buf, "2001:db8:100::9", "2001:db8:77::2", 135, 0, inner, ilen);
+	CHECK_EQ_INT(lg_pkt_parse(buf, len, &p), LG_PKT_ICMP_UNSUPPORTED, "neighbour solicitation is not ours");
+}
+
 int main(void)
 {
+	test_ipv6();
 	test_checksum_known_vector();
 	test_incremental_matches_full();
 	test_parse_valid();

@@ -82,6 +82,8 @@ static struct lg_engine *engine(void)
 	struct lg_policy pol;
 
 	test_policy(&pol);
+	lg_prefix6_parse("2001:db8:77::/64", &pol.inside6[0]);
+	pol.inside6_count = 1;
 	pol.port_lo = 20000;
 	pol.port_hi = 59999;
 	return lg_engine_create(&pol, SEED);
@@ -201,6 +203,40 @@ static void test_raw_ip(void)
 	CHECK(checksums_ok(out[0].data, out[0].len), "raw IP checksums");
 }
 
+/* IPv6 in Ethernet frames: filtered, written out unchanged; an unsolicited SYN dropped; ICMPv6
+ * neighbour discovery is not steered. */
+static void test_ipv6(void)
+{
+	struct frame in[4], out[4];
+	struct lg_replay_stats st;
+	char err[256];
+	size_t n;
+
+	for (int i = 0; i < 4; i++) {
+		memcpy(in[i].data, eth_hdr, 14);
+		in[i].data[12] = 0x86;
+		in[i].data[13] = 0xdd;
+		in[i].ts_ns = (uint64_t)i * 1000;
+	}
+	in[0].len = 14 + build_tcp6(in[0].data + 14, "2001:db8:77::2", 41000, "2001:db8:100::2", 143,
+				    LG_TCP_SYN, NULL);
+	in[1].len = 14 + build_tcp6(in[1].data + 14, "2001:db8:100::2", 143, "2001:db8:77::2", 41000,
+				    LG_TCP_SYN | LG_TCP_ACK, NULL);
+	in[2].len = 14 + build_tcp6(in[2].data + 14, "2001:db8:100::9", 5000, "2001:db8:77::2", 22,
+				    LG_TCP_SYN, NULL);
+	in[3].len = 14 + build_icmp6(in[3].data + 14, "2001:db8:100::9", "2001:db8:77::2", 135, 0,
+				     in[0].data + 14, 40);
+	write_pcap(path("v6.pcap"), DLT_EN10MB, in, 4, 0);
+	CHECK_EQ_INT(replay(path("v6.pcap"), path("v6.out.pcap"), &st, err), 0, "replay IPv6");
+	CHECK_EQ_INT(st.accepted, 2, "IPv6 SYN and SYN-ACK pass");
+	CHECK_EQ_INT(st.dropped, 1, "unsolicited IPv6 SYN dropped");
+	CHECK_EQ_INT(st.not_steered, 1, "neighbour solicitation not steered");
+	n = read_pcap(path("v6.out.pcap"), out, 4);
+	CHECK_EQ_INT(n, 2, "two IPv6 frames written");
+	CHECK(n == 2 && out[0].len == in[0].len && memcmp(out[0].data, in[0].data, in[0].len) == 0,
+	      "IPv6 written byte for byte");
+}
+
 static void test_bad_files(void)
 {
 	struct lg_replay_stats st;
@@ -248,6 +284,7 @@ int main(void)
 	test_session(pub);
 	test_timers_follow_capture_clock(pub);
 	test_raw_ip();
+	test_ipv6();
 	test_bad_files();
 	{
 		char cmd[64];

@@ -84,6 +84,37 @@ static void test_good(void)
 	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
 }
 
+static void test_ipv6(void)
+{
+	struct lg_policy pol;
+	struct lg_diags d;
+	uint8_t a[16];
+	static const char text[] = "interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+				   "nat public 192.0.2.1\n"
+				   "ipv6 inside 2001:db8:77::/64 2001:db8:80::/45\nipv6 max-flows 5000\n";
+
+	CHECK_EQ_INT(parse(text, &pol, &d), 0, "ipv6 statements parse");
+	CHECK_EQ_INT(pol.inside6_count, 2, "two IPv6 prefixes");
+	CHECK_EQ_INT(pol.max_flows6, 5000, "ipv6 max-flows");
+	inet_pton(AF_INET6, "2001:db8:77::2", a);
+	CHECK(lg_policy_is_inside6(&pol, a), "2001:db8:77::2 inside");
+	inet_pton(AF_INET6, "2001:db8:87:ffff::1", a);
+	CHECK(lg_policy_is_inside6(&pol, a), "2001:db8:87:ffff::1 inside the /45");
+	inet_pton(AF_INET6, "2001:db8:88::1", a);
+	CHECK(!lg_policy_is_inside6(&pol, a), "2001:db8:88::1 outside the /45");
+	inet_pton(AF_INET6, "2001:db8:100::2", a);
+	CHECK(!lg_policy_is_inside6(&pol, a), "server not inside");
+	lg_policy_defaults(&pol);
+	CHECK_EQ_INT(pol.inside6_count, 0, "no IPv6 filtering unless asked for");
+	expect_error("ipv6 inside 2001:db8::1/64\n", 1, 13, "not an IPv6 prefix");
+	expect_error("ipv6 inside 10.0.0.0/8\n", 1, 13, "not an IPv6 prefix");
+	expect_error("ipv6 inside 2001:db8::/129\n", 1, 13, "not an IPv6 prefix");
+	expect_error("ipv6 inside 2001:db8::/-1\n", 1, 13, "not an IPv6 prefix");
+	expect_error("ipv6 max-flows 0\n", 1, 16, "ipv6 max-flows '0'");
+	expect_error("ipv6 outside 2001:db8::/32\n", 1, 6, "unknown ipv6 setting");
+	expect_error("ipv6 inside\n", 1, 6, "missing argument");
+}
+
 static void test_defaults_meet_floors(void)
 {
 	struct lg_policy pol;
@@ -209,6 +240,7 @@ static void test_durations(void)
 int main(void)
 {
 	test_good();
+	test_ipv6();
 	test_defaults_meet_floors();
 	test_errors();
 	test_nul_and_many_errors();

@@ -1,0 +1,93 @@
+/* The engine's insides, shared by engine.c (IPv4: NAPT, echo, hairpinning, the tables' upkeep)
+ * and engine6.c (IPv6: stateful filtering without translation). Nothing else includes it. */
+#ifndef LG_ENGINE_IMPL_H
+#define LG_ENGINE_IMPL_H
+
+#include "dataplane/echomap.h"
+#include "dataplane/engine.h"
+#include "dataplane/icmpgen.h"
+#include "dataplane/synhold.h"
+#include "dataplane/timers.h"
+
+#include <pthread.h>
+
+#define LG_REFUSAL_RING 256 /* ICMP 3/1 answers queued between two due() calls; more are dropped */
+
+struct lg_refusal {
+	uint32_t dst;
+	uint8_t quote[LG_ICMP_QUOTE_MAX];
+	uint8_t quote_len;
+};
+
+/* A thread's own counters, on its own cache lines; summed by lg_engine_stats(). Only the
+ * owner writes them (relaxed atomic stores, so that a concurrent reader sees whole values). */
+struct lg_slot {
+	_Alignas(64) struct lg_engine_stats st;
+};
+
+/* One address family's flows and their idle timers. */
+struct lg_table {
+	struct lg_flowtab *flows;
+	struct lg_timers *timers;
+};
+
+struct lg_engine {
+	struct lg_policy pol;
+	struct lg_table t4, t6; /* t6.flows is NULL without 'ipv6 inside' */
+	struct lg_qsbr *qsbr;   /* t4's, shared by t6 */
+	/* making and ending flows, mappings and timers; never held while waiting for a flow */
+	pthread_mutex_t wlock;
+	struct lg_natmap *maps;
+	/* ICMP echo sessions */
+	pthread_mutex_t echo_lock;
+	struct lg_echomap *echo;
+	/* held SYNs and pending refusals */
+	pthread_mutex_t aux;
+	struct lg_synhold synhold;
+	struct lg_refusal refusals[LG_REFUSAL_RING];
+	size_t refusal_count;
+	uint64_t serial;
+	int shared_id; /* the slot of threads that found none free, under SHARED */
+	pthread_mutex_t shared;
+	struct lg_slot slots[LG_QSBR_MAX_THREADS];
+};
+
+/* The calling thread's slot in one engine. */
+struct lg_ctx {
+	struct lg_engine *e;
+	struct lg_engine_stats *st;
+	int id;
+	bool shared;
+};
+
+#define ADD(c, field, n) __atomic_store_n(&(c)->st->field, (c)->st->field + (n), __ATOMIC_RELAXED)
+#define BUMP(c, field) ADD(c, field, 1)
+
+static inline uint32_t lg_eng_seconds(uint64_t now_ns)
+{
+	return (uint32_t)(now_ns / 1000000000ull);
+}
+
+enum lg_verdict lg_eng_drop(struct lg_ctx *c, enum lg_drop_reason why);
+/* F if it is live and within its idle limit, returned LOCKED; else NULL (an expired flow is
+ * ended on the way). WLOCKED: the caller holds the writer lock. */
+struct lg_flow *lg_eng_usable(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb,
+			      struct lg_flow *f, uint32_t now_s, bool wlocked);
+/* With the writer lock: make room for one flow of TB under overload, in the policy's order. */
+bool lg_eng_evict_one(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb, uint32_t now_s);
+/* With the writer lock: F, just published in TB, gets its first (transitory) deadline. */
+void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f, uint32_t now_s);
+/* Move F's state (locked) for a segment from SIDE (0 inside, 1 outside), unless it is a RST
+ * that does not belong to the connection. True when F went from a long timer to the short. */
+bool lg_eng_track_segment(struct lg_ctx *c, struct lg_flow *f, int side, const struct lg_pkt *p,
+			  uint32_t now_s);
+/* A segment took F from a long timer to a short one (FIN, RST): its wheel slot is too late. */
+void lg_eng_rearm_sooner(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f);
+/* The flags a new flow to remote port REM_PORT (network order) starts with. */
+uint8_t lg_eng_new_flags(const struct lg_engine *e, uint16_t rem_port);
+
+/* engine6.c: an IPv6 packet that parsed (or not: STATUS). */
+enum lg_verdict lg_eng_classify6(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
+				 enum lg_pkt_status status, uint64_t now_ns);
+
+#endif
