@@ -265,6 +265,7 @@ static const struct stat_field {
 	{ "syn_hold_overflow", offsetof(struct lg_engine_stats, syn_hold_overflow) },
 	{ "icmp_port_unreachable_sent", offsetof(struct lg_engine_stats, icmp_port_unreachable_sent) },
 	{ "icmp_host_unreachable_sent", offsetof(struct lg_engine_stats, icmp_host_unreachable_sent) },
+	{ "icmp_admin_prohibited_sent", offsetof(struct lg_engine_stats, icmp_admin_prohibited_sent) },
 	{ "icmp_refusals_suppressed", offsetof(struct lg_engine_stats, icmp_refusals_suppressed) },
 	{ "icmp_errors_translated_in", offsetof(struct lg_engine_stats, icmp_errors_in) },
 	{ "icmp_errors_translated_out", offsetof(struct lg_engine_stats, icmp_errors_out) },

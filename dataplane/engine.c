@@ -342,17 +342,20 @@ bool lg_eng_track_segment(struct lg_ctx *c, struct lg_flow *f, int side, const s
 }
 
 /* A new outbound flow that cannot be had: dropped, no existing mapping given up for it, and the
- * inside host told at once with host unreachable (RFC 6888 REQ-4, REQ-11). */
+ * inside host told at once with host unreachable or administratively prohibited, as the policy
+ * says (RFC 6888 REQ-4, REQ-11; RFC 5508 REQ-8), or not at all. */
 static enum lg_verdict refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 			      enum lg_drop_reason why)
 {
 	size_t quote = icmp_quote_len(p);
 	bool queued = false;
 
+	if (e->pol.refusal == LG_REFUSAL_SILENT)
+		return lg_eng_drop(c, why);
 	if (quote) {
 		pthread_mutex_lock(&e->aux);
 		if (e->refusal_count < LG_REFUSAL_RING) {
-			struct lg_refusal *r = &e->refusals[e->refusal_count++];
+			struct lg_pending_refusal *r = &e->refusals[e->refusal_count++];
 
 			r->dst = p->saddr;
 			memcpy(r->quote, p->ip, quote);
@@ -767,12 +770,16 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 	slot_enter(e, &c);
 	pthread_mutex_lock(&e->aux);
 	for (size_t i = 0; i < e->refusal_count; i++) {
-		const struct lg_refusal *r = &e->refusals[i];
+		const struct lg_pending_refusal *r = &e->refusals[i];
 		uint8_t pkt[LG_ICMP_ERR_LEN];
-		size_t len = lg_icmp_build_error(pkt, e->pol.nat_public, r->dst, 3, 1, r->quote,
-						 r->quote_len);
+		bool prohibited = e->pol.refusal == LG_REFUSAL_ADMIN_PROHIBITED;
+		size_t len = lg_icmp_build_error(pkt, e->pol.nat_public, r->dst, 3, prohibited ? 13 : 1,
+						 r->quote, r->quote_len);
 
-		BUMP(&c, icmp_host_unreachable_sent);
+		if (prohibited)
+			BUMP(&c, icmp_admin_prohibited_sent);
+		else
+			BUMP(&c, icmp_host_unreachable_sent);
 		send(pkt, len, r->dst, arg);
 	}
 	e->refusal_count = 0;

@@ -50,6 +50,7 @@ struct lg_engine_stats {
 	uint64_t icmp_port_unreachable_sent;
 	uint64_t icmp_errors_in, icmp_errors_out; /* translated toward inside / outside */
 	uint64_t icmp_host_unreachable_sent;      /* 3/1 for a refused new flow (RFC 6888 REQ-11) */
+	uint64_t icmp_admin_prohibited_sent;      /* 3/13 instead, by policy (RFC 5508 REQ-8) */
 	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t icmp_echo_out, icmp_echo_in;     /* echo requests and replies translated */
@@ -79,8 +80,9 @@ void lg_engine_destroy(struct lg_engine *e);
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out);
 
-/* Send the ICMP errors that are due: host unreachable (3/1) for new flows refused since the
- * last call (RFC 6888 REQ-11), and port unreachable for unsolicited SYNs held 6 s by NOW_NS
+/* Send the ICMP errors that are due: host unreachable (3/1) or administratively prohibited
+ * (3/13), by policy, for new flows refused since the last call (RFC 6888 REQ-11, RFC 5508
+ * REQ-8), and port unreachable for unsolicited SYNs held 6 s by NOW_NS
  * unless the policy says silent. SEND gets each (an IPv4 packet from the public address to
  * DST). Returns how many held SYNs fell due. */
 size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,

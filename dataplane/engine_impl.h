@@ -13,7 +13,7 @@
 
 #define LG_REFUSAL_RING 256 /* ICMP 3/1 answers queued between two due() calls; more are dropped */
 
-struct lg_refusal {
+struct lg_pending_refusal {
 	uint32_t dst;
 	uint8_t quote[LG_ICMP_QUOTE_MAX];
 	uint8_t quote_len;
@@ -44,7 +44,7 @@ struct lg_engine {
 	/* held SYNs and pending refusals */
 	pthread_mutex_t aux;
 	struct lg_synhold synhold;
-	struct lg_refusal refusals[LG_REFUSAL_RING];
+	struct lg_pending_refusal refusals[LG_REFUSAL_RING];
 	size_t refusal_count;
 	uint64_t serial;
 	int shared_id; /* the slot of threads that found none free, under SHARED */

@@ -25,7 +25,7 @@ struct stmt {
 /* Line on which each single-valued setting was given; 0 = not given. */
 struct seen {
 	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
-	unsigned nat_port_rest;
+	unsigned nat_port_rest, nat_refusal;
 	unsigned queue, max_flows, overload, mail_ports;
 	unsigned timeout_est, timeout_trans, timeout_query, control_socket, max_flows6;
 };
@@ -187,7 +187,7 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 		ERR(d, st->line, st->w[st->n - 1].col,
 		    "missing argument; expected: nat inside PREFIX... | nat public ADDR | nat ports LO-HI"
 		    " | nat quota N | nat filtering MODE | nat unsolicited-syn icmp|silent"
-		    " | nat port-rest DURATION");
+		    " | nat port-rest DURATION | nat refusal host-unreachable|admin-prohibited|silent");
 		return;
 	}
 	if (strcmp(what, "inside") == 0) {
@@ -282,10 +282,25 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 		else
 			ERR(d, st->line, st->w[2].col,
 			    "unsolicited-syn '%s' is not icmp or silent (N5382-R4, R4a)", st->w[2].text);
+	} else if (strcmp(what, "refusal") == 0) {
+		if (!expect_args(st, 3, "nat refusal host-unreachable|admin-prohibited|silent", d) ||
+		    !once(&seen->nat_refusal, st, "nat refusal", d))
+			return;
+		if (strcmp(st->w[2].text, "host-unreachable") == 0)
+			pol->refusal = LG_REFUSAL_HOST_UNREACHABLE;
+		else if (strcmp(st->w[2].text, "admin-prohibited") == 0)
+			pol->refusal = LG_REFUSAL_ADMIN_PROHIBITED;
+		else if (strcmp(st->w[2].text, "silent") == 0)
+			pol->refusal = LG_REFUSAL_SILENT;
+		else
+			ERR(d, st->line, st->w[2].col,
+			    "refusal '%s' is not host-unreachable (ICMP 3/1, RFC 6888 REQ-11), "
+			    "admin-prohibited (3/13, RFC 5508 REQ-8) or silent (I5508-R8, C6888-R11)",
+			    st->w[2].text);
 	} else {
 		ERR(d, st->line, st->w[1].col,
 		    "unknown nat setting '%s' (inside, public, ports, quota, filtering, unsolicited-syn, "
-		    "port-rest)",
+		    "port-rest, refusal)",
 		    what);
 	}
 }

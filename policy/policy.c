@@ -190,6 +190,10 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	fprintf(out, "unsolicited inbound SYN: held 6 s, then %s\n",
 		pol->unsolicited_syn == LG_UNSOLICITED_SILENT ? "dropped silently"
 							      : "ICMP port unreachable");
+	fprintf(out, "new flow refused (no port, quota, table full): dropped, %s\n",
+		pol->refusal == LG_REFUSAL_SILENT		? "no answer"
+		: pol->refusal == LG_REFUSAL_ADMIN_PROHIBITED ? "ICMP 3/13 (administratively prohibited)"
+							      : "ICMP 3/1 (host unreachable)");
 	fprintf(out, "queues: %u-%u (%u thread%s), %u packets each; on failure: %s\n",
 		pol->queue_first, pol->queue_first + pol->queue_count - 1, pol->queue_count,
 		pol->queue_count == 1 ? "" : "s", pol->queue_length,

@@ -48,6 +48,14 @@ enum lg_unsolicited {
 	LG_UNSOLICITED_SILENT,   /* drop silently (REQ-4a: when policy forbids answering) */
 };
 
+/* How a new outbound flow that cannot be had (no port, quota, full table) is refused. RFC 5508
+ * REQ-8 asks for 3/13; RFC 6888 REQ-11 prefers 3/1 for carrier-grade NATs (I5508-R8, C6888-R11). */
+enum lg_refusal {
+	LG_REFUSAL_HOST_UNREACHABLE = 0, /* ICMP 3/1, the default (CGN) */
+	LG_REFUSAL_ADMIN_PROHIBITED,     /* ICMP 3/13 */
+	LG_REFUSAL_SILENT,               /* dropped, no answer */
+};
+
 /* What a full flow table does with a new flow. */
 enum lg_overload {
 	LG_OVERLOAD_EVICT = 0, /* evict: transitory flows, then the longest idle, mail flows last */
@@ -71,6 +79,7 @@ struct lg_policy {
 	uint32_t port_rest;  /* seconds a released public port rests before reuse, REQ-8 */
 	enum lg_filtering filtering;
 	enum lg_unsolicited unsolicited_syn;
+	enum lg_refusal refusal;
 	uint16_t queue_first, queue_count;
 	uint32_t queue_length; /* packets the kernel holds for each queue before it drops */
 	bool queue_fail_open;  /* a full queue or a dead daemon passes packets untouched */

@@ -624,6 +624,45 @@ static void test_host_quota(void)
 	lg_engine_destroy(e);
 }
 
+/* I5508-R8: the refusal's ICMP code is the operator's choice: 3/13 (RFC 5508), or none. */
+static void test_refusal_code(void)
+{
+	static const enum lg_refusal modes[] = { LG_REFUSAL_ADMIN_PROHIBITED, LG_REFUSAL_SILENT };
+	struct lg_policy pol;
+	struct lg_engine *e;
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+
+	for (size_t m = 0; m < 2; m++) {
+		struct sent sent = { 0 };
+
+		test_policy(&pol);
+		pol.host_quota = 1;
+		pol.refusal = modes[m];
+		e = lg_engine_create(&pol, 0);
+		len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+		run(e, buf, len, S, &mod);
+		len = build_tcp4(buf, "10.77.0.2", 40001, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+		CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP,
+			     "I5508-R8: the SYN that gets no session is not forwarded");
+		lg_engine_due(e, S, capture_send, &sent);
+		lg_engine_stats(e, &st);
+		if (modes[m] == LG_REFUSAL_ADMIN_PROHIBITED) {
+			CHECK_EQ_INT(sent.count, 1, "I5508-R8: one ICMP for the refusal");
+			CHECK(sent.count == 1 && sent.pkt[20] == 3 && sent.pkt[21] == 13,
+			      "I5508-R8: administratively prohibited (3/13)");
+			CHECK_EQ_INT(st.icmp_admin_prohibited_sent, 1, "3/13 counted");
+			CHECK_EQ_INT(st.icmp_host_unreachable_sent, 0, "no 3/1");
+		} else {
+			CHECK_EQ_INT(sent.count, 0, "refusal silent: no ICMP");
+			CHECK_EQ_INT(st.dropped[LG_DROP_QUOTA], 1, "silent refusal still counted");
+		}
+		lg_engine_destroy(e);
+	}
+}
+
 /* Both passes of a hairpinned segment; returns the verdict of the last pass that ran. */
 static enum lg_verdict hairpin(struct lg_engine *e, uint8_t *buf, size_t len, uint64_t now)
 {
@@ -864,6 +903,7 @@ int main(void)
 	test_mapping_log();
 	test_port_randomness();
 	test_host_quota();
+	test_refusal_code();
 	test_hairpin();
 	test_overload();
 	test_service_timeouts();

@@ -113,6 +113,13 @@ static void test_ipv6(void)
 	expect_error("ipv6 max-flows 0\n", 1, 16, "ipv6 max-flows '0'");
 	expect_error("ipv6 outside 2001:db8::/32\n", 1, 6, "unknown ipv6 setting");
 	expect_error("ipv6 inside\n", 1, 6, "missing argument");
+	expect_error("nat refusal rst\n", 1, 13, "I5508-R8");
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			   "nat public 192.0.2.1\nnat refusal admin-prohibited\n", &pol, &d), 0,
+		     "nat refusal parses");
+	CHECK_EQ_INT(pol.refusal, LG_REFUSAL_ADMIN_PROHIBITED, "I5508-R8: 3/13 configurable");
+	lg_policy_defaults(&pol);
+	CHECK_EQ_INT(pol.refusal, LG_REFUSAL_HOST_UNREACHABLE, "C6888-R11: 3/1 by default");
 }
 
 static void test_defaults_meet_floors(void)

@@ -180,5 +180,37 @@ check "C6888-R11: refused at once, not after a timeout" \
 check "C6888-R4: the two held connections keep working" grep -q ' 2$' "$TB_TMP/quota.out"
 check "the refusal is counted" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^drop_host_quota +[1-9]'"
 
+# I5508-R8: with 'nat refusal admin-prohibited' the refused SYN is answered with ICMP 3/13.
+"$LGTB" gateway stop
+printf 'nat refusal admin-prohibited\n' >>"$TB_TMP/quota.conf"
+"$LGTB" gateway start "$TB_TMP/quota.conf" >/dev/null || fail "gateway start with refusal admin-prohibited"
+in_client /usr/bin/python3 - "$TB_TMP/r8.out" <<'PY'
+import socket, struct, sys, time
+raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+held = [socket.create_connection(("198.51.100.2", 143), timeout=5) for _ in range(2)]
+try:
+    socket.create_connection(("198.51.100.2", 587), timeout=3)
+    third = "connected"
+except OSError as e:
+    third = "refused"
+raw.settimeout(0.5)
+seen = "none"
+deadline = time.time() + 3
+while time.time() < deadline and seen == "none":
+    try:
+        pkt = raw.recv(2048)
+    except socket.timeout:
+        continue
+    ihl = (pkt[0] & 15) * 4
+    icmp = pkt[ihl:]
+    inner = icmp[8:]
+    iihl = (inner[0] & 15) * 4
+    if icmp[0] == 3 and struct.unpack("!H", inner[iihl + 2:iihl + 4])[0] == 587:
+        seen = "%d/%d" % (icmp[0], icmp[1])
+open(sys.argv[1], "w").write("%s %s\n" % (third, seen))
+PY
+check "I5508-R8: the SYN that gets no session is refused with ICMP 3/13" grep -qx 'refused 3/13' "$TB_TMP/r8.out"
+check "I5508-R8: and counted" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^icmp_admin_prohibited_sent +[1-9]'"
+
 "$LGTB" down
 tb_finish
