@@ -951,6 +951,14 @@ void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *a
 	pthread_mutex_unlock(&e->wlock);
 }
 
+void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger,
+			       const uint32_t *rest_left, uint64_t now_ns)
+{
+	pthread_mutex_lock(&e->wlock);
+	lg_natmap_set_ledger(e->maps, ledger, rest_left, lg_eng_seconds(now_ns));
+	pthread_mutex_unlock(&e->wlock);
+}
+
 void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
 			   uint16_t pub_port, char *buf, size_t size)
 {

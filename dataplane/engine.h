@@ -111,4 +111,9 @@ void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uin
 			   uint16_t pub_port, char *buf, size_t size);
 const char *lg_drop_reason_name(enum lg_drop_reason reason);
 
+/* Record public ports in LEDGER from now on, and rest those the previous run left (REST_LEFT,
+ * from lg_portledger_open) before any is drawn again (RFC 6888 REQ-8 across restarts). */
+void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger,
+			       const uint32_t *rest_left, uint64_t now_ns);
+
 #endif

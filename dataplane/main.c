@@ -6,6 +6,7 @@
 #include "dataplane/engine.h"
 #include "dataplane/log.h"
 #include "dataplane/nfq.h"
+#include "dataplane/portledger.h"
 #include "dataplane/replay.h"
 #include "dataplane/steer.h"
 #include "lg_control_proto.h"
@@ -25,6 +26,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <time.h>
 #include <netinet/in.h>
 #include <unistd.h>
 
@@ -248,6 +250,42 @@ static void send_raw(const uint8_t *pkt, size_t len, uint32_t dst, void *arg)
 		lg_log(LG_LOG_WARN, "sending ICMP: %s", strerror(errno));
 }
 
+/* The port ledger, so that ports in use now rest after a restart or a crash (RFC 6888 REQ-8).
+ * Without one the daemon still runs, and says what that costs. */
+static struct lg_portledger *open_port_ledger(const struct lg_policy *pol, struct lg_engine *engine)
+{
+	char path[LG_PATH_MAX + 8], err[LG_PATH_MAX + 128];
+	uint32_t *rest_left;
+	struct lg_portledger *l;
+	size_t resting = 0;
+
+	if (pol->port_state_off)
+		return NULL;
+	if (pol->port_state[0])
+		snprintf(path, sizeof(path), "%s", pol->port_state);
+	else if (lg_port_state_default_path(path, sizeof(path)) == 0)
+		mkdir(LG_CTL_DIR, 0700);
+	else
+		path[0] = '\0';
+	rest_left = malloc(65536 * sizeof(*rest_left));
+	l = path[0] && rest_left ? lg_portledger_open(path, pol->nat_public, pol->port_rest,
+						      (uint32_t)time(NULL), rest_left, err, sizeof(err))
+				 : NULL;
+	if (!l) {
+		lg_log(LG_LOG_WARN, "port ledger: %s; ports in use at a restart may be reused at once",
+		       path[0] && rest_left ? err : "no path or no memory");
+		free(rest_left);
+		return NULL;
+	}
+	for (size_t p = 0; p < 65536; p++)
+		resting += rest_left[p] != 0;
+	lg_engine_set_port_ledger(engine, l, rest_left, lg_clock_now_ns());
+	lg_log(LG_LOG_INFO, "port ledger %s: %zu port%s left by the previous run rest up to %u s",
+	       path, resting, resting == 1 ? "" : "s", pol->port_rest);
+	free(rest_left);
+	return l;
+}
+
 static void write_pid_file(const char *path)
 {
 	FILE *f = fopen(path, "w");
@@ -267,6 +305,7 @@ int main(int argc, char **argv)
 	char sock_path[LG_PATH_MAX], err[256];
 	struct queue_thread threads[LG_MAX_QUEUES];
 	struct lg_nfq *queues[LG_MAX_QUEUES];
+	struct lg_portledger *ledger;
 	struct lg_control *ctl;
 	struct lg_engine *engine;
 	struct lg_control_ctx ctx;
@@ -330,6 +369,7 @@ int main(int argc, char **argv)
 		       (double)es.table_bytes / pol.max_flows);
 	}
 	lg_engine_set_mapping_log(engine, log_mapping, NULL);
+	ledger = open_port_ledger(&pol, engine);
 	for (uint16_t i = 0; i < pol.queue_count; i++) {
 		struct lg_nfq_config qc = { .queue_num = (uint16_t)(pol.queue_first + i),
 					    .length = pol.queue_length,
@@ -414,6 +454,7 @@ int main(int argc, char **argv)
 	if (o.pid_file)
 		unlink(o.pid_file);
 	lg_engine_destroy(engine);
+	lg_portledger_close(ledger); /* mappings still held stay marked in use: they rest after a restart */
 	lg_log(LG_LOG_INFO, "stopped, rules removed");
 	return 0;
 }

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <stdlib.h>
 #include <sys/random.h>
+#include <time.h>
 
 #define PORTS 65536
 
@@ -34,6 +35,7 @@ struct lg_natmap {
 	uint64_t key, rng;
 	lg_mapping_hook *hook;
 	void *hook_arg;
+	struct lg_portledger *ledger;
 };
 
 static uint32_t mix(uint64_t key, uint64_t a)
@@ -204,6 +206,8 @@ bool lg_natmap_attach(struct lg_natmap *m, struct lg_flowtab *t, struct lg_flow 
 					.next = m->map_chains[c] };
 		m->map_chains[c] = (uint32_t)port + 1;
 		m->count++;
+		if (m->ledger)
+			lg_portledger_used(m->ledger, port);
 		if (m->hook)
 			m->hook(true, f->in_addr, f->in_port, m->pub_addr, htons(port), m->hook_arg);
 	}
@@ -245,6 +249,8 @@ void lg_natmap_detach(struct lg_natmap *m, struct lg_flowtab *t, struct lg_flow 
 	host_release(m, mp->in_addr);
 	m->rest_until[port] = now_s + m->hold_s;
 	m->count--;
+	if (m->ledger)
+		lg_portledger_released(m->ledger, port, (uint32_t)time(NULL));
 	if (m->hook)
 		m->hook(false, mp->in_addr, mp->in_port, m->pub_addr, f->pub_port, m->hook_arg);
 }
@@ -286,4 +292,19 @@ bool lg_natmap_sent_to(const struct lg_natmap *m, struct lg_flowtab *t, uint16_t
 size_t lg_natmap_count(const struct lg_natmap *m)
 {
 	return m->count;
+}
+
+void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger,
+			  const uint32_t *rest_left, uint32_t now_s)
+{
+	m->ledger = ledger;
+	for (uint32_t p = 0; p < PORTS; p++) {
+		uint32_t until = now_s + rest_left[p];
+
+		/* a rest_until of 0 means "never used": a rest ending at second 0 is one more */
+		if (rest_left[p] && (m->rest_until[p] == 0 || (int32_t)(until - m->rest_until[p]) > 0))
+			m->rest_until[p] = until ? until : 1;
+		if (m->maps[p].refs)
+			lg_portledger_used(ledger, (uint16_t)p);
+	}
 }

@@ -7,6 +7,7 @@
 #define LG_NATMAP_H
 
 #include "dataplane/flowtab.h"
+#include "dataplane/portledger.h"
 
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,5 +44,9 @@ bool lg_natmap_port_of(const struct lg_natmap *m, uint32_t in_addr, uint16_t in_
 bool lg_natmap_sent_to(const struct lg_natmap *m, struct lg_flowtab *t, uint16_t pub_port,
 		       uint32_t rem_addr);
 size_t lg_natmap_count(const struct lg_natmap *m);
+/* Keep LEDGER up to date from now on, and rest each port REST_LEFT[port] seconds from NOW_S
+ * (what the previous run left, lg_portledger_open). Ports in use now are recorded. */
+void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger,
+			  const uint32_t *rest_left, uint32_t now_s);
 
 #endif

@@ -25,7 +25,7 @@ struct stmt {
 /* Line on which each single-valued setting was given; 0 = not given. */
 struct seen {
 	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
-	unsigned nat_port_rest, nat_refusal;
+	unsigned nat_port_rest, nat_refusal, nat_port_state;
 	unsigned queue, max_flows, overload, mail_ports;
 	unsigned timeout_est, timeout_trans, timeout_query, control_socket, max_flows6;
 };
@@ -282,6 +282,24 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 		else
 			ERR(d, st->line, st->w[2].col,
 			    "unsolicited-syn '%s' is not icmp or silent (N5382-R4, R4a)", st->w[2].text);
+	} else if (strcmp(what, "port-state") == 0) {
+		const char *path = st->w[2].text;
+
+		if (!expect_args(st, 3, "nat port-state PATH|none", d) ||
+		    !once(&seen->nat_port_state, st, "nat port-state", d))
+			return;
+		if (strcmp(path, "none") == 0) {
+			pol->port_state_off = true;
+			diag_add(d, LG_DIAG_WARNING, st->line, st->w[2].col,
+				 "without a port ledger, ports in use when the daemon stops or crashes "
+				 "may be given to new flows at once after a restart (C6888-R8)");
+		} else if (path[0] != '/' || strlen(path) >= LG_PATH_MAX) {
+			ERR(d, st->line, st->w[2].col,
+			    "port-state '%s' must be an absolute path shorter than %d bytes, or none",
+			    path, LG_PATH_MAX);
+		} else {
+			memcpy(pol->port_state, path, strlen(path) + 1); /* length checked above */
+		}
 	} else if (strcmp(what, "refusal") == 0) {
 		if (!expect_args(st, 3, "nat refusal host-unreachable|admin-prohibited|silent", d) ||
 		    !once(&seen->nat_refusal, st, "nat refusal", d))
@@ -300,7 +318,7 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 	} else {
 		ERR(d, st->line, st->w[1].col,
 		    "unknown nat setting '%s' (inside, public, ports, quota, filtering, unsolicited-syn, "
-		    "port-rest, refusal)",
+		    "port-rest, port-state, refusal)",
 		    what);
 	}
 }

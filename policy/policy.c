@@ -184,6 +184,9 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	fprintf(out, "\nnat public: %s ports %u-%u\n", addr, pol->port_lo, pol->port_hi);
 	fprintf(out, "nat quota: %u ports per inside host; a released port rests %u s\n",
 		pol->host_quota, pol->port_rest);
+	fprintf(out, "port ledger (rest kept across restarts): %s\n",
+		pol->port_state_off ? "none" : pol->port_state[0] ? pol->port_state
+								   : "(default for this network namespace)");
 	fprintf(out, "nat mapping: endpoint-independent; filtering: %s\n",
 		pol->filtering == LG_FILTER_ADDRESS_DEPENDENT ? "address-dependent"
 							       : "endpoint-independent");

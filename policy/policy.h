@@ -77,6 +77,8 @@ struct lg_policy {
 	uint16_t port_lo, port_hi;
 	uint32_t host_quota; /* mappings (public ports) per inside address, RFC 6888 REQ-4 */
 	uint32_t port_rest;  /* seconds a released public port rests before reuse, REQ-8 */
+	char port_state[LG_PATH_MAX]; /* the port ledger (REQ-8 across restarts); empty: default */
+	bool port_state_off;          /* 'nat port-state none' */
 	enum lg_filtering filtering;
 	enum lg_unsolicited unsolicited_syn;
 	enum lg_refusal refusal;
@@ -160,5 +162,7 @@ bool lg_prefix6_contains(const struct lg_prefix6 *p, const uint8_t addr[16]);
  * LG_CTL_DIR/lemongated-netns-INODE.sock in any other, so that a daemon in each namespace
  * (as in the testbed) has its own socket and lemongatectl run there finds it. 0 or -1. */
 int lg_control_default_path(char *buf, size_t size);
+/* The port ledger's default path, the same way: LG_CTL_DIR/lemongated[-netns-INODE].ports. */
+int lg_port_state_default_path(char *buf, size_t size);
 
 #endif

@@ -114,6 +114,16 @@ static void test_ipv6(void)
 	expect_error("ipv6 outside 2001:db8::/32\n", 1, 6, "unknown ipv6 setting");
 	expect_error("ipv6 inside\n", 1, 6, "missing argument");
 	expect_error("nat refusal rst\n", 1, 13, "I5508-R8");
+	expect_error("nat port-state relative/path\n", 1, 16, "absolute path");
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			   "nat public 192.0.2.1\nnat port-state /var/lib/lemongate/ports\n", &pol, &d), 0,
+		     "nat port-state parses");
+	CHECK_EQ_STR(pol.port_state, "/var/lib/lemongate/ports", "C6888-R8: ledger path configurable");
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			   "nat public 192.0.2.1\nnat port-state none\n", &pol, &d), 0,
+		     "nat port-state none parses");
+	CHECK(pol.port_state_off && d.warnings == 1 && strstr(d.items[0].msg, "C6888-R8"),
+	      "C6888-R8: turning the ledger off is allowed, with a warning that says what it costs");
 	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
 			   "nat public 192.0.2.1\nnat refusal admin-prohibited\n", &pol, &d), 0,
 		     "nat refusal parses");
