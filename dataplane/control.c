@@ -269,6 +269,7 @@ static const struct stat_field {
 	{ "icmp_refusals_suppressed", offsetof(struct lg_engine_stats, icmp_refusals_suppressed) },
 	{ "icmp_errors_translated_in", offsetof(struct lg_engine_stats, icmp_errors_in) },
 	{ "icmp_errors_translated_out", offsetof(struct lg_engine_stats, icmp_errors_out) },
+	{ "icmp_errors_hairpinned", offsetof(struct lg_engine_stats, icmp_errors_hairpinned) },
 	{ "icmp_frag_needed_translated", offsetof(struct lg_engine_stats, icmp_frag_needed) },
 };
 

@@ -643,6 +643,44 @@ static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct lg_ctx 
 	return LG_VERDICT_ACCEPT;
 }
 
+/* An inside host's error about a segment another inside host sent it through the public
+ * address (RFC 5508 REQ-7), first pass, before routing: it quotes public:X -> complainer:P.
+ * The complainer's session (to public:X) gives its public port; the sender's session (public
+ * port X) gives the sender, who becomes the destination (REQ-7a). */
+static enum lg_verdict hairpinned_icmp_error(struct lg_engine *e, struct lg_ctx *c,
+					     struct lg_pkt *p, bool *modified)
+{
+	const struct lg_icmp_error *ie = &p->icmp;
+	uint32_t pub = e->pol.nat_public;
+	struct lg_flow *to, *from = NULL;
+
+	to = lg_flowtab_find_inside(e->t4.flows, ie->inner_daddr, ie->inner_dport, pub,
+				    ie->inner_sport);
+	if (to)
+		from = lg_flowtab_find_public(e->t4.flows, ie->inner_sport, pub, to->pub_port);
+	if (!from)
+		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
+	lg_nat_icmp_hairpin(p, from->in_addr, from->in_port, pub, to->pub_port);
+	BUMP(c, icmp_errors_hairpinned);
+	*modified = true;
+	return LG_VERDICT_ACCEPT;
+}
+
+/* The same error, second pass, after routing: it leaves from the public address, as the
+ * hairpinned segments did (N5382-R8a). Before routing a source of our own would be a martian. */
+static enum lg_verdict hairpinned_icmp_error_out(struct lg_engine *e, struct lg_ctx *c,
+						 struct lg_pkt *p, bool *modified)
+{
+	const struct lg_icmp_error *ie = &p->icmp;
+
+	if (!lg_flowtab_find_inside(e->t4.flows, ie->inner_saddr, ie->inner_sport, ie->inner_daddr,
+				    ie->inner_dport))
+		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
+	lg_nat_icmp_to_outside(p, e->pol.nat_public, ie->inner_dport); /* the quote is already so */
+	*modified = true;
+	return LG_VERDICT_ACCEPT;
+}
+
 static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 				  uint64_t now_ns, bool *modified)
 {
@@ -651,6 +689,12 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct 
 
 	if (ie->inner_proto == LG_IPPROTO_ICMP)
 		return icmp_error_about_echo(e, c, p, now_ns, modified);
+	if (p->daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, p->saddr) &&
+	    ie->inner_saddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, ie->inner_daddr))
+		return hairpinned_icmp_error(e, c, p, modified);
+	if (lg_policy_is_inside(&e->pol, p->saddr) && lg_policy_is_inside(&e->pol, p->daddr) &&
+	    ie->inner_daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, ie->inner_saddr))
+		return hairpinned_icmp_error_out(e, c, p, modified);
 	if (p->daddr == e->pol.nat_public) {
 		/* about a segment we sent out: it quotes public:port -> remote */
 		if (ie->inner_saddr != e->pol.nat_public)

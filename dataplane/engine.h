@@ -49,6 +49,7 @@ struct lg_engine_stats {
 	uint64_t syn_hold_overflow; /* forgotten unanswered: too many held at once */
 	uint64_t icmp_port_unreachable_sent;
 	uint64_t icmp_errors_in, icmp_errors_out; /* translated toward inside / outside */
+	uint64_t icmp_errors_hairpinned;          /* inside to inside (RFC 5508 REQ-7) */
 	uint64_t icmp_host_unreachable_sent;      /* 3/1 for a refused new flow (RFC 6888 REQ-11) */
 	uint64_t icmp_admin_prohibited_sent;      /* 3/13 instead, by policy (RFC 5508 REQ-8) */
 	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */

@@ -111,6 +111,13 @@ void lg_nat_icmp_to_outside(struct lg_pkt *pkt, uint32_t pub_addr, uint16_t pub_
 	rewrite_inner(pkt, IP_DADDR_OFF, TCP_DPORT_OFF, pub_addr, pub_port);
 }
 
+void lg_nat_icmp_hairpin(struct lg_pkt *pkt, uint32_t sender_addr, uint16_t sender_port,
+			 uint32_t pub_addr, uint16_t target_port)
+{
+	rewrite_inner(pkt, IP_DADDR_OFF, TCP_DPORT_OFF, pub_addr, target_port);
+	lg_nat_icmp_to_inside(pkt, sender_addr, sender_port);
+}
+
 /* An echo's identifier is covered by the ICMP checksum alone (no pseudo-header). */
 static void rewrite_echo(struct lg_pkt *pkt, size_t addr_off, uint32_t *addr_field, uint32_t addr,
 			 uint16_t id)

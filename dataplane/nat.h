@@ -20,5 +20,11 @@ void lg_nat_icmp_to_inside(struct lg_pkt *pkt, uint32_t in_addr, uint16_t in_por
 /* An ICMP error an inside host sends about a packet it received through us (RFC 5508
  * section 4.2.2): outer source and quoted destination become the public endpoint. */
 void lg_nat_icmp_to_outside(struct lg_pkt *pkt, uint32_t pub_addr, uint16_t pub_port);
+/* A hairpinned ICMP error (RFC 5508 REQ-7): an inside host complains about a packet another
+ * inside host sent it through us. The quoted packet becomes what the sender sent, from its
+ * own endpoint SENDER_ADDR:SENDER_PORT to the complainer's public one PUB_ADDR:TARGET_PORT, and
+ * the outer destination the sender (REQ-7a). The outer source is left to a second pass. */
+void lg_nat_icmp_hairpin(struct lg_pkt *pkt, uint32_t sender_addr, uint16_t sender_port,
+			 uint32_t pub_addr, uint16_t target_port);
 
 #endif

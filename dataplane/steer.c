@@ -231,6 +231,31 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 	    "--icmp-type", "echo-reply", "-j", "CT", "--notrack");
 	TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "icmp",
 	    "--icmp-type", "echo-reply", "-j", "NFQUEUE", qflag, queue, bypass);
+	/* Hairpinned ICMP errors (RFC 5508 REQ-7): an inside host's error about a hairpinned
+	 * segment goes to the public address; it is turned toward the sender before routing, and
+	 * given the public address as its source after (as the hairpinned segments are). */
+	for (size_t t = 0; t < sizeof(icmp_errors) / sizeof(icmp_errors[0]); t++) {
+		for (size_t i = 0; i < pol->nat_inside_count; i++) {
+			char addr[INET_ADDRSTRLEN], prefix[INET_ADDRSTRLEN + 4];
+
+			inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
+			snprintf(prefix, sizeof(prefix), "%s/%u", addr, pol->nat_inside[i].len);
+			TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-d", pub,
+			    "-p", "icmp", "--icmp-type", icmp_errors[t], "-j", "CT", "--notrack");
+			TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->inside_if, "-s", prefix, "-d",
+			    pub, "-p", "icmp", "--icmp-type", icmp_errors[t], "-j", "NFQUEUE", qflag,
+			    queue, bypass);
+			for (size_t k = 0; k < pol->nat_inside_count; k++) {
+				char to[INET_ADDRSTRLEN + 4];
+
+				inet_ntop(AF_INET, &pol->nat_inside[k].addr, addr, sizeof(addr));
+				snprintf(to, sizeof(to), "%s/%u", addr, pol->nat_inside[k].len);
+				TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o",
+				    pol->inside_if, "-s", prefix, "-d", to, "-p", "icmp", "--icmp-type",
+				    icmp_errors[t], "-j", "NFQUEUE", qflag, queue, bypass);
+			}
+		}
+	}
 	/* Hairpinning: inside to the public address, queued twice. Before routing the destination
 	 * becomes the mapping's owner; after routing (back out the inside interface) the source
 	 * becomes the sender's public endpoint. */

@@ -364,8 +364,59 @@ static void test_echo_errors_and_filtering(void)
 	lg_engine_destroy(e);
 }
 
+/* I5508-R7: cli2 (10.77.0.3:41100) answers a hairpinned SYN from cli (10.77.0.2:40000) with
+ * port unreachable, sent to the public address it came from; cli must get it, addressed to
+ * itself and quoting the packet as cli sent it (to cli2's public endpoint). */
+static void test_hairpinned_error(void)
+{
+	struct lg_engine *e = engine();
+	uint8_t buf[256], seg[128];
+	size_t len, seg_len;
+	uint16_t cli2_pub, cli_pub;
+	struct lg_engine_stats st;
+	bool mod;
+
+	len = build_tcp4(buf, "10.77.0.3", 41100, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	run(e, buf, len, S, &mod);
+	cli2_pub = rd16be(buf + 20);
+	/* cli's SYN to cli2's public endpoint: both passes of the hairpin */
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.1", cli2_pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_ACCEPT, "hairpin, first pass");
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_ACCEPT, "hairpin, second pass");
+	cli_pub = rd16be(buf + 20);
+	CHECK(rd_addr(buf + 12) == inet_addr("198.51.100.1") && rd_addr(buf + 16) == inet_addr("10.77.0.3"),
+	      "cli2 sees the SYN from the public address");
+	/* cli2's port unreachable about exactly that segment */
+	seg_len = build_tcp4(seg, "198.51.100.1", cli_pub, "10.77.0.3", 41100, LG_TCP_SYN, NULL);
+	len = build_icmp4(buf, "10.77.0.3", "198.51.100.1", 3, 3, no_rest, seg, 28, NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "I5508-R7: hairpinned error passes");
+	CHECK(mod, "and is translated");
+	CHECK_EQ_INT(rd_addr(buf + 16), inet_addr("10.77.0.2"),
+		     "I5508-R7a: outer destination is the embedded source after translation");
+	CHECK_EQ_INT(rd_addr(buf + 28 + 12), inet_addr("10.77.0.2"), "quoted source: cli itself");
+	CHECK_EQ_INT(rd16be(buf + 48), 40000, "quoted source port: cli's own");
+	CHECK_EQ_INT(rd_addr(buf + 28 + 16), inet_addr("198.51.100.1"), "quoted destination: public");
+	CHECK_EQ_INT(rd16be(buf + 50), cli2_pub, "quoted destination port: cli2's public port");
+	CHECK(icmp_checksums_ok(buf, len, 20), "every checksum right");
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT, "second pass, after routing");
+	CHECK_EQ_INT(rd_addr(buf + 12), inet_addr("198.51.100.1"),
+		     "N5382-R8a: it leaves from the public address, as the hairpinned segments did");
+	CHECK_EQ_INT(rd_addr(buf + 16), inet_addr("10.77.0.2"), "still to cli");
+	CHECK_EQ_INT(rd16be(buf + 50), cli2_pub, "the quote unchanged by the second pass");
+	CHECK(icmp_checksums_ok(buf, len, 20), "every checksum right after the second pass");
+	/* an error quoting a public port no session of cli2 talks to: dropped */
+	seg_len = build_tcp4(seg, "198.51.100.1", (uint16_t)(cli_pub + 1), "10.77.0.3", 41100, LG_TCP_SYN, NULL);
+	len = build_icmp4(buf, "10.77.0.3", "198.51.100.1", 3, 3, no_rest, seg, seg_len < 28 ? seg_len : 28,
+			  NULL, 0);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "I5508-R4: hairpinned error about no session dropped");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.icmp_errors_hairpinned, 1, "counted as hairpinned");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
+	test_hairpinned_error();
 	test_echo_sessions();
 	test_echo_errors_and_filtering();
 	test_frag_needed();

@@ -149,6 +149,40 @@ check "I5508-R5: the server gets the client's error from 198.51.100.1 quoting $p
 touch "$TB_TMP/quit"
 wait "$client"
 
+# I5508-R7: cli2 (10.77.0.3:41200) has a mapping from talking to the server and refuses
+# hairpinned SYNs with port unreachable; cli (10.77.0.2) connecting to that mapping's public
+# endpoint must get the error, translated, and fail at once rather than time out.
+in_client iptables -A INPUT -d 10.77.0.3 -p tcp --dport 41200 -s 198.51.100.1 --syn \
+	-j REJECT --reject-with icmp-port-unreachable
+in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
+import os, socket, sys, time
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("10.77.0.3", 41200)); s.settimeout(5)
+s.connect(("198.51.100.2", 143)); s.recv(200)
+open(os.path.join(sys.argv[1], "r7.ready"), "w").close()
+time.sleep(8)
+PY
+r7_pid=$!
+wait_until 5 test -e "$TB_TMP/r7.ready" || fail "cli2's session for the hairpin"
+r7_pub=$(grep -h 'connect from 198.51.100.1' /run/lgtb/lemongate-imapd.log | tail -1 | awk '{print $NF}')
+in_client /usr/bin/python3 - "$r7_pub" "$TB_TMP/r7.out" <<'PY'
+import errno, socket, sys, time
+host, port = sys.argv[1].split(":")
+s = socket.socket(); s.bind(("10.77.0.2", 0)); s.settimeout(4)
+t0 = time.monotonic()
+try:
+    s.connect((host, int(port))); r = "connected"
+except OSError as e:
+    r = errno.errorcode.get(e.errno, "timeout") if e.errno else "timeout"
+open(sys.argv[2], "w").write("%s %.1f\n" % (r, time.monotonic() - t0))
+PY
+kill "$r7_pid" 2>/dev/null; wait "$r7_pid" 2>/dev/null
+check "I5508-R7: cli's hairpinned connect is refused by cli2's ICMP error, translated back to cli" \
+	grep -q '^ECONNREFUSED 0\.' "$TB_TMP/r7.out"
+check "I5508-R7: the hairpinned error is counted" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^icmp_errors_hairpinned +[1-9]'"
+
 # C6888-R4, R11: with a quota of 2 ports per inside host, a third connection is refused at once
 # with host unreachable, and the two it holds keep working.
 "$LGTB" gateway stop
