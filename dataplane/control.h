@@ -14,7 +14,7 @@ struct lg_control_ctx {
 	size_t queue_count;
 	uint64_t started_ns;
 	/* Where the daemon's own ICMP errors go; clock advance sends what falls due at once. */
-	void (*send_icmp)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg);
+	lg_icmp_send_fn *send_icmp;
 	void *send_icmp_arg;
 };
 

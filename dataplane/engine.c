@@ -341,25 +341,23 @@ bool lg_eng_track_segment(struct lg_ctx *c, struct lg_flow *f, int side, const s
 	return !was_short && lg_tcp_is_transitory(f->state);
 }
 
-/* A new outbound flow that cannot be had: dropped, no existing mapping given up for it, and the
- * inside host told at once with host unreachable or administratively prohibited, as the policy
- * says (RFC 6888 REQ-4, REQ-11; RFC 5508 REQ-8), or not at all. */
-static enum lg_verdict refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
-			      enum lg_drop_reason why)
+enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			      const struct lg_icmp_dest *to, size_t quote_len, enum lg_drop_reason why)
 {
-	size_t quote = icmp_quote_len(p);
 	bool queued = false;
 
 	if (e->pol.refusal == LG_REFUSAL_SILENT)
 		return lg_eng_drop(c, why);
-	if (quote) {
+	if (quote_len > LG_SYNHOLD_QUOTE_MAX)
+		quote_len = LG_SYNHOLD_QUOTE_MAX;
+	if (quote_len) {
 		pthread_mutex_lock(&e->aux);
 		if (e->refusal_count < LG_REFUSAL_RING) {
 			struct lg_pending_refusal *r = &e->refusals[e->refusal_count++];
 
-			r->dst = p->saddr;
-			memcpy(r->quote, p->ip, quote);
-			r->quote_len = (uint8_t)quote;
+			r->to = *to;
+			memcpy(r->quote, p->ip, quote_len);
+			r->quote_len = (uint8_t)quote_len;
 			queued = true;
 		}
 		pthread_mutex_unlock(&e->aux);
@@ -367,6 +365,14 @@ static enum lg_verdict refuse(struct lg_engine *e, struct lg_ctx *c, const struc
 	if (!queued)
 		BUMP(c, icmp_refusals_suppressed);
 	return lg_eng_drop(c, why);
+}
+
+static enum lg_verdict refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			      enum lg_drop_reason why)
+{
+	struct lg_icmp_dest to = { .family = 4, .addr4 = p->saddr };
+
+	return lg_eng_refuse(e, c, p, &to, icmp_quote_len(p), why);
 }
 
 /* The flow of a segment an inside host sends to P's destination, found or (for a SYN) made,
@@ -405,13 +411,9 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 		lg_eng_rearm_sooner(e, &e->t4, f);
 	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
 	if (bare_syn) {
-		bool cancelled;
+		struct lg_synhold_key k = lg_synhold_key4(f->rem_addr, f->rem_port, f->pub_port);
 
-		pthread_mutex_lock(&e->aux);
-		cancelled = lg_synhold_cancel(&e->synhold, f->rem_addr, f->rem_port, f->pub_port);
-		pthread_mutex_unlock(&e->aux);
-		if (cancelled)
-			BUMP(c, syn_hold_superseded);
+		lg_eng_supersede_held(e, c, &k);
 	}
 	BUMP(c, packets_out);
 	ADD(c, bytes_out, p->len);
@@ -430,25 +432,41 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_ctx *c, struct lg
 	return v;
 }
 
-/* An inbound SYN nobody asked for: dropped now, and remembered so that it can be answered
- * after 6 s (N5382-R4), unless the inside opens the same connection first. */
-static enum lg_verdict unsolicited(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
-				   uint64_t now_ns, enum lg_drop_reason why)
+void lg_eng_supersede_held(struct lg_engine *e, struct lg_ctx *c, const struct lg_synhold_key *k)
 {
-	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST | LG_TCP_FIN)) == LG_TCP_SYN) {
-		size_t quote = icmp_quote_len(p);
-		bool held = false;
+	bool cancelled;
 
-		if (quote) {
-			pthread_mutex_lock(&e->aux);
-			held = lg_synhold_note(&e->synhold, p->saddr, p->sport, p->dport, now_ns,
-					       p->ip, quote);
-			pthread_mutex_unlock(&e->aux);
-		}
+	pthread_mutex_lock(&e->aux);
+	cancelled = lg_synhold_cancel(&e->synhold, k);
+	pthread_mutex_unlock(&e->aux);
+	if (cancelled)
+		BUMP(c, syn_hold_superseded);
+}
+
+enum lg_verdict lg_eng_unsolicited(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+				   const struct lg_synhold_key *k, size_t quote, uint64_t now_ns,
+				   enum lg_drop_reason why)
+{
+	if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST | LG_TCP_FIN)) == LG_TCP_SYN &&
+	    quote) {
+		bool held;
+
+		pthread_mutex_lock(&e->aux);
+		held = lg_synhold_note(&e->synhold, k, now_ns, p->ip, quote);
+		pthread_mutex_unlock(&e->aux);
 		if (held)
 			BUMP(c, syn_held);
 	}
 	return lg_eng_drop(c, why);
+}
+
+/* An inbound SYN nobody asked for (IPv4): its answer quotes the IP header and 8 bytes. */
+static enum lg_verdict unsolicited(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+				   uint64_t now_ns, enum lg_drop_reason why)
+{
+	struct lg_synhold_key k = lg_synhold_key4(p->saddr, p->sport, p->dport);
+
+	return lg_eng_unsolicited(e, c, p, &k, icmp_quote_len(p), now_ns, why);
 }
 
 /* With the writer lock: a flow for an inbound SYN to P's public port, if a mapping admits its
@@ -784,28 +802,37 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 struct due_ctx {
 	struct lg_engine *e;
 	struct lg_ctx *c;
-	void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg);
+	lg_icmp_send_fn *send;
 	void *arg;
 };
 
+/* A SYN held 6 s: port unreachable, ICMP 3/3 from the public address or ICMPv6 1/4 (the
+ * kernel picks the gateway's source address), unless the policy says silent. */
 static void answer_held_syn(const struct lg_synhold_entry *h, void *arg)
 {
 	struct due_ctx *d = arg;
-	uint8_t pkt[LG_ICMP_ERR_LEN];
+	uint8_t pkt[8 + LG_SYNHOLD_QUOTE_MAX > LG_ICMP_ERR_LEN ? 8 + LG_SYNHOLD_QUOTE_MAX
+							       : LG_ICMP_ERR_LEN];
+	struct lg_icmp_dest to = { .family = h->key.family };
 	size_t len;
 
 	if (d->e->pol.unsolicited_syn == LG_UNSOLICITED_SILENT) {
 		BUMP(d->c, syn_hold_silent);
 		return;
 	}
-	len = lg_icmp_build_error(pkt, d->e->pol.nat_public, h->rem_addr, 3, 3, h->quote,
-				  h->quote_len);
+	if (h->key.family == 6) {
+		memcpy(to.addr6, h->key.rem, 16);
+		len = lg_icmp6_build_error(pkt, 1, 4, h->quote, h->quote_len);
+	} else {
+		memcpy(&to.addr4, h->key.rem, 4);
+		len = lg_icmp_build_error(pkt, d->e->pol.nat_public, to.addr4, 3, 3, h->quote,
+					  h->quote_len);
+	}
 	BUMP(d->c, icmp_port_unreachable_sent);
-	d->send(pkt, len, h->rem_addr, d->arg);
+	d->send(pkt, len, &to, d->arg);
 }
 
-size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
-		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg)
+size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns, lg_icmp_send_fn *send, void *arg)
 {
 	struct lg_ctx c;
 	struct due_ctx d = { e, &c, send, arg };
@@ -815,16 +842,23 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
 	pthread_mutex_lock(&e->aux);
 	for (size_t i = 0; i < e->refusal_count; i++) {
 		const struct lg_pending_refusal *r = &e->refusals[i];
-		uint8_t pkt[LG_ICMP_ERR_LEN];
+		uint8_t pkt[8 + LG_SYNHOLD_QUOTE_MAX > LG_ICMP_ERR_LEN ? 8 + LG_SYNHOLD_QUOTE_MAX
+								       : LG_ICMP_ERR_LEN];
 		bool prohibited = e->pol.refusal == LG_REFUSAL_ADMIN_PROHIBITED;
-		size_t len = lg_icmp_build_error(pkt, e->pol.nat_public, r->dst, 3, prohibited ? 13 : 1,
-						 r->quote, r->quote_len);
+		size_t len;
 
+		/* IPv6: 1/1 administratively prohibited, or 1/3 address unreachable, which Linux
+		 * reports as EHOSTUNREACH just as it does ICMP 3/1 */
+		if (r->to.family == 6)
+			len = lg_icmp6_build_error(pkt, 1, prohibited ? 1 : 3, r->quote, r->quote_len);
+		else
+			len = lg_icmp_build_error(pkt, e->pol.nat_public, r->to.addr4, 3,
+						  prohibited ? 13 : 1, r->quote, r->quote_len);
 		if (prohibited)
 			BUMP(&c, icmp_admin_prohibited_sent);
 		else
 			BUMP(&c, icmp_host_unreachable_sent);
-		send(pkt, len, r->dst, arg);
+		send(pkt, len, &r->to, arg);
 	}
 	e->refusal_count = 0;
 	n = lg_synhold_due(&e->synhold, now_ns, answer_held_syn, &d);

@@ -81,13 +81,22 @@ void lg_engine_destroy(struct lg_engine *e);
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out);
 
+/* An ICMP error of ours, ready to send: an IPv4 packet, headers included, to ADDR4; or an
+ * ICMPv6 message to ADDR6 for a raw ICMPv6 socket (the kernel adds the IPv6 header, picks the
+ * source address and fills in the checksum). */
+struct lg_icmp_dest {
+	uint8_t family; /* 4 or 6 */
+	uint32_t addr4; /* network byte order */
+	uint8_t addr6[16];
+};
+typedef void lg_icmp_send_fn(const uint8_t *pkt, size_t len, const struct lg_icmp_dest *to,
+			     void *arg);
+
 /* Send the ICMP errors that are due: host unreachable (3/1) or administratively prohibited
  * (3/13), by policy, for new flows refused since the last call (RFC 6888 REQ-11, RFC 5508
- * REQ-8), and port unreachable for unsolicited SYNs held 6 s by NOW_NS
- * unless the policy says silent. SEND gets each (an IPv4 packet from the public address to
- * DST). Returns how many held SYNs fell due. */
-size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns,
-		     void (*send)(const uint8_t *pkt, size_t len, uint32_t dst, void *arg), void *arg);
+ * REQ-8), and port unreachable (ICMP 3/3, ICMPv6 1/4) for unsolicited SYNs held 6 s by NOW_NS
+ * unless the policy says silent. SEND gets each. Returns how many held SYNs fell due. */
+size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns, lg_icmp_send_fn *send, void *arg);
 
 /* Remove flows idle past their deadline, a bounded batch at a time so that flow creation is
  * never held up for long, and recycle the records of removed flows. Returns how many. */

@@ -1,5 +1,6 @@
 /* IPv6: stateful filtering of TCP without translation (there is no address shortage to hide),
- * with the IPv4 path's state machine, timers, RST checks and filtering mode. An inside
+ * with the IPv4 path's state machine, timers, RST checks, filtering mode and 6 s hold of
+ * unsolicited SYNs. An inside
  * endpoint with a live flow plays the part of a NAT mapping: endpoint-independent filtering
  * admits a SYN from anywhere to it, address-dependent only from addresses it has sent to.
  * ICMPv6 errors about a tracked flow pass, unchanged, and never touch the flow. */
@@ -65,9 +66,21 @@ static enum lg_drop_reason admission(struct lg_engine *e, const struct key6 *k)
 	return LG_DROP_REASON_COUNT;
 }
 
-static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
-			    int side, uint32_t now_s)
+/* An inbound SYN nobody asked for: dropped, held 6 s and then answered with ICMPv6 port
+ * unreachable quoting its start, unless the inside opens the connection first (N5382-R4). */
+static enum lg_verdict unsolicited6(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+				    uint64_t now_ns, enum lg_drop_reason why)
 {
+	struct lg_synhold_key k = lg_synhold_key6(p->saddr6, p->sport, p->daddr6, p->dport);
+	size_t quote = p->len < LG_SYNHOLD_QUOTE_MAX ? p->len : LG_SYNHOLD_QUOTE_MAX;
+
+	return lg_eng_unsolicited(e, c, p, &k, quote, now_ns, why);
+}
+
+static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			    int side, uint64_t now_ns)
+{
+	uint32_t now_s = lg_eng_seconds(now_ns);
 	struct key6 k = side == 0 ? (struct key6){ p->saddr6, p->daddr6, p->sport, p->dport }
 				  : (struct key6){ p->daddr6, p->saddr6, p->dport, p->sport };
 	struct lg_table *tb = &e->t6;
@@ -92,6 +105,14 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 				lg_flow_lock(f);
 		}
 		pthread_mutex_unlock(&e->wlock);
+		if (!f && side == 1 && (why == LG_DROP_UNSOLICITED || why == LG_DROP_FILTERED))
+			return unsolicited6(e, c, p, now_ns, why);
+		if (!f && side == 0) {
+			struct lg_icmp_dest to = { .family = 6 };
+
+			memcpy(to.addr6, p->saddr6, 16);
+			return lg_eng_refuse(e, c, p, &to, p->len, why);
+		}
 		if (!f)
 			return lg_eng_drop(c, why);
 	}
@@ -106,6 +127,11 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 	lg_flow_unlock(f);
 	if (sooner)
 		lg_eng_rearm_sooner(e, tb, f);
+	if (side == 0 && (p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK)) == LG_TCP_SYN) {
+		struct lg_synhold_key held = lg_synhold_key6(k.rem, k.rem_port, k.in, k.in_port);
+
+		lg_eng_supersede_held(e, c, &held);
+	}
 	if (side == 0) {
 		BUMP(c, packets_out);
 		ADD(c, bytes_out, p->len);
@@ -163,7 +189,7 @@ enum lg_verdict lg_eng_classify6(struct lg_engine *e, struct lg_ctx *c, struct l
 	from_inside = lg_policy_is_inside6(&e->pol, p->saddr6);
 	to_inside = lg_policy_is_inside6(&e->pol, p->daddr6);
 	if (from_inside != to_inside)
-		return tcp6(e, c, p, from_inside ? 0 : 1, lg_eng_seconds(now_ns));
+		return tcp6(e, c, p, from_inside ? 0 : 1, now_ns);
 	BUMP(c, passed_untranslated);
 	return LG_VERDICT_ACCEPT;
 }

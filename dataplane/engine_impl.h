@@ -14,8 +14,8 @@
 #define LG_REFUSAL_RING 256 /* ICMP 3/1 answers queued between two due() calls; more are dropped */
 
 struct lg_pending_refusal {
-	uint32_t dst;
-	uint8_t quote[LG_ICMP_QUOTE_MAX];
+	struct lg_icmp_dest to;
+	uint8_t quote[LG_SYNHOLD_QUOTE_MAX];
 	uint8_t quote_len;
 };
 
@@ -85,6 +85,19 @@ bool lg_eng_track_segment(struct lg_ctx *c, struct lg_flow *f, int side, const s
 void lg_eng_rearm_sooner(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f);
 /* The flags a new flow to remote port REM_PORT (network order) starts with. */
 uint8_t lg_eng_new_flags(const struct lg_engine *e, uint16_t rem_port);
+
+/* An inbound SYN nobody asked for, K its connection: dropped (counted as WHY) and, if it is a
+ * bare SYN and QUOTE bytes of it can be quoted, held 6 s to be answered (N5382-R4). */
+enum lg_verdict lg_eng_unsolicited(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+				   const struct lg_synhold_key *k, size_t quote, uint64_t now_ns,
+				   enum lg_drop_reason why);
+/* A new outbound flow that cannot be had: dropped (counted as WHY), no existing mapping given
+ * up for it, and the inside host TO told at once, as the policy says, quoting QUOTE_LEN bytes
+ * of P (RFC 6888 REQ-4, REQ-11; RFC 5508 REQ-8). */
+enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			      const struct lg_icmp_dest *to, size_t quote_len, enum lg_drop_reason why);
+/* The inside opened connection K: a SYN held for it is forgotten unanswered (N5382-R4). */
+void lg_eng_supersede_held(struct lg_engine *e, struct lg_ctx *c, const struct lg_synhold_key *k);
 
 /* engine6.c: an IPv6 packet that parsed (or not: STATUS). */
 enum lg_verdict lg_eng_classify6(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,

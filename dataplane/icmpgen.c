@@ -33,3 +33,13 @@ size_t lg_icmp_build_error(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t typ
 	memcpy(buf + 22, &v16, 2);
 	return len;
 }
+
+size_t lg_icmp6_build_error(uint8_t *buf, uint8_t type, uint8_t code, const uint8_t *quote,
+			    size_t quote_len)
+{
+	memset(buf, 0, 8);
+	buf[0] = type;
+	buf[1] = code;
+	memcpy(buf + 8, quote, quote_len);
+	return 8 + quote_len;
+}

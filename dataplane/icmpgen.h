@@ -14,4 +14,10 @@
 size_t lg_icmp_build_error(uint8_t *buf, uint32_t src, uint32_t dst, uint8_t type, uint8_t code,
 			   const uint8_t *quote, size_t quote_len);
 
+/* An ICMPv6 error message (RFC 4443) of TYPE/CODE quoting QUOTE, for a raw ICMPv6 socket: the
+ * kernel adds the IPv6 header and fills in the checksum. BUF holds 8 + QUOTE_LEN bytes.
+ * Returns the message length. */
+size_t lg_icmp6_build_error(uint8_t *buf, uint8_t type, uint8_t code, const uint8_t *quote,
+			    size_t quote_len);
+
 #endif

@@ -240,13 +240,28 @@ static void log_mapping(bool created, uint32_t in_addr, uint16_t in_port, uint32
 	lg_log(LG_LOG_INFO, "%s", line);
 }
 
-/* Our own ICMP errors leave through a raw socket; the packet is complete, headers included. */
-static void send_raw(const uint8_t *pkt, size_t len, uint32_t dst, void *arg)
-{
-	int fd = *(const int *)arg;
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = dst };
+/* Our own ICMP errors leave through raw sockets: IPv4 packets complete with their headers,
+ * ICMPv6 messages to which the kernel adds the header and checksum. */
+struct icmp_sockets {
+	int fd4, fd6; /* fd6 -1 without IPv6 filtering */
+};
 
-	if (sendto(fd, pkt, len, 0, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+static void send_raw(const uint8_t *pkt, size_t len, const struct lg_icmp_dest *to, void *arg)
+{
+	const struct icmp_sockets *s = arg;
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_addr.s_addr = to->addr4 };
+	struct sockaddr_in6 sa6 = { .sin6_family = AF_INET6 };
+	ssize_t rc;
+
+	if (to->family == 6) {
+		if (s->fd6 < 0)
+			return;
+		memcpy(&sa6.sin6_addr, to->addr6, 16);
+		rc = sendto(s->fd6, pkt, len, 0, (struct sockaddr *)&sa6, sizeof(sa6));
+	} else {
+		rc = sendto(s->fd4, pkt, len, 0, (struct sockaddr *)&sa, sizeof(sa));
+	}
+	if (rc < 0)
 		lg_log(LG_LOG_WARN, "sending ICMP: %s", strerror(errno));
 }
 
@@ -310,7 +325,8 @@ int main(int argc, char **argv)
 	struct lg_engine *engine;
 	struct lg_control_ctx ctx;
 	sigset_t sigs;
-	int sfd, ready_fd = -1, raw_fd;
+	int sfd, ready_fd = -1;
+	struct icmp_sockets icmp;
 	uint64_t last_sweep;
 
 	if (parse_options(argc, argv, &o) < 0)
@@ -383,9 +399,15 @@ int main(int argc, char **argv)
 		if (warn[0])
 			lg_log(LG_LOG_WARN, "%s", warn);
 	}
-	raw_fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
-	if (raw_fd < 0)
+	icmp.fd4 = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_RAW);
+	if (icmp.fd4 < 0)
 		lg_log_fatal("raw socket for ICMP: %s", strerror(errno));
+	icmp.fd6 = -1;
+	if (pol.inside6_count) {
+		icmp.fd6 = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+		if (icmp.fd6 < 0)
+			lg_log_fatal("raw socket for ICMPv6: %s", strerror(errno));
+	}
 	if (lg_steer_install(&pol, err, sizeof(err)) < 0)
 		lg_log_fatal("steering rules: %s", err);
 	ctl = lg_control_open(sock_path, err, sizeof(err));
@@ -405,7 +427,7 @@ int main(int argc, char **argv)
 	ctx = (struct lg_control_ctx){ .engine = engine, .queues = queues,
 				       .queue_count = pol.queue_count,
 				       .started_ns = lg_clock_now_ns(), .send_icmp = send_raw,
-				       .send_icmp_arg = &raw_fd };
+				       .send_icmp_arg = &icmp };
 	lg_log(LG_LOG_INFO, "started: %u queue%s from %u, control socket %s%s", pol.queue_count,
 	       pol.queue_count == 1 ? "" : "s", pol.queue_first, sock_path,
 	       o.test_clock ? ", test clock on" : "");
@@ -436,7 +458,7 @@ int main(int argc, char **argv)
 		if (fds[1].revents & POLLIN)
 			lg_control_serve(ctl, &ctx);
 		now = lg_clock_now_ns();
-		lg_engine_due(engine, now, send_raw, &raw_fd);
+		lg_engine_due(engine, now, send_raw, &icmp);
 		if (now - last_sweep >= SWEEP_INTERVAL_MS * 1000000ull) {
 			lg_engine_expire(engine, now);
 			last_sweep = now;
@@ -450,7 +472,9 @@ int main(int argc, char **argv)
 	for (uint16_t i = 0; i < pol.queue_count; i++)
 		lg_nfq_close(queues[i]);
 	lg_control_close(ctl);
-	close(raw_fd);
+	close(icmp.fd4);
+	if (icmp.fd6 >= 0)
+		close(icmp.fd6);
 	if (o.pid_file)
 		unlink(o.pid_file);
 	lg_engine_destroy(engine);

@@ -2,14 +2,38 @@
 
 #include <string.h>
 
-static size_t bucket_of(const struct lg_synhold *h, uint32_t ra, uint16_t rp, uint16_t pp)
+static uint64_t mix(uint64_t x)
 {
-	uint64_t x = h->seed ^ ((uint64_t)ra << 32 | (uint64_t)rp << 16 | pp);
-
 	x ^= x >> 33;
 	x *= 0xff51afd7ed558ccdull;
 	x ^= x >> 33;
+	return x;
+}
+
+static uint64_t load64(const uint8_t *p)
+{
+	uint64_t v;
+
+	memcpy(&v, p, 8);
+	return v;
+}
+
+static size_t bucket_of(const struct lg_synhold *h, const struct lg_synhold_key *k)
+{
+	uint64_t x = h->seed ^ ((uint64_t)k->rem_port << 16 | k->local_port);
+
+	x = mix(x ^ load64(k->rem));
+	x = mix(x ^ load64(k->rem + 8));
+	x = mix(x ^ load64(k->local));
+	x = mix(x ^ load64(k->local + 8));
 	return x & (LG_SYNHOLD_SLOTS - 1);
+}
+
+static bool same_key(const struct lg_synhold_key *a, const struct lg_synhold_key *b)
+{
+	return a->family == b->family && a->rem_port == b->rem_port &&
+	       a->local_port == b->local_port && memcmp(a->rem, b->rem, 16) == 0 &&
+	       memcmp(a->local, b->local, 16) == 0;
 }
 
 void lg_synhold_init(struct lg_synhold *h, uint64_t seed)
@@ -18,12 +42,12 @@ void lg_synhold_init(struct lg_synhold *h, uint64_t seed)
 	h->seed = seed;
 }
 
-static struct lg_synhold_entry *find(struct lg_synhold *h, uint32_t ra, uint16_t rp, uint16_t pp)
+static struct lg_synhold_entry *find(struct lg_synhold *h, const struct lg_synhold_key *k)
 {
-	for (uint16_t i = h->buckets[bucket_of(h, ra, rp, pp)]; i; i = h->ring[i - 1].next) {
+	for (uint16_t i = h->buckets[bucket_of(h, k)]; i; i = h->ring[i - 1].next) {
 		struct lg_synhold_entry *e = &h->ring[i - 1];
 
-		if (e->rem_addr == ra && e->rem_port == rp && e->pub_port == pp)
+		if (same_key(&e->key, k))
 			return e;
 	}
 	return NULL;
@@ -32,7 +56,7 @@ static struct lg_synhold_entry *find(struct lg_synhold *h, uint32_t ra, uint16_t
 static void unlink_entry(struct lg_synhold *h, size_t idx)
 {
 	struct lg_synhold_entry *e = &h->ring[idx];
-	uint16_t *link = &h->buckets[bucket_of(h, e->rem_addr, e->rem_port, e->pub_port)];
+	uint16_t *link = &h->buckets[bucket_of(h, &e->key)];
 
 	while (*link && *link != idx + 1)
 		link = &h->ring[*link - 1].next;
@@ -51,10 +75,10 @@ static size_t pop_head(struct lg_synhold *h)
 	return idx;
 }
 
-bool lg_synhold_note(struct lg_synhold *h, uint32_t rem_addr, uint16_t rem_port, uint16_t pub_port,
-		     uint64_t now_ns, const uint8_t *quote, size_t quote_len)
+bool lg_synhold_note(struct lg_synhold *h, const struct lg_synhold_key *k, uint64_t now_ns,
+		     const uint8_t *quote, size_t quote_len)
 {
-	struct lg_synhold_entry *e = find(h, rem_addr, rem_port, pub_port);
+	struct lg_synhold_entry *e = find(h, k);
 	size_t idx, b;
 
 	if (e && e->live)
@@ -63,8 +87,7 @@ bool lg_synhold_note(struct lg_synhold *h, uint32_t rem_addr, uint16_t rem_port,
 		/* Cancelled earlier, and now a new SYN: hold it afresh in arrival order. The old
 		 * slot stays in the ring until it reaches the head, unlinked and keyless. */
 		unlink_entry(h, (size_t)(e - h->ring));
-		e->rem_addr = 0;
-		e->rem_port = e->pub_port = 0;
+		memset(&e->key, 0, sizeof(e->key));
 	}
 	if (h->count == LG_SYNHOLD_SLOTS) {
 		if (h->ring[h->head].live)
@@ -73,9 +96,8 @@ bool lg_synhold_note(struct lg_synhold *h, uint32_t rem_addr, uint16_t rem_port,
 	}
 	idx = (h->head + h->count) % LG_SYNHOLD_SLOTS;
 	e = &h->ring[idx];
-	b = bucket_of(h, rem_addr, rem_port, pub_port);
-	*e = (struct lg_synhold_entry){ .rem_addr = rem_addr, .rem_port = rem_port,
-					.pub_port = pub_port, .first_ns = now_ns, .live = true,
+	b = bucket_of(h, k);
+	*e = (struct lg_synhold_entry){ .key = *k, .first_ns = now_ns, .live = true,
 					.next = h->buckets[b] };
 	if (quote_len > sizeof(e->quote))
 		quote_len = sizeof(e->quote);
@@ -86,9 +108,9 @@ bool lg_synhold_note(struct lg_synhold *h, uint32_t rem_addr, uint16_t rem_port,
 	return true;
 }
 
-bool lg_synhold_cancel(struct lg_synhold *h, uint32_t rem_addr, uint16_t rem_port, uint16_t pub_port)
+bool lg_synhold_cancel(struct lg_synhold *h, const struct lg_synhold_key *k)
 {
-	struct lg_synhold_entry *e = find(h, rem_addr, rem_port, pub_port);
+	struct lg_synhold_entry *e = find(h, k);
 
 	if (!e || !e->live)
 		return false;

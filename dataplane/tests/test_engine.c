@@ -427,14 +427,14 @@ struct sent {
 	uint32_t dst;
 };
 
-static void capture_send(const uint8_t *pkt, size_t len, uint32_t dst, void *arg)
+static void capture_send(const uint8_t *pkt, size_t len, const struct lg_icmp_dest *to, void *arg)
 {
 	struct sent *s = arg;
 
 	s->count++;
 	s->len = len < sizeof(s->pkt) ? len : sizeof(s->pkt);
 	memcpy(s->pkt, pkt, s->len);
-	s->dst = dst;
+	s->dst = to->family == 4 ? to->addr4 : 0;
 }
 
 static void test_unsolicited_syn(void)

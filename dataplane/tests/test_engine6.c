@@ -254,6 +254,111 @@ static void test_overload6(void)
 	lg_engine_destroy(e);
 }
 
+struct sent6 {
+	uint8_t msg[128];
+	size_t len, count;
+	struct lg_icmp_dest to;
+};
+
+static void capture6(const uint8_t *pkt, size_t len, const struct lg_icmp_dest *to, void *arg)
+{
+	struct sent6 *s = arg;
+
+	s->count++;
+	s->len = len < sizeof(s->msg) ? len : sizeof(s->msg);
+	memcpy(s->msg, pkt, s->len);
+	s->to = *to;
+}
+
+/* N5382-R4 for IPv6: an unsolicited SYN is dropped, held 6 s, then answered with ICMPv6 port
+ * unreachable quoting it; the inside opening the same connection within 6 s wins. */
+static void test_unsolicited_syn6(void)
+{
+	struct lg_engine *e = make_engine6(LG_FILTER_ENDPOINT_INDEPENDENT, 1024);
+	struct lg_engine_stats st;
+	struct sent6 sent = { 0 };
+	uint8_t syn[256], want[16];
+	size_t len = build_tcp6(syn, OTHER, 5555, CLIENT, 22, LG_TCP_SYN, NULL);
+
+	CHECK_EQ_INT(run(e, syn, len, S), LG_VERDICT_DROP, "N5382-R4 (IPv6): unsolicited SYN dropped at once");
+	CHECK_EQ_INT(lg_engine_due(e, 7 * S - 1, capture6, &sent), 0, "N5382-R4 (IPv6): no answer before 6 s");
+	CHECK_EQ_INT(lg_engine_due(e, 7 * S, capture6, &sent), 1, "answered at 6 s");
+	CHECK_EQ_INT(sent.count, 1, "one ICMPv6 message");
+	CHECK_EQ_INT(sent.to.family, 6, "over IPv6");
+	inet_pton(AF_INET6, OTHER, want);
+	CHECK(memcmp(sent.to.addr6, want, 16) == 0, "to the SYN's source");
+	CHECK(sent.msg[0] == 1 && sent.msg[1] == 4, "N5382-R4 (IPv6): ICMPv6 port unreachable (1/4)");
+	CHECK_EQ_INT(sent.len, 8 + 60, "quoting the whole SYN (IPv6 + TCP headers)");
+	CHECK(memcmp(sent.msg + 8, syn, 60) == 0, "quoted as it arrived");
+	CHECK_EQ_INT(lg_engine_due(e, 20 * S, capture6, &sent), 0, "and never again");
+
+	/* superseded: the inside opens the same connection within 6 s */
+	sent.count = 0;
+	len = build_tcp6(syn, OTHER, 5556, CLIENT, 23, LG_TCP_SYN, NULL);
+	run(e, syn, len, 30 * S);
+	CHECK_EQ_INT(seg(e, CLIENT, 23, OTHER, 5556, LG_TCP_SYN, NULL, 32 * S), LG_VERDICT_ACCEPT,
+		     "N5382-R4 (IPv6): the inside's own SYN passes");
+	lg_engine_due(e, 40 * S, capture6, &sent);
+	CHECK_EQ_INT(sent.count, 0, "N5382-R4 (IPv6): the held SYN is forgotten, unanswered");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.syn_held, 2, "two held");
+	CHECK_EQ_INT(st.syn_hold_superseded, 1, "one superseded");
+	CHECK_EQ_INT(st.icmp_port_unreachable_sent, 1, "one answered");
+	lg_engine_destroy(e);
+
+	/* silent by policy */
+	struct lg_policy pol;
+
+	test_policy(&pol);
+	lg_prefix6_parse("2001:db8:77::/64", &pol.inside6[0]);
+	pol.inside6_count = 1;
+	pol.unsolicited_syn = LG_UNSOLICITED_SILENT;
+	e = lg_engine_create(&pol, 0);
+	len = build_tcp6(syn, OTHER, 5555, CLIENT, 22, LG_TCP_SYN, NULL);
+	run(e, syn, len, S);
+	sent.count = 0;
+	lg_engine_due(e, 10 * S, capture6, &sent);
+	CHECK_EQ_INT(sent.count, 0, "N5382-R4a (IPv6): silent by policy");
+	lg_engine_destroy(e);
+}
+
+/* A new IPv6 flow the full table cannot take: dropped, the inside host told at once, with
+ * ICMPv6 1/3 (address unreachable, like IPv4's 3/1) or 1/1 (administratively prohibited). */
+static void test_refusal6(void)
+{
+	static const enum lg_refusal modes[] = { LG_REFUSAL_HOST_UNREACHABLE,
+						 LG_REFUSAL_ADMIN_PROHIBITED };
+
+	for (size_t m = 0; m < 2; m++) {
+		struct lg_policy pol;
+		struct lg_engine *e;
+		struct sent6 sent = { 0 };
+		uint8_t syn[256], want[16];
+		size_t len;
+
+		test_policy(&pol);
+		lg_prefix6_parse("2001:db8:77::/64", &pol.inside6[0]);
+		pol.inside6_count = 1;
+		pol.max_flows6 = 2;
+		pol.overload = LG_OVERLOAD_DROP_NEW;
+		pol.refusal = modes[m];
+		e = lg_engine_create(&pol, 0);
+		handshake(e, CLIENT, 41000, S);
+		handshake(e, CLIENT, 41001, S);
+		len = build_tcp6(syn, CLIENT, 41002, SERVER, 143, LG_TCP_SYN, NULL);
+		CHECK_EQ_INT(run(e, syn, len, 2 * S), LG_VERDICT_DROP,
+			     "C6888-R4 (IPv6): no established flow given up for a new one");
+		lg_engine_due(e, 2 * S, capture6, &sent);
+		CHECK_EQ_INT(sent.count, 1, "C6888-R11 (IPv6): the inside host is told at once");
+		inet_pton(AF_INET6, CLIENT, want);
+		CHECK(sent.to.family == 6 && memcmp(sent.to.addr6, want, 16) == 0, "told over IPv6");
+		CHECK(sent.msg[0] == 1 && sent.msg[1] == (m == 0 ? 3 : 1),
+		      "I5508-R8 (IPv6): address unreachable, or administratively prohibited by policy");
+		CHECK(sent.len == 8 + 60 && memcmp(sent.msg + 8, syn, 60) == 0, "quoting its SYN");
+		lg_engine_destroy(e);
+	}
+}
+
 static void test_without_ipv6(void)
 {
 	struct lg_policy pol;
@@ -283,6 +388,8 @@ int main(void)
 	test_filtering6();
 	test_icmp6();
 	test_overload6();
+	test_unsolicited_syn6();
+	test_refusal6();
 	test_without_ipv6();
 	return lgtest_finish();
 }

@@ -93,27 +93,35 @@ check "IPv6: ctl flows --inside [ADDR]:PORT selects it" \
 	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --inside '[$CLIENT6]:$cport' | grep -q '^1 flow$'"
 check "IPv6: stats count the IPv6 table" test "$(stat_of flows6_active)" = 1
 
-# An inbound SYN to an inside port nobody opened: dropped, so the connect times out. A SYN to
-# the client's live endpoint is admitted (endpoint-independent filtering), and the client's
-# kernel answers it with a RST: refused at once, not timed out.
-connect_from_server() { # PORT -> prints "refused", "timeout" or "connected"
-	in_server /usr/bin/python3 - "$CLIENT6" "$1" <<'PY'
-import socket, sys
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); s.settimeout(2)
+# An inbound SYN to an inside port nobody opened: dropped, held 6 s, then answered with ICMPv6
+# port unreachable, so the connect fails, refused, after 6 s. A SYN to the client's live
+# endpoint is admitted (endpoint-independent filtering) and the client's kernel answers it with
+# a RST: refused at once.
+connect_from_server() { # PORT TIMEOUT -> prints "refused|timeout|connected SECONDS"
+	in_server /usr/bin/python3 - "$CLIENT6" "$1" "$2" <<'PY'
+import socket, sys, time
+s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM); s.settimeout(float(sys.argv[3]))
+t0 = time.monotonic()
 try:
-    s.connect((sys.argv[1], int(sys.argv[2]))); print("connected")
+    s.connect((sys.argv[1], int(sys.argv[2]))); r = "connected"
 except ConnectionRefusedError:
-    print("refused")
+    r = "refused"
 except (socket.timeout, TimeoutError):
-    print("timeout")
+    r = "timeout"
+print("%s %.1f" % (r, time.monotonic() - t0))
 PY
 }
 before=$(stat_of drop_unsolicited_inbound)
-check "N5382-R4 (IPv6): an unsolicited inbound SYN gets no answer through the gateway" \
-	test "$(connect_from_server 2222)" = timeout
-check "N5382-R4 (IPv6): and is counted" test "$(stat_of drop_unsolicited_inbound)" -gt "${before:-0}"
-check "N5382-R3 (IPv6): a SYN to the live inside endpoint is admitted (the client's RST comes back)" \
-	test "$(connect_from_server "$cport")" = refused
+unsolicited=$(connect_from_server 2222 12)
+echo "unsolicited SYN: $unsolicited"
+check "N5382-R4 (IPv6): an unsolicited inbound SYN is refused with ICMPv6 port unreachable" \
+	test "${unsolicited% *}" = refused
+check "N5382-R4 (IPv6): but only after 6 s" awk -v t="${unsolicited#* }" 'BEGIN { exit !(t >= 5.9 && t < 9) }'
+check "N5382-R4 (IPv6): it was dropped and counted" test "$(stat_of drop_unsolicited_inbound)" -gt "${before:-0}"
+check "N5382-R4 (IPv6): the answer is counted" test "$(stat_of icmp_port_unreachable_sent)" -ge 1
+admitted=$(connect_from_server "$cport" 3)
+check "N5382-R3 (IPv6): a SYN to the live inside endpoint is admitted (the client's RST comes back at once)" \
+	test "${admitted% *}" = refused -a "${admitted#* }" \< 1
 
 # N5382-R5 on the test clock.
 # (the admitted probe's flow, reset at once, is transitory and goes; the session must not)
