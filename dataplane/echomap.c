@@ -19,8 +19,18 @@ struct slot {
 	uint8_t remote_next;
 };
 
+/* Sessions per inside address, for the quota: open addressing, linear probing, deletion by
+ * shifting back (no tombstones). Twice the id space, so it is never more than half full. */
+#define HOST_SLOTS (2 * ID_SPACE)
+
+struct host_count {
+	uint32_t addr;
+	uint32_t sessions; /* 0: empty slot */
+};
+
 struct lg_echomap {
-	uint32_t timeout_s;
+	uint32_t timeout_s, quota;
+	struct host_count hosts[HOST_SLOTS];
 	size_t active;
 	uint64_t rng;
 	uint64_t hash_key; /* fixed at start: chains are found by it */
@@ -45,13 +55,63 @@ static uint16_t inside_hash(const struct lg_echomap *m, uint32_t addr, uint16_t 
 	return (uint16_t)(h >> 48);
 }
 
-struct lg_echomap *lg_echomap_create(uint32_t timeout_s, uint64_t seed)
+static uint32_t host_home(const struct lg_echomap *m, uint32_t addr)
+{
+	return (uint32_t)((((uint64_t)addr ^ m->hash_key) * 0x9e3779b97f4a7c15ull) >> 47) &
+	       (HOST_SLOTS - 1);
+}
+
+/* ADDR's slot, or the empty one where it would go. */
+static uint32_t host_slot(const struct lg_echomap *m, uint32_t addr)
+{
+	uint32_t i = host_home(m, addr);
+
+	while (m->hosts[i].sessions && m->hosts[i].addr != addr)
+		i = (i + 1) & (HOST_SLOTS - 1);
+	return i;
+}
+
+static bool host_take(struct lg_echomap *m, uint32_t addr)
+{
+	struct host_count *h = &m->hosts[host_slot(m, addr)];
+
+	if (m->quota && h->sessions >= m->quota)
+		return false;
+	h->addr = addr;
+	h->sessions++;
+	return true;
+}
+
+static void host_release(struct lg_echomap *m, uint32_t addr)
+{
+	uint32_t i = host_slot(m, addr), j = i;
+
+	if (!m->hosts[i].sessions || --m->hosts[i].sessions)
+		return;
+	/* the slot is empty now: move back any later entry of the run that may not stay behind it */
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & (HOST_SLOTS - 1);
+		if (!m->hosts[j].sessions)
+			return;
+		home = host_home(m, m->hosts[j].addr);
+		if (((j - home) & (HOST_SLOTS - 1)) >= ((j - i) & (HOST_SLOTS - 1))) {
+			m->hosts[i] = m->hosts[j];
+			m->hosts[j].sessions = 0;
+			i = j;
+		}
+	}
+}
+
+struct lg_echomap *lg_echomap_create(uint32_t timeout_s, uint32_t quota, uint64_t seed)
 {
 	struct lg_echomap *m = calloc(1, sizeof(*m));
 
 	if (!m)
 		return NULL;
 	m->timeout_s = timeout_s;
+	m->quota = quota;
 	if (!seed && getrandom(&seed, sizeof(seed), 0) != sizeof(seed))
 		seed = (uint64_t)(uintptr_t)m ^ 0x5deece66dull;
 	m->rng = seed | 1;
@@ -88,6 +148,7 @@ static void unlink_slot(struct lg_echomap *m, uint16_t pub)
 		link = &m->slots[*link].next;
 	if (*link == pub)
 		*link = s->next;
+	host_release(m, s->in_addr);
 	s->live = 0;
 	s->next = NO_SLOT;
 	m->active--;
@@ -132,7 +193,7 @@ bool lg_echomap_outbound(struct lg_echomap *m, uint32_t in_addr, uint16_t in_id,
 			}
 			pub = (uint16_t)(pub == ID_SPACE - 1 ? 1 : pub + 1);
 		}
-		if (tries == ID_SPACE - 1)
+		if (tries == ID_SPACE - 1 || !host_take(m, in_addr))
 			return false;
 		s = &m->slots[pub];
 		memset(s, 0, sizeof(*s));

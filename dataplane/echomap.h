@@ -18,12 +18,14 @@ struct lg_echo_session {
 	uint32_t last_s;
 };
 
-/* TIMEOUT_S: idle seconds a session lives. SEED: 0 for random public ids, else reproducible. */
-struct lg_echomap *lg_echomap_create(uint32_t timeout_s, uint64_t seed);
+/* TIMEOUT_S: idle seconds a session lives. QUOTA: sessions one inside address may hold at once
+ * (0: no limit), so that one host cannot take every public id (RFC 6888 REQ-4). SEED: 0 for
+ * random public ids, else reproducible. */
+struct lg_echomap *lg_echomap_create(uint32_t timeout_s, uint32_t quota, uint64_t seed);
 void lg_echomap_destroy(struct lg_echomap *m);
 
 /* An echo request from inside to REM_ADDR: find or make the session and refresh it. False
- * when every public id is taken. */
+ * when every public id is taken or the inside address holds its quota. */
 bool lg_echomap_outbound(struct lg_echomap *m, uint32_t in_addr, uint16_t in_id, uint32_t rem_addr,
 			 uint32_t now_s, struct lg_echo_session *out);
 /* An echo reply from REM_ADDR to public id PUB_ID: the live session it belongs to, refreshed.

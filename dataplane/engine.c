@@ -83,7 +83,7 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 						 lg_flowtab_qsbr(e->t4.flows));
 		e->t6.timers = e->t6.flows ? lg_timers_create(e->t6.flows, 0) : NULL;
 	}
-	e->echo = lg_echomap_create(pol->timeout_query, seed ? seed ^ 0xec40ull : 0);
+	e->echo = lg_echomap_create(pol->timeout_query, pol->host_quota, seed ? seed ^ 0xec40ull : 0);
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
 	if (!e->t4.flows || !e->maps || !e->t4.timers || !e->echo ||
 	    (pol->inside6_count && !e->t6.timers)) {

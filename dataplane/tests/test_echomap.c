@@ -13,7 +13,7 @@ static uint32_t host(unsigned n)
 
 static void test_fill_and_exhaust(void)
 {
-	struct lg_echomap *m = lg_echomap_create(60, 42);
+	struct lg_echomap *m = lg_echomap_create(60, 0, 42);
 	static uint8_t used[65536];
 	struct lg_echo_session s;
 	unsigned made = 0, dup = 0, zero = 0, wrong = 0;
@@ -56,7 +56,7 @@ static void test_fill_and_exhaust(void)
 
 static void test_filtering_memory(void)
 {
-	struct lg_echomap *m = lg_echomap_create(60, 1);
+	struct lg_echomap *m = lg_echomap_create(60, 0, 1);
 	struct lg_echo_session s, r;
 
 	CHECK(lg_echomap_outbound(m, host(2), htons(1), host(100), 0, &s), "session made");
@@ -71,8 +71,41 @@ static void test_filtering_memory(void)
 	lg_echomap_destroy(m);
 }
 
+/* One inside host cannot take every public id: a quota per address, given back as its
+ * sessions end, with the host counts right through many hosts coming and going. */
+static void test_host_quota(void)
+{
+	struct lg_echomap *m = lg_echomap_create(60, 3, 7);
+	struct lg_echo_session s;
+	unsigned refused = 0, made = 0;
+
+	for (unsigned id = 1; id <= 5; id++)
+		if (!lg_echomap_outbound(m, host(2), htons((uint16_t)id), host(100), 0, &s))
+			refused++;
+	CHECK_EQ_INT(refused, 2, "C6888-R4: a host beyond its quota of echo sessions is refused");
+	CHECK(lg_echomap_outbound(m, host(2), htons(1), host(101), 1, &s),
+	      "an existing session of the host at quota still works");
+	CHECK(lg_echomap_outbound(m, host(3), htons(1), host(100), 1, &s), "another host is not affected");
+	lg_echomap_expire(m, 100);
+	CHECK(lg_echomap_outbound(m, host(2), htons(9), host(100), 100, &s),
+	      "the quota comes back as the host's sessions end");
+	/* 20000 hosts, 3 sessions each, twice over: the per-host counts never leak */
+	for (int round = 0; round < 2; round++) {
+		uint32_t t = 1000 + (uint32_t)round * 1000;
+
+		for (unsigned h = 10; h < 20010; h++)
+			for (unsigned id = 1; id <= 3; id++)
+				made += lg_echomap_outbound(m, host(h), htons((uint16_t)id), host(1), t, &s);
+		lg_echomap_expire(m, t + 100);
+	}
+	CHECK_EQ_INT(made, 2 * 20000 * 3, "every host gets its full quota, round after round");
+	CHECK_EQ_INT(lg_echomap_active(m), 0, "all ended");
+	lg_echomap_destroy(m);
+}
+
 int main(void)
 {
+	test_host_quota();
 	test_fill_and_exhaust();
 	test_filtering_memory();
 	return lgtest_finish();
