@@ -26,6 +26,8 @@ static void usage(FILE *out)
 		"  ping                  is the daemon there?\n"
 		"  clock advance DUR     move the test clock (daemon started with --test-clock)\n"
 		"  policy check FILE     check a configuration file, print the effective policy\n"
+		"  policy reload         make the daemon read its configuration file again: all of it\n"
+		"                        or nothing; every flow and mapping is kept\n"
 		"  socket                print the default control socket path for this namespace\n");
 }
 
@@ -224,6 +226,16 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "policy") == 0 && argc == 3 && strcmp(argv[1], "check") == 0)
 		return policy_check(argv[2], json);
+	if (strcmp(cmd, "policy") == 0 && argc == 2 && strcmp(argv[1], "reload") == 0) {
+		if ((rc = fetch(sock, "policy reload", &reply)) != EXIT_OK)
+			return rc;
+		if (json)
+			lg_render_json_array(&reply, "reload", stdout);
+		else
+			print_records_text(&reply);
+		lg_reply_free(&reply);
+		return EXIT_OK;
+	}
 	if (strcmp(cmd, "clock") == 0 && argc == 3 && strcmp(argv[1], "advance") == 0) {
 		char req[128];
 		uint64_t secs;

@@ -404,6 +404,15 @@ void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FI
 		answer_stats(ctx, out);
 	} else if (strcmp(words[0], "clock") == 0) {
 		answer_clock(ctx, words, n, out);
+	} else if (strcmp(words[0], "policy") == 0 && n == 2 && strcmp(words[1], "reload") == 0) {
+		char msg[1024] = "";
+
+		if (!ctx->reload)
+			fprintf(out, "error this daemon cannot reload\n");
+		else if (ctx->reload(ctx->reload_arg, msg, sizeof(msg)) < 0)
+			fprintf(out, "error %s\n", msg);
+		else
+			fprintf(out, "ok\nreload result=applied\n");
 	} else {
 		fprintf(out, "error unknown command '%.40s' or wrong arguments\n", words[0]);
 	}

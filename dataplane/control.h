@@ -16,6 +16,9 @@ struct lg_control_ctx {
 	/* Where the daemon's own ICMP errors go; clock advance sends what falls due at once. */
 	lg_icmp_send_fn *send_icmp;
 	void *send_icmp_arg;
+	/* Reload the configuration file: 0, or -1 with why in MSG (one line). */
+	int (*reload)(void *arg, char *msg, size_t msglen);
+	void *reload_arg;
 };
 
 struct lg_control;

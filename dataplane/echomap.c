@@ -119,6 +119,12 @@ struct lg_echomap *lg_echomap_create(uint32_t timeout_s, uint32_t quota, uint64_
 	return m;
 }
 
+void lg_echomap_set_limits(struct lg_echomap *m, uint32_t timeout_s, uint32_t quota)
+{
+	m->timeout_s = timeout_s;
+	m->quota = quota;
+}
+
 void lg_echomap_destroy(struct lg_echomap *m)
 {
 	free(m);

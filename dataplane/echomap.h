@@ -23,6 +23,8 @@ struct lg_echo_session {
  * random public ids, else reproducible. */
 struct lg_echomap *lg_echomap_create(uint32_t timeout_s, uint32_t quota, uint64_t seed);
 void lg_echomap_destroy(struct lg_echomap *m);
+/* A reload: sessions live TIMEOUT_S idle from now on, new ones held to QUOTA per host. */
+void lg_echomap_set_limits(struct lg_echomap *m, uint32_t timeout_s, uint32_t quota);
 
 /* An echo request from inside to REM_ADDR: find or make the session and refresh it. False
  * when every public id is taken or the inside address holds its quota. */

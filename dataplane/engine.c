@@ -12,9 +12,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #define EXPIRE_BATCH 1024 /* flows ended per hold of the writer lock */
 #define EVICT_TRIES 64    /* flows looked at per class before trying the next one */
+
+static void free_retired(struct lg_engine *e, bool wait);
 
 static _Atomic uint64_t engine_serial;
 static _Thread_local struct {
@@ -72,7 +75,12 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	if (!e)
 		return NULL;
 	memset(e, 0, sizeof(*e));
-	e->pol = *pol;
+	e->pol = malloc(sizeof(*e->pol));
+	if (!e->pol) {
+		free(e);
+		return NULL;
+	}
+	*e->pol = *pol;
 	e->serial = atomic_fetch_add(&engine_serial, 1) + 1;
 	e->t4.flows = lg_flowtab_create(pol->max_flows, seed);
 	e->maps = lg_natmap_create(pol->nat_public, pol->port_lo, pol->port_hi, pol->host_quota,
@@ -115,6 +123,9 @@ void lg_engine_destroy(struct lg_engine *e)
 	lg_timers_destroy(e->t4.timers);
 	lg_natmap_destroy(e->maps);
 	lg_flowtab_destroy(e->t4.flows);
+	for (size_t i = 0; i < e->retired_count; i++)
+		free(e->retired[i].pol);
+	free(e->pol);
 	free(e);
 }
 
@@ -124,8 +135,8 @@ static uint32_t idle_limit(const struct lg_engine *e, uint8_t state, uint8_t fla
 	unsigned svc = (flags & LG_FLOW_SVC_MASK) >> LG_FLOW_SVC_SHIFT;
 
 	if (lg_tcp_is_transitory(state))
-		return e->pol.timeout_transitory;
-	return svc ? e->pol.port_timeouts[svc - 1].secs : e->pol.timeout_established;
+		return lg_eng_pol(e)->timeout_transitory;
+	return svc ? lg_eng_pol(e)->port_timeouts[svc - 1].secs : lg_eng_pol(e)->timeout_established;
 }
 
 /* F's lock held. */
@@ -210,7 +221,7 @@ bool lg_eng_evict_one(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb
 {
 	static const enum lg_timer_class order[] = { LG_TIMER_TRANSITORY, LG_TIMER_OTHER,
 						     LG_TIMER_MAIL };
-	size_t classes = e->pol.overload == LG_OVERLOAD_DROP_NEW ? 1 : 3;
+	size_t classes = lg_eng_pol(e)->overload == LG_OVERLOAD_DROP_NEW ? 1 : 3;
 
 	for (size_t k = 0; k < classes; k++) {
 		for (int tries = 0; tries < EVICT_TRIES; tries++) {
@@ -285,8 +296,8 @@ static struct lg_flow *make_flow(struct lg_engine *e, struct lg_ctx *c, uint32_t
 
 uint8_t lg_eng_new_flags(const struct lg_engine *e, uint16_t rem_port)
 {
-	return (uint8_t)((lg_policy_is_mail_port(&e->pol, rem_port) ? LG_FLOW_MAIL : 0) |
-			 lg_policy_port_timeout(&e->pol, rem_port) << LG_FLOW_SVC_SHIFT);
+	return (uint8_t)((lg_policy_is_mail_port(lg_eng_pol(e), rem_port) ? LG_FLOW_MAIL : 0) |
+			 lg_policy_port_timeout(lg_eng_pol(e), rem_port) << LG_FLOW_SVC_SHIFT);
 }
 
 void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f, uint32_t now_s)
@@ -296,7 +307,7 @@ void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f,
 		    lg_timers_count(tb->timers, LG_TIMER_OTHER) +
 		    lg_timers_count(tb->timers, LG_TIMER_MAIL) == 0)
 		lg_timers_run(tb->timers, now_s, 0, NULL, NULL);
-	lg_timers_arm(tb->timers, f, LG_TIMER_TRANSITORY, now_s + e->pol.timeout_transitory + 1);
+	lg_timers_arm(tb->timers, f, LG_TIMER_TRANSITORY, now_s + lg_eng_pol(e)->timeout_transitory + 1);
 }
 
 void lg_eng_rearm_sooner(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f)
@@ -346,7 +357,7 @@ enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struc
 {
 	bool queued = false;
 
-	if (e->pol.refusal == LG_REFUSAL_SILENT)
+	if (lg_eng_pol(e)->refusal == LG_REFUSAL_SILENT)
 		return lg_eng_drop(c, why);
 	if (quote_len > LG_SYNHOLD_QUOTE_MAX)
 		quote_len = LG_SYNHOLD_QUOTE_MAX;
@@ -428,7 +439,7 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_ctx *c, struct lg
 	enum lg_verdict v = inside_session(e, c, p, now_s, &f);
 
 	if (v == LG_VERDICT_ACCEPT)
-		lg_nat_rewrite_src(p, e->pol.nat_public, f->pub_port);
+		lg_nat_rewrite_src(p, lg_eng_pol(e)->nat_public, f->pub_port);
 	return v;
 }
 
@@ -481,7 +492,7 @@ static struct lg_flow *admit(struct lg_engine *e, struct lg_ctx *c, const struct
 		*why = LG_DROP_UNSOLICITED;
 		return NULL;
 	}
-	if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
+	if (lg_eng_pol(e)->filtering == LG_FILTER_ADDRESS_DEPENDENT &&
 	    !lg_natmap_sent_to(e->maps, e->t4.flows, p->dport, p->saddr)) {
 		*why = LG_DROP_FILTERED;
 		return NULL;
@@ -558,7 +569,7 @@ static enum lg_verdict hairpin_in(struct lg_engine *e, struct lg_ctx *c, struct 
 
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
-	as_seen.saddr = e->pol.nat_public;
+	as_seen.saddr = lg_eng_pol(e)->nat_public;
 	as_seen.sport = from->pub_port;
 	/* no ICMP about a refused hairpin SYN: it would go to our own public address */
 	v = outside_session(e, c, &as_seen, now_ns, false, &to);
@@ -582,10 +593,10 @@ static enum lg_verdict hairpin_out(struct lg_engine *e, struct lg_ctx *c, struct
 	pthread_mutex_unlock(&e->wlock);
 	if (!mapped)
 		return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
-	from = lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport, e->pol.nat_public, target_pub);
+	from = lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport, lg_eng_pol(e)->nat_public, target_pub);
 	if (!from)
 		return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
-	lg_nat_rewrite_src(p, e->pol.nat_public, from->pub_port);
+	lg_nat_rewrite_src(p, lg_eng_pol(e)->nat_public, from->pub_port);
 	return LG_VERDICT_ACCEPT;
 }
 
@@ -598,7 +609,7 @@ static enum lg_verdict hairpin_out(struct lg_engine *e, struct lg_ctx *c, struct
 static enum lg_verdict echo(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p, uint64_t now_ns,
 			    bool *modified)
 {
-	const struct lg_policy *pol = &e->pol;
+	const struct lg_policy *pol = lg_eng_pol(e);
 	struct lg_echo_session s;
 	bool ok, known = false;
 
@@ -645,7 +656,7 @@ static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct lg_ctx 
 	struct lg_echo_session s;
 	bool found = false;
 
-	if (p->daddr == e->pol.nat_public && ie->inner_saddr == e->pol.nat_public &&
+	if (p->daddr == lg_eng_pol(e)->nat_public && ie->inner_saddr == lg_eng_pol(e)->nat_public &&
 	    ie->inner_l4[0] == LG_ICMP_ECHO_REQUEST) {
 		pthread_mutex_lock(&e->echo_lock);
 		found = lg_echomap_by_public(e->echo, ie->inner_sport, lg_eng_seconds(now_ns), &s);
@@ -669,7 +680,7 @@ static enum lg_verdict hairpinned_icmp_error(struct lg_engine *e, struct lg_ctx 
 					     struct lg_pkt *p, bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
-	uint32_t pub = e->pol.nat_public;
+	uint32_t pub = lg_eng_pol(e)->nat_public;
 	struct lg_flow *to, *from = NULL;
 
 	to = lg_flowtab_find_inside(e->t4.flows, ie->inner_daddr, ie->inner_dport, pub,
@@ -694,7 +705,7 @@ static enum lg_verdict hairpinned_icmp_error_out(struct lg_engine *e, struct lg_
 	if (!lg_flowtab_find_inside(e->t4.flows, ie->inner_saddr, ie->inner_sport, ie->inner_daddr,
 				    ie->inner_dport))
 		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
-	lg_nat_icmp_to_outside(p, e->pol.nat_public, ie->inner_dport); /* the quote is already so */
+	lg_nat_icmp_to_outside(p, lg_eng_pol(e)->nat_public, ie->inner_dport); /* the quote is already so */
 	*modified = true;
 	return LG_VERDICT_ACCEPT;
 }
@@ -707,17 +718,17 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct 
 
 	if (ie->inner_proto == LG_IPPROTO_ICMP)
 		return icmp_error_about_echo(e, c, p, now_ns, modified);
-	if (p->daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, p->saddr) &&
-	    ie->inner_saddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, ie->inner_daddr))
+	if (p->daddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), p->saddr) &&
+	    ie->inner_saddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), ie->inner_daddr))
 		return hairpinned_icmp_error(e, c, p, modified);
-	if (lg_policy_is_inside(&e->pol, p->saddr) && lg_policy_is_inside(&e->pol, p->daddr) &&
-	    ie->inner_daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, ie->inner_saddr))
+	if (lg_policy_is_inside(lg_eng_pol(e), p->saddr) && lg_policy_is_inside(lg_eng_pol(e), p->daddr) &&
+	    ie->inner_daddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), ie->inner_saddr))
 		return hairpinned_icmp_error_out(e, c, p, modified);
-	if (p->daddr == e->pol.nat_public) {
+	if (p->daddr == lg_eng_pol(e)->nat_public) {
 		/* about a segment we sent out: it quotes public:port -> remote */
-		if (ie->inner_saddr != e->pol.nat_public)
+		if (ie->inner_saddr != lg_eng_pol(e)->nat_public)
 			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
-		if (ntohs(ie->inner_sport) < e->pol.port_lo || ntohs(ie->inner_sport) > e->pol.port_hi) {
+		if (ntohs(ie->inner_sport) < lg_eng_pol(e)->port_lo || ntohs(ie->inner_sport) > lg_eng_pol(e)->port_hi) {
 			/* the gateway's own connection, outside the NAT range: not ours to translate */
 			BUMP(c, passed_untranslated);
 			return LG_VERDICT_ACCEPT;
@@ -733,7 +744,7 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct 
 					   ie->inner_sport);
 		if (!f)
 			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
-		lg_nat_icmp_to_outside(p, e->pol.nat_public, f->pub_port);
+		lg_nat_icmp_to_outside(p, lg_eng_pol(e)->nat_public, f->pub_port);
 		BUMP(c, icmp_errors_out);
 	}
 	if (ie->type == 3 && ie->code == 4)
@@ -756,19 +767,19 @@ static enum lg_verdict classify(struct lg_engine *e, struct lg_ctx *c, struct lg
 	if (p->proto == LG_IPPROTO_ICMP && p->query)
 		return echo(e, c, p, now_ns, modified);
 	if (p->proto == LG_IPPROTO_ICMP &&
-	    (p->daddr == e->pol.nat_public || lg_policy_is_inside(&e->pol, p->saddr)))
+	    (p->daddr == lg_eng_pol(e)->nat_public || lg_policy_is_inside(lg_eng_pol(e), p->saddr)))
 		return icmp_error(e, c, p, now_ns, modified);
 	if (p->proto == LG_IPPROTO_ICMP) {
 		BUMP(c, passed_untranslated);
 		return LG_VERDICT_ACCEPT;
 	}
-	if (p->daddr == e->pol.nat_public && lg_policy_is_inside(&e->pol, p->saddr))
+	if (p->daddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), p->saddr))
 		v = hairpin_in(e, c, p, now_ns);
-	else if (lg_policy_is_inside(&e->pol, p->saddr) && lg_policy_is_inside(&e->pol, p->daddr))
+	else if (lg_policy_is_inside(lg_eng_pol(e), p->saddr) && lg_policy_is_inside(lg_eng_pol(e), p->daddr))
 		v = hairpin_out(e, c, p);
-	else if (p->daddr == e->pol.nat_public)
+	else if (p->daddr == lg_eng_pol(e)->nat_public)
 		v = inbound(e, c, p, now_ns);
-	else if (lg_policy_is_inside(&e->pol, p->saddr))
+	else if (lg_policy_is_inside(lg_eng_pol(e), p->saddr))
 		v = outbound(e, c, p, lg_eng_seconds(now_ns));
 	else {
 		BUMP(c, passed_untranslated);
@@ -816,7 +827,7 @@ static void answer_held_syn(const struct lg_synhold_entry *h, void *arg)
 	struct lg_icmp_dest to = { .family = h->key.family };
 	size_t len;
 
-	if (d->e->pol.unsolicited_syn == LG_UNSOLICITED_SILENT) {
+	if (lg_eng_pol(d->e)->unsolicited_syn == LG_UNSOLICITED_SILENT) {
 		BUMP(d->c, syn_hold_silent);
 		return;
 	}
@@ -825,7 +836,7 @@ static void answer_held_syn(const struct lg_synhold_entry *h, void *arg)
 		len = lg_icmp6_build_error(pkt, 1, 4, h->quote, h->quote_len);
 	} else {
 		memcpy(&to.addr4, h->key.rem, 4);
-		len = lg_icmp_build_error(pkt, d->e->pol.nat_public, to.addr4, 3, 3, h->quote,
+		len = lg_icmp_build_error(pkt, lg_eng_pol(d->e)->nat_public, to.addr4, 3, 3, h->quote,
 					  h->quote_len);
 	}
 	BUMP(d->c, icmp_port_unreachable_sent);
@@ -844,7 +855,7 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns, lg_icmp_send_fn *send
 		const struct lg_pending_refusal *r = &e->refusals[i];
 		uint8_t pkt[8 + LG_SYNHOLD_QUOTE_MAX > LG_ICMP_ERR_LEN ? 8 + LG_SYNHOLD_QUOTE_MAX
 								       : LG_ICMP_ERR_LEN];
-		bool prohibited = e->pol.refusal == LG_REFUSAL_ADMIN_PROHIBITED;
+		bool prohibited = lg_eng_pol(e)->refusal == LG_REFUSAL_ADMIN_PROHIBITED;
 		size_t len;
 
 		/* IPv6: 1/1 administratively prohibited, or 1/3 address unreachable, which Linux
@@ -852,7 +863,7 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns, lg_icmp_send_fn *send
 		if (r->to.family == 6)
 			len = lg_icmp6_build_error(pkt, 1, prohibited ? 1 : 3, r->quote, r->quote_len);
 		else
-			len = lg_icmp_build_error(pkt, e->pol.nat_public, r->to.addr4, 3,
+			len = lg_icmp_build_error(pkt, lg_eng_pol(e)->nat_public, r->to.addr4, 3,
 						  prohibited ? 13 : 1, r->quote, r->quote_len);
 		if (prohibited)
 			BUMP(&c, icmp_admin_prohibited_sent);
@@ -914,6 +925,7 @@ size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns)
 	lg_flowtab_reclaim(e->t4.flows);
 	if (e->t6.flows)
 		lg_flowtab_reclaim(e->t6.flows);
+	free_retired(e, false);
 	return x.ended;
 }
 
@@ -944,7 +956,7 @@ static bool table_each(struct lg_engine *e, struct lg_table *tb, uint32_t now_s,
 		}
 		lg_flow_unlock(f);
 		v.family = ipv6 ? 6 : 4;
-		v.pub_addr = ipv6 ? 0 : e->pol.nat_public;
+		v.pub_addr = ipv6 ? 0 : lg_eng_pol(e)->nat_public;
 		idle = (int32_t)(now_s - v.flow.last_s) > 0 ? now_s - v.flow.last_s : 0;
 		limit = idle_limit(e, v.flow.state, v.flow.flags);
 		v.idle_s = idle;
@@ -1027,6 +1039,76 @@ void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *a
 	pthread_mutex_lock(&e->wlock);
 	lg_natmap_set_hook(e->maps, fn, arg);
 	pthread_mutex_unlock(&e->wlock);
+}
+
+/* Free the replaced policies no packet thread can still hold; WAIT: until there is room. */
+static void free_retired(struct lg_engine *e, bool wait)
+{
+	for (int tries = 0;; tries++) {
+		size_t kept = 0;
+
+		for (size_t i = 0; i < e->retired_count; i++) {
+			if (lg_qsbr_passed(e->qsbr, e->retired[i].target))
+				free(e->retired[i].pol);
+			else
+				e->retired[kept++] = e->retired[i];
+		}
+		e->retired_count = kept;
+		if (!wait || kept < LG_RETIRED_MAX || tries > 10000)
+			return;
+		struct timespec ms = { 0, 1000000 };
+
+		nanosleep(&ms, NULL); /* packet threads leave the engine between batches */
+	}
+}
+
+/* Per-port facts of every flow of TB under the policy now in force. */
+static void refresh_flags(struct lg_engine *e, struct lg_table *tb)
+{
+	size_t records = lg_flowtab_records(tb->flows);
+
+	for (uint32_t i = 0; i < records; i++) {
+		struct lg_flow *f = lg_flowtab_record(tb->flows, i);
+
+		lg_flow_lock(f);
+		if (f->flags & LG_FLOW_LIVE)
+			f->flags = (uint8_t)((f->flags & ~(LG_FLOW_MAIL | LG_FLOW_SVC_MASK)) |
+					     lg_eng_new_flags(e, f->rem_port));
+		lg_flow_unlock(f);
+	}
+}
+
+int lg_engine_reload(struct lg_engine *e, const struct lg_policy *new_pol, char *err, size_t errlen)
+{
+	struct lg_policy *fresh;
+	struct lg_policy *old = e->pol;
+	char fixed[256];
+
+	if (lg_policy_fixed_changes(old, new_pol, fixed, sizeof(fixed))) {
+		snprintf(err, errlen, "these settings need a restart: %s", fixed);
+		return -1;
+	}
+	free_retired(e, true);
+	fresh = malloc(sizeof(*fresh));
+	if (!fresh) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	*fresh = *new_pol;
+	pthread_mutex_lock(&e->wlock);
+	lg_natmap_set_limits(e->maps, fresh->host_quota, fresh->port_rest);
+	__atomic_store_n(&e->pol, fresh, __ATOMIC_RELEASE);
+	refresh_flags(e, &e->t4);
+	if (e->t6.flows)
+		refresh_flags(e, &e->t6);
+	pthread_mutex_unlock(&e->wlock);
+	pthread_mutex_lock(&e->echo_lock);
+	lg_echomap_set_limits(e->echo, fresh->timeout_query, fresh->host_quota);
+	pthread_mutex_unlock(&e->echo_lock);
+	e->retired[e->retired_count].pol = old;
+	e->retired[e->retired_count].target = lg_qsbr_advance(e->qsbr);
+	e->retired_count++;
+	return 0;
 }
 
 void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger,

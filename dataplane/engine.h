@@ -121,6 +121,13 @@ void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uin
 			   uint16_t pub_port, char *buf, size_t size);
 const char *lg_drop_reason_name(enum lg_drop_reason reason);
 
+/* Live reload: NEW takes over at once, for new flows and for the timers, filtering and
+ * answers of existing ones, whose per-port facts (mail port, service timer) are worked out
+ * again; no flow, mapping or echo session is dropped. Settings a running engine cannot take
+ * (lg_policy_fixed_changes) must be equal: -1 with their names in ERR otherwise, and nothing
+ * changes. Call from one thread at a time (the daemon's main loop). */
+int lg_engine_reload(struct lg_engine *e, const struct lg_policy *new_pol, char *err, size_t errlen);
+
 /* Record public ports in LEDGER from now on, and rest those the previous run left (REST_LEFT,
  * from lg_portledger_open) before any is drawn again (RFC 6888 REQ-8 across restarts). */
 void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger,

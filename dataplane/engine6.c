@@ -60,7 +60,7 @@ static enum lg_drop_reason admission(struct lg_engine *e, const struct key6 *k)
 
 	if (!lg_flowtab_find_endpoint6(t, k->in, k->in_port, NULL))
 		return LG_DROP_UNSOLICITED;
-	if (e->pol.filtering == LG_FILTER_ADDRESS_DEPENDENT &&
+	if (lg_eng_pol(e)->filtering == LG_FILTER_ADDRESS_DEPENDENT &&
 	    !lg_flowtab_find_endpoint6(t, k->in, k->in_port, k->rem))
 		return LG_DROP_FILTERED;
 	return LG_DROP_REASON_COUNT;
@@ -147,7 +147,7 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 static enum lg_verdict icmp6_error(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
-	bool toward_inside = lg_policy_is_inside6(&e->pol, p->daddr6);
+	bool toward_inside = lg_policy_is_inside6(lg_eng_pol(e), p->daddr6);
 	struct lg_flow *f;
 
 	if (memcmp(p->daddr6, ie->inner_saddr6, 16) != 0)
@@ -186,8 +186,8 @@ enum lg_verdict lg_eng_classify6(struct lg_engine *e, struct lg_ctx *c, struct l
 	}
 	if (p->proto == LG_IPPROTO_ICMPV6)
 		return icmp6_error(e, c, p);
-	from_inside = lg_policy_is_inside6(&e->pol, p->saddr6);
-	to_inside = lg_policy_is_inside6(&e->pol, p->daddr6);
+	from_inside = lg_policy_is_inside6(lg_eng_pol(e), p->saddr6);
+	to_inside = lg_policy_is_inside6(lg_eng_pol(e), p->daddr6);
 	if (from_inside != to_inside)
 		return tcp6(e, c, p, from_inside ? 0 : 1, now_ns);
 	BUMP(c, passed_untranslated);

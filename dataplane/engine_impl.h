@@ -31,8 +31,17 @@ struct lg_table {
 	struct lg_timers *timers;
 };
 
+/* A policy replaced by a reload, freed once no packet thread can still be reading it. */
+struct lg_retired_policy {
+	struct lg_policy *pol;
+	uint64_t target; /* the QSBR grace period it waits for */
+};
+#define LG_RETIRED_MAX 8
+
 struct lg_engine {
-	struct lg_policy pol;
+	struct lg_policy *pol; /* read with lg_eng_pol(); swapped whole by a reload */
+	struct lg_retired_policy retired[LG_RETIRED_MAX];
+	size_t retired_count;
 	struct lg_table t4, t6; /* t6.flows is NULL without 'ipv6 inside' */
 	struct lg_qsbr *qsbr;   /* t4's, shared by t6 */
 	/* making and ending flows, mappings and timers; never held while waiting for a flow */
@@ -62,6 +71,12 @@ struct lg_ctx {
 
 #define ADD(c, field, n) __atomic_store_n(&(c)->st->field, (c)->st->field + (n), __ATOMIC_RELAXED)
 #define BUMP(c, field) ADD(c, field, 1)
+
+/* The policy in force. Packet threads may hold it until they leave the engine. */
+static inline const struct lg_policy *lg_eng_pol(const struct lg_engine *e)
+{
+	return __atomic_load_n(&e->pol, __ATOMIC_ACQUIRE);
+}
 
 static inline uint32_t lg_eng_seconds(uint64_t now_ns)
 {

@@ -15,6 +15,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -265,6 +266,50 @@ static void send_raw(const uint8_t *pkt, size_t len, const struct lg_icmp_dest *
 		lg_log(LG_LOG_WARN, "sending ICMP: %s", strerror(errno));
 }
 
+struct reload_ctx {
+	const char *config;
+	struct lg_engine *engine;
+};
+
+/* Read the configuration file again and hand it to the engine: all or nothing. Every
+ * diagnostic is logged; MSG gets them on one line for lemongatectl. */
+static int reload_policy(void *arg, char *msg, size_t msglen)
+{
+	const struct reload_ctx *r = arg;
+	struct lg_policy pol;
+	struct lg_diags diags;
+	char err[512];
+	size_t used = 0;
+	int rc = lg_policy_load(r->config, &pol, &diags);
+
+	msg[0] = '\0';
+	for (size_t i = 0; i < diags.count; i++) {
+		const struct lg_diag *d = &diags.items[i];
+		bool error = d->level == LG_DIAG_ERROR;
+
+		lg_log(error ? LG_LOG_ERR : LG_LOG_WARN, "reload: %s:%u:%u: %s: %s", diags.file, d->line,
+		       d->col, error ? "error" : "warning", d->msg);
+		if (used < msglen)
+			used += (size_t)snprintf(msg + used, msglen - used, "%s%s:%u:%u: %s: %s",
+						 used ? "; " : "", diags.file, d->line, d->col,
+						 error ? "error" : "warning", d->msg);
+	}
+	if (rc < 0) {
+		lg_log(LG_LOG_ERR, "reload of %s refused: nothing changed", r->config);
+		if (!msg[0])
+			snprintf(msg, msglen, "%s: cannot be read", r->config);
+		return -1;
+	}
+	if (lg_engine_reload(r->engine, &pol, err, sizeof(err)) < 0) {
+		lg_log(LG_LOG_ERR, "reload of %s refused, nothing changed: %s", r->config, err);
+		snprintf(msg, msglen, "%s: %s; nothing changed", r->config, err);
+		return -1;
+	}
+	lg_log(LG_LOG_INFO, "policy reloaded from %s: in force for new flows and the timers of all",
+	       r->config);
+	return 0;
+}
+
 /* The port ledger, so that ports in use now rest after a restart or a crash (RFC 6888 REQ-8).
  * Without one the daemon still runs, and says what that costs. */
 static struct lg_portledger *open_port_ledger(const struct lg_policy *pol, struct lg_engine *engine)
@@ -327,6 +372,8 @@ int main(int argc, char **argv)
 	sigset_t sigs;
 	int sfd, ready_fd = -1;
 	struct icmp_sockets icmp;
+	struct reload_ctx reload_ctx;
+	char config_abs[PATH_MAX];
 	uint64_t last_sweep;
 
 	if (parse_options(argc, argv, &o) < 0)
@@ -424,7 +471,12 @@ int main(int argc, char **argv)
 			lg_log_fatal("cannot start queue thread %u", i);
 		}
 	}
-	ctx = (struct lg_control_ctx){ .engine = engine, .queues = queues,
+	/* the daemon works from /: a reload must find the file the start did */
+	if (!realpath(o.config, config_abs))
+		snprintf(config_abs, sizeof(config_abs), "%s", o.config);
+	reload_ctx = (struct reload_ctx){ .config = config_abs, .engine = engine };
+	ctx = (struct lg_control_ctx){ .engine = engine, .queues = queues, .reload = reload_policy,
+				       .reload_arg = &reload_ctx,
 				       .queue_count = pol.queue_count,
 				       .started_ns = lg_clock_now_ns(), .send_icmp = send_raw,
 				       .send_icmp_arg = &icmp };
@@ -448,10 +500,11 @@ int main(int argc, char **argv)
 			struct signalfd_siginfo si;
 
 			if (read(sfd, &si, sizeof(si)) == sizeof(si)) {
-				if (si.ssi_signo == SIGHUP)
-					lg_log(LG_LOG_WARN, "SIGHUP: live reload is not implemented yet; "
-					       "configuration unchanged");
-				else
+				if (si.ssi_signo == SIGHUP) {
+					char msg[1024];
+
+					reload_policy(&reload_ctx, msg, sizeof(msg));
+				} else
 					atomic_store(&stop, true);
 			}
 		}

@@ -97,6 +97,12 @@ struct lg_natmap *lg_natmap_create(uint32_t pub_addr, uint16_t port_lo, uint16_t
 	return m;
 }
 
+void lg_natmap_set_limits(struct lg_natmap *m, uint32_t host_quota, uint32_t hold_s)
+{
+	m->quota = host_quota ? host_quota : UINT32_MAX;
+	m->hold_s = hold_s;
+}
+
 void lg_natmap_destroy(struct lg_natmap *m)
 {
 	free(m);

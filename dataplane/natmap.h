@@ -25,6 +25,9 @@ struct lg_natmap;
 struct lg_natmap *lg_natmap_create(uint32_t pub_addr, uint16_t port_lo, uint16_t port_hi,
 				   uint32_t host_quota, uint32_t hold_s, uint64_t seed);
 void lg_natmap_destroy(struct lg_natmap *m);
+/* A reload: new mappings are held to HOST_QUOTA and released ports rest HOLD_S; mappings a
+ * host already holds beyond a lower quota are kept. */
+void lg_natmap_set_limits(struct lg_natmap *m, uint32_t host_quota, uint32_t hold_s);
 void lg_natmap_set_hook(struct lg_natmap *m, lg_mapping_hook *fn, void *arg);
 
 /* Add flow F (record REC of table T) to its inside endpoint's mapping, made if there is none;

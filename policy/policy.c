@@ -59,6 +59,74 @@ bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be)
 	return false;
 }
 
+static void note_change(char *buf, size_t size, size_t *n, const char *name)
+{
+	size_t len = strlen(buf);
+
+	if (len < size)
+		snprintf(buf + len, size - len, "%s%s", *n ? ", " : "", name);
+	(*n)++;
+}
+
+/* Field by field: the structs' padding may hold anything. */
+static bool same_prefixes4(const struct lg_prefix4 *a, size_t na, const struct lg_prefix4 *b,
+			   size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (a[i].addr != b[i].addr || a[i].len != b[i].len)
+			return false;
+	return true;
+}
+
+static bool same_prefixes6(const struct lg_prefix6 *a, size_t na, const struct lg_prefix6 *b,
+			   size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (memcmp(a[i].addr, b[i].addr, 16) != 0 || a[i].len != b[i].len)
+			return false;
+	return true;
+}
+
+size_t lg_policy_fixed_changes(const struct lg_policy *old, const struct lg_policy *new_pol,
+			       char *buf, size_t size)
+{
+	size_t n = 0;
+
+	if (size)
+		buf[0] = '\0';
+#define FIXED(cond, name)                              \
+	do {                                           \
+		if (cond)                              \
+			note_change(buf, size, &n, name); \
+	} while (0)
+	FIXED(strcmp(old->inside_if, new_pol->inside_if) != 0, "interface inside");
+	FIXED(strcmp(old->outside_if, new_pol->outside_if) != 0, "interface outside");
+	FIXED(!same_prefixes4(old->nat_inside, old->nat_inside_count, new_pol->nat_inside,
+			      new_pol->nat_inside_count),
+	      "nat inside");
+	FIXED(old->nat_public != new_pol->nat_public, "nat public");
+	FIXED(old->port_lo != new_pol->port_lo || old->port_hi != new_pol->port_hi, "nat ports");
+	FIXED(old->port_state_off != new_pol->port_state_off ||
+		      strcmp(old->port_state, new_pol->port_state) != 0,
+	      "nat port-state");
+	FIXED(old->queue_first != new_pol->queue_first || old->queue_count != new_pol->queue_count ||
+		      old->queue_length != new_pol->queue_length ||
+		      old->queue_fail_open != new_pol->queue_fail_open,
+	      "queue");
+	FIXED(old->max_flows != new_pol->max_flows, "max-flows");
+	FIXED(!same_prefixes6(old->inside6, old->inside6_count, new_pol->inside6,
+			      new_pol->inside6_count),
+	      "ipv6 inside");
+	FIXED(old->max_flows6 != new_pol->max_flows6, "ipv6 max-flows");
+	FIXED(strcmp(old->control_socket, new_pol->control_socket) != 0, "control socket");
+#undef FIXED
+	return n;
+}
+
 bool lg_prefix6_contains(const struct lg_prefix6 *p, const uint8_t addr[16])
 {
 	size_t whole = p->len / 8, bits = p->len % 8;

@@ -139,6 +139,12 @@ void lg_diags_print(const struct lg_diags *diags, FILE *out);
 /* Print a human summary of the effective policy. */
 void lg_policy_summary(const struct lg_policy *pol, FILE *out);
 
+/* Settings a running daemon cannot take from a reload (interfaces, addresses and ports the
+ * steering rules and existing mappings are built on, table sizes, queues, paths): the names
+ * of those that differ between OLD and NEW, comma-separated, into BUF. Returns how many. */
+size_t lg_policy_fixed_changes(const struct lg_policy *old, const struct lg_policy *new_pol,
+			       char *buf, size_t size);
+
 bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be);
 bool lg_policy_is_inside6(const struct lg_policy *pol, const uint8_t addr[16]);
 

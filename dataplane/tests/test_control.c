@@ -28,6 +28,17 @@ static void expect(const char *req, const struct lg_control_ctx *ctx, const char
 	free(r);
 }
 
+static int reload_calls;
+
+static int stub_reload(void *arg, char *msg, size_t msglen)
+{
+	reload_calls++;
+	if (arg)
+		return 0;
+	snprintf(msg, msglen, "f.conf:3:1: error: unknown statement 'x'");
+	return -1;
+}
+
 int main(void)
 {
 	struct lg_policy pol;
@@ -48,6 +59,13 @@ int main(void)
 	       "remote=198.51.100.2:143 state=init");
 	expect("lemongate-ctl/1 stats", &ctx, "ok\n", "stat name=flows_created value=1");
 	expect("lemongate-ctl/1 clock advance 1h", &ctx, "error the test clock is off", NULL);
+	expect("lemongate-ctl/1 policy reload", &ctx, "error this daemon cannot reload", NULL);
+	ctx.reload = stub_reload;
+	expect("lemongate-ctl/1 policy reload", &ctx, "error f.conf:3:1: error: unknown statement", NULL);
+	ctx.reload_arg = &ctx;
+	expect("lemongate-ctl/1 policy reload", &ctx, "ok\nreload result=applied", NULL);
+	expect("lemongate-ctl/1 policy reload now", &ctx, "error unknown command", NULL);
+	CHECK_EQ_INT(reload_calls, 2, "the reload callback runs once per valid request");
 	expect("lemongate-ctl/2 ping", &ctx, "error unsupported protocol", NULL);
 	expect("lemongate-ctl/1", &ctx, "error empty request", NULL);
 	expect("lemongate-ctl/1 ", &ctx, "error empty request", NULL);

@@ -889,8 +889,68 @@ static void test_overload(void)
 	lg_engine_destroy(e);
 }
 
+/* A reload keeps every flow and mapping and applies at once; settings it cannot take are
+ * refused with their names, and then nothing changes. */
+static void test_reload(void)
+{
+	struct lg_policy pol, next;
+	struct lg_engine *e;
+	struct lg_flow_view v[4];
+	struct lg_engine_stats st;
+	char err[256];
+	uint8_t buf[128];
+	size_t len, n;
+	bool mod;
+	uint16_t pub;
+
+	test_policy(&pol);
+	pol.port_timeouts[0] = (struct lg_port_timeout){ 993, 86400 };
+	pol.port_timeouts[1] = (struct lg_port_timeout){ 143, 2 * 86400 };
+	pol.port_timeout_count = 2;
+	e = lg_engine_create(&pol, 0);
+	pub = open_to(e, 40000, 143, 10 * S);
+	n = lg_engine_flows(e, 10 * S, v, 4);
+	CHECK(n == 1 && v[0].timeout_s == 2 * 86400 && (v[0].flow.flags & LG_FLOW_MAIL),
+	      "before: the 143 flow has its service timer and is a mail flow");
+
+	next = pol;
+	next.port_timeouts[0] = (struct lg_port_timeout){ 143, 5 * 3600 };
+	next.port_timeout_count = 1;
+	next.mail_ports[0] = 2525;
+	next.mail_port_count = 1;
+	next.filtering = LG_FILTER_ADDRESS_DEPENDENT;
+	CHECK_EQ_INT(lg_engine_reload(e, &next, err, sizeof(err)), 0, "reload accepted");
+	n = lg_engine_flows(e, 20 * S, v, 4);
+	CHECK_EQ_INT(n, 1, "the flow survives the reload");
+	CHECK_EQ_INT(v[0].timeout_s, 5 * 3600, "its service timer is the new policy's (the index moved)");
+	CHECK(!(v[0].flow.flags & LG_FLOW_MAIL), "143 is no longer a mail port");
+	CHECK(passes_in(e, 143, pub, 30 * S), "traffic continues through the same mapping");
+	len = build_tcp4(buf, "198.51.100.9", 5000, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 31 * S, &mod), LG_VERDICT_DROP,
+		     "the new filtering mode applies at once (address-dependent refuses a stranger)");
+
+	next.nat_public = inet_addr("198.51.100.99");
+	next.max_flows = 77;
+	next.timeout_established = 99999;
+	CHECK_EQ_INT(lg_engine_reload(e, &next, err, sizeof(err)), -1, "a new public address is refused");
+	CHECK(strstr(err, "nat public") && strstr(err, "max-flows"), "the error names them: %s", err);
+	n = lg_engine_flows(e, 40 * S, v, 4);
+	CHECK(n == 1 && v[0].timeout_s == 5 * 3600, "and nothing changed");
+	for (int i = 0; i < 20; i++) { /* more reloads than retired slots: old policies are freed */
+		next = pol;
+		next.timeout_transitory = 240 + (uint32_t)i;
+		if (lg_engine_reload(e, &next, err, sizeof(err)) < 0)
+			break;
+		lg_engine_expire(e, (41 + (uint64_t)i) * S);
+	}
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.flows_active, 1, "twenty reloads later the flow is still there");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
+	test_reload();
 	test_nat_both_ways();
 	test_drops();
 	test_timers();

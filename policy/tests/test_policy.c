@@ -84,6 +84,32 @@ static void test_good(void)
 	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
 }
 
+static void test_fixed_changes(void)
+{
+	struct lg_policy a, b;
+	struct lg_diags d;
+	char buf[256];
+	static const char base[] = "interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+				   "nat public 192.0.2.1\n";
+	char text[512];
+
+	CHECK_EQ_INT(parse(base, &a, &d), 0, "base parses");
+	snprintf(text, sizeof(text), "%stimeout established 3h\nnat filtering address-dependent\n"
+		 "nat quota 10\nmail ports 143\n", base);
+	CHECK_EQ_INT(parse(text, &b, &d), 0, "live changes parse");
+	CHECK_EQ_INT(lg_policy_fixed_changes(&a, &b, buf, sizeof(buf)), 0,
+		     "timeouts, filtering, quota, mail ports: all live");
+	snprintf(text, sizeof(text), "%snat ports 20000-30000\nqueue 1\nipv6 inside 2001:db8::/64\n",
+		 base);
+	CHECK_EQ_INT(parse(text, &b, &d), 0, "fixed changes parse");
+	CHECK_EQ_INT(lg_policy_fixed_changes(&a, &b, buf, sizeof(buf)), 3, "three need a restart");
+	CHECK_EQ_STR(buf, "nat ports, queue, ipv6 inside", "named in order");
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8 10.1.0.0/16\n"
+			   "nat public 192.0.2.1\n", &b, &d), 0, "another prefix parses");
+	CHECK_EQ_INT(lg_policy_fixed_changes(&a, &b, buf, sizeof(buf)), 1, "an added inside prefix");
+	CHECK_EQ_STR(buf, "nat inside", "is named");
+}
+
 static void test_ipv6(void)
 {
 	struct lg_policy pol;
@@ -258,6 +284,7 @@ int main(void)
 {
 	test_good();
 	test_ipv6();
+	test_fixed_changes();
 	test_defaults_meet_floors();
 	test_errors();
 	test_nul_and_many_errors();
