@@ -26,8 +26,10 @@ static void usage(FILE *out)
 		"  ping                  is the daemon there?\n"
 		"  clock advance DUR     move the test clock (daemon started with --test-clock)\n"
 		"  policy check FILE     check a configuration file, print the effective policy\n"
-		"  policy reload         make the daemon read its configuration file again: all of it\n"
-		"                        or nothing; every flow and mapping is kept\n"
+		"  policy reload [--reevaluate]\n"
+		"                        make the daemon read its configuration file again: all of it\n"
+		"                        or nothing; every flow is kept unless --reevaluate, which ends\n"
+		"                        the flows the new rules refuse\n"
 		"  socket                print the default control socket path for this namespace\n");
 }
 
@@ -226,8 +228,14 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(cmd, "policy") == 0 && argc == 3 && strcmp(argv[1], "check") == 0)
 		return policy_check(argv[2], json);
-	if (strcmp(cmd, "policy") == 0 && argc == 2 && strcmp(argv[1], "reload") == 0) {
-		if ((rc = fetch(sock, "policy reload", &reply)) != EXIT_OK)
+	if (strcmp(cmd, "policy") == 0 && (argc == 2 || argc == 3) && strcmp(argv[1], "reload") == 0) {
+		if (argc == 3 && strcmp(argv[2], "--reevaluate") != 0) {
+			fprintf(stderr, "lemongatectl: policy reload: unexpected '%s' (--reevaluate)\n",
+				argv[2]);
+			return EXIT_USAGE;
+		}
+		if ((rc = fetch(sock, argc == 3 ? "policy reload reevaluate" : "policy reload", &reply)) !=
+		    EXIT_OK)
 			return rc;
 		if (json)
 			lg_render_json_array(&reply, "reload", stdout);

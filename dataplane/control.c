@@ -266,6 +266,7 @@ static const struct stat_field {
 	{ "icmp_port_unreachable_sent", offsetof(struct lg_engine_stats, icmp_port_unreachable_sent) },
 	{ "icmp_host_unreachable_sent", offsetof(struct lg_engine_stats, icmp_host_unreachable_sent) },
 	{ "icmp_admin_prohibited_sent", offsetof(struct lg_engine_stats, icmp_admin_prohibited_sent) },
+	{ "flows_ended_by_rule", offsetof(struct lg_engine_stats, flows_ended_by_rule) },
 	{ "icmp_refusals_suppressed", offsetof(struct lg_engine_stats, icmp_refusals_suppressed) },
 	{ "icmp_errors_translated_in", offsetof(struct lg_engine_stats, icmp_errors_in) },
 	{ "icmp_errors_translated_out", offsetof(struct lg_engine_stats, icmp_errors_out) },
@@ -404,15 +405,23 @@ void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FI
 		answer_stats(ctx, out);
 	} else if (strcmp(words[0], "clock") == 0) {
 		answer_clock(ctx, words, n, out);
-	} else if (strcmp(words[0], "policy") == 0 && n == 2 && strcmp(words[1], "reload") == 0) {
+	} else if (strcmp(words[0], "policy") == 0 && n >= 2 && strcmp(words[1], "reload") == 0 &&
+		   (n == 2 || (n == 3 && strcmp(words[2], "reevaluate") == 0))) {
 		char msg[1024] = "";
 
-		if (!ctx->reload)
+		if (!ctx->reload) {
 			fprintf(out, "error this daemon cannot reload\n");
-		else if (ctx->reload(ctx->reload_arg, msg, sizeof(msg)) < 0)
+		} else if (ctx->reload(ctx->reload_arg, msg, sizeof(msg)) < 0) {
 			fprintf(out, "error %s\n", msg);
-		else
-			fprintf(out, "ok\nreload result=applied\n");
+		} else if (n == 3) {
+			size_t ended = lg_engine_reevaluate(ctx->engine, lg_clock_now_ns());
+
+			lg_log(LG_LOG_INFO, "reload --reevaluate: %zu flows the rules refuse now ended",
+			       ended);
+			fprintf(out, "ok\nreload result=applied reevaluated=yes flows_ended=%zu\n", ended);
+		} else {
+			fprintf(out, "ok\nreload result=applied reevaluated=no\n");
+		}
 	} else {
 		fprintf(out, "error unknown command '%.40s' or wrong arguments\n", words[0]);
 	}

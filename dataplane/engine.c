@@ -352,13 +352,12 @@ bool lg_eng_track_segment(struct lg_ctx *c, struct lg_flow *f, int side, const s
 	return !was_short && lg_tcp_is_transitory(f->state);
 }
 
-enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
-			      const struct lg_icmp_dest *to, size_t quote_len, enum lg_drop_reason why)
+/* Queue an answer to be sent by lg_engine_due, quoting QUOTE_LEN bytes of P. */
+static void queue_refusal(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			  const struct lg_icmp_dest *to, size_t quote_len, bool prohibited)
 {
 	bool queued = false;
 
-	if (lg_eng_pol(e)->refusal == LG_REFUSAL_SILENT)
-		return lg_eng_drop(c, why);
 	if (quote_len > LG_SYNHOLD_QUOTE_MAX)
 		quote_len = LG_SYNHOLD_QUOTE_MAX;
 	if (quote_len) {
@@ -367,6 +366,7 @@ enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struc
 			struct lg_pending_refusal *r = &e->refusals[e->refusal_count++];
 
 			r->to = *to;
+			r->prohibited = prohibited;
 			memcpy(r->quote, p->ip, quote_len);
 			r->quote_len = (uint8_t)quote_len;
 			queued = true;
@@ -375,6 +375,28 @@ enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struc
 	}
 	if (!queued)
 		BUMP(c, icmp_refusals_suppressed);
+}
+
+enum lg_verdict lg_eng_rules(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			     const struct lg_flow_desc *d, const struct lg_icmp_dest *to,
+			     size_t quote_len)
+{
+	enum lg_rule_action a = lg_policy_rules_verdict(lg_eng_pol(e), d, NULL);
+
+	if (a == LG_RULE_PASS)
+		return LG_VERDICT_ACCEPT;
+	if (a == LG_RULE_BLOCK_RETURN)
+		queue_refusal(e, c, p, to, quote_len, true);
+	return lg_eng_drop(c, LG_DROP_RULE);
+}
+
+enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			      const struct lg_icmp_dest *to, size_t quote_len, enum lg_drop_reason why)
+{
+	if (lg_eng_pol(e)->refusal == LG_REFUSAL_SILENT)
+		return lg_eng_drop(c, why);
+	queue_refusal(e, c, p, to, quote_len,
+		      lg_eng_pol(e)->refusal == LG_REFUSAL_ADMIN_PROHIBITED);
 	return lg_eng_drop(c, why);
 }
 
@@ -399,8 +421,14 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 	if (!f) {
 		enum lg_drop_reason why;
 
+		struct lg_flow_desc d = { LG_RULE_OUT, LG_RULE_TCP, 4, (const uint8_t *)&p->saddr,
+					  (const uint8_t *)&p->daddr, ntohs(p->dport) };
+		struct lg_icmp_dest to = { .family = 4, .addr4 = p->saddr };
+
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN)
 			return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
+		if (lg_eng_rules(e, c, p, &d, &to, icmp_quote_len(p)) != LG_VERDICT_ACCEPT)
+			return LG_VERDICT_DROP;
 		pthread_mutex_lock(&e->wlock);
 		/* another thread may have made it since the lookup */
 		f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport, p->daddr,
@@ -487,6 +515,7 @@ static struct lg_flow *admit(struct lg_engine *e, struct lg_ctx *c, const struct
 {
 	uint32_t in_addr;
 	uint16_t in_port;
+	struct lg_flow *f;
 
 	if (!lg_natmap_owner(e->maps, p->dport, &in_addr, &in_port)) {
 		*why = LG_DROP_UNSOLICITED;
@@ -497,7 +526,26 @@ static struct lg_flow *admit(struct lg_engine *e, struct lg_ctx *c, const struct
 		*why = LG_DROP_FILTERED;
 		return NULL;
 	}
-	return make_flow(e, c, in_addr, in_port, p->saddr, p->sport, now_s, why);
+	{
+		struct lg_flow_desc d = { LG_RULE_IN, LG_RULE_TCP, 4, (const uint8_t *)&p->saddr,
+					  (const uint8_t *)&in_addr, ntohs(in_port) };
+		enum lg_rule_action a = lg_policy_rules_verdict(lg_eng_pol(e), &d, NULL);
+		struct lg_icmp_dest to = { .family = 4, .addr4 = p->saddr };
+
+		if (a != LG_RULE_PASS) {
+			if (a == LG_RULE_BLOCK_RETURN)
+				queue_refusal(e, c, p, &to, icmp_quote_len(p), true);
+			*why = LG_DROP_RULE;
+			return NULL;
+		}
+	}
+	f = make_flow(e, c, in_addr, in_port, p->saddr, p->sport, now_s, why);
+	if (f) {
+		lg_flow_lock(f);
+		f->flags |= LG_FLOW_INBOUND;
+		lg_flow_unlock(f);
+	}
+	return f;
 }
 
 /* The flow of a segment arriving at P's public port from P's source, found or (for a SYN a
@@ -615,6 +663,12 @@ static enum lg_verdict echo(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt
 
 	if (p->icmp.type == LG_ICMP_ECHO_REQUEST && lg_policy_is_inside(pol, p->saddr) &&
 	    !lg_policy_is_inside(pol, p->daddr) && p->daddr != pol->nat_public) {
+		struct lg_flow_desc d = { LG_RULE_OUT, LG_RULE_ICMP, 4, (const uint8_t *)&p->saddr,
+					  (const uint8_t *)&p->daddr, 0 };
+		struct lg_icmp_dest to = { .family = 4, .addr4 = p->saddr };
+
+		if (lg_eng_rules(e, c, p, &d, &to, icmp_quote_len(p)) != LG_VERDICT_ACCEPT)
+			return LG_VERDICT_DROP;
 		pthread_mutex_lock(&e->echo_lock);
 		ok = lg_echomap_outbound(e->echo, p->saddr, p->query_id, p->daddr, lg_eng_seconds(now_ns), &s);
 		pthread_mutex_unlock(&e->echo_lock);
@@ -855,7 +909,7 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns, lg_icmp_send_fn *send
 		const struct lg_pending_refusal *r = &e->refusals[i];
 		uint8_t pkt[8 + LG_SYNHOLD_QUOTE_MAX > LG_ICMP_ERR_LEN ? 8 + LG_SYNHOLD_QUOTE_MAX
 								       : LG_ICMP_ERR_LEN];
-		bool prohibited = lg_eng_pol(e)->refusal == LG_REFUSAL_ADMIN_PROHIBITED;
+		bool prohibited = r->prohibited;
 		size_t len;
 
 		/* IPv6: 1/1 administratively prohibited, or 1/3 address unreachable, which Linux
@@ -1111,6 +1165,60 @@ int lg_engine_reload(struct lg_engine *e, const struct lg_policy *new_pol, char 
 	return 0;
 }
 
+/* Would the rules in force refuse F (locked) were it new? */
+static bool refused_now(const struct lg_policy *pol, const struct lg_flow *f,
+			const struct lg_flow_addr6 *a6)
+{
+	bool in = f->flags & LG_FLOW_INBOUND;
+	struct lg_flow_desc d = { in ? LG_RULE_IN : LG_RULE_OUT, LG_RULE_TCP, a6 ? 6 : 4, NULL, NULL,
+				  ntohs(in ? f->in_port : f->rem_port) };
+
+	if (a6) {
+		d.from = in ? a6->rem : a6->in;
+		d.to = in ? a6->in : a6->rem;
+	} else {
+		d.from = (const uint8_t *)(in ? &f->rem_addr : &f->in_addr);
+		d.to = (const uint8_t *)(in ? &f->in_addr : &f->rem_addr);
+	}
+	return lg_policy_rules_verdict(pol, &d, NULL) != LG_RULE_PASS;
+}
+
+size_t lg_engine_reevaluate(struct lg_engine *e, uint64_t now_ns)
+{
+	const struct lg_policy *pol = lg_eng_pol(e);
+	uint32_t now_s = lg_eng_seconds(now_ns);
+	struct lg_ctx c;
+	size_t ended = 0;
+
+	if (pol->rule_count == 0)
+		return 0;
+	slot_enter(e, &c);
+	/* the writer lock for the whole walk: an operator's explicit, rare request */
+	pthread_mutex_lock(&e->wlock);
+	for (int fam = 0; fam < 2; fam++) {
+		struct lg_table *tb = fam == 0 ? &e->t4 : &e->t6;
+		size_t records = tb->flows ? lg_flowtab_records(tb->flows) : 0;
+
+		for (uint32_t i = 0; i < records; i++) {
+			struct lg_flow *f = lg_flowtab_record(tb->flows, i);
+			bool refused;
+
+			lg_flow_lock(f);
+			refused = (f->flags & LG_FLOW_LIVE) &&
+				  refused_now(pol, f, fam ? lg_flowtab_addr6(tb->flows, f) : NULL);
+			lg_flow_unlock(f);
+			if (refused) {
+				end_flow(e, tb, f, now_s);
+				ended++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&e->wlock);
+	ADD(&c, flows_ended_by_rule, ended);
+	slot_leave(&c);
+	return ended;
+}
+
 void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger,
 			       const uint32_t *rest_left, uint64_t now_ns)
 {
@@ -1143,6 +1251,7 @@ const char *lg_drop_reason_name(enum lg_drop_reason reason)
 		[LG_DROP_NO_PORT] = "no_public_port",
 		[LG_DROP_QUOTA] = "host_quota",
 		[LG_DROP_INDEX_FULL] = "index_full",
+		[LG_DROP_RULE] = "blocked_by_rule",
 	};
 
 	return (unsigned)reason < LG_DROP_REASON_COUNT ? names[reason] : "unknown";

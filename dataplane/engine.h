@@ -29,6 +29,7 @@ enum lg_drop_reason {
 	LG_DROP_NO_PORT,      /* no public port (or echo id) free */
 	LG_DROP_QUOTA,        /* the inside host holds its quota of public ports */
 	LG_DROP_INDEX_FULL,   /* the flow index has no room within its probe bound */
+	LG_DROP_RULE,         /* a new flow or echo session a 'block' rule refuses */
 	LG_DROP_REASON_COUNT
 };
 
@@ -51,7 +52,8 @@ struct lg_engine_stats {
 	uint64_t icmp_errors_in, icmp_errors_out; /* translated toward inside / outside */
 	uint64_t icmp_errors_hairpinned;          /* inside to inside (RFC 5508 REQ-7) */
 	uint64_t icmp_host_unreachable_sent;      /* 3/1 for a refused new flow (RFC 6888 REQ-11) */
-	uint64_t icmp_admin_prohibited_sent;      /* 3/13 instead, by policy (RFC 5508 REQ-8) */
+	uint64_t icmp_admin_prohibited_sent;      /* 3/13 (or ICMPv6 1/1): policy, 'block return' */
+	uint64_t flows_ended_by_rule;             /* reload --reevaluate */
 	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t icmp_echo_out, icmp_echo_in;     /* echo requests and replies translated */
@@ -127,6 +129,8 @@ const char *lg_drop_reason_name(enum lg_drop_reason reason);
  * (lg_policy_fixed_changes) must be equal: -1 with their names in ERR otherwise, and nothing
  * changes. Call from one thread at a time (the daemon's main loop). */
 int lg_engine_reload(struct lg_engine *e, const struct lg_policy *new_pol, char *err, size_t errlen);
+/* End the flows the rules in force now refuse (reload --reevaluate); returns how many. */
+size_t lg_engine_reevaluate(struct lg_engine *e, uint64_t now_ns);
 
 /* Record public ports in LEDGER from now on, and rest those the previous run left (REST_LEFT,
  * from lg_portledger_open) before any is drawn again (RFC 6888 REQ-8 across restarts). */

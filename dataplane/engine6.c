@@ -6,6 +6,7 @@
  * ICMPv6 errors about a tracked flow pass, unchanged, and never touch the flow. */
 #include "dataplane/engine_impl.h"
 
+#include <arpa/inet.h>
 #include <string.h>
 
 /* The flow's key, from the inside's point of view. */
@@ -92,17 +93,28 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 	if (!f) {
 		enum lg_drop_reason why;
 
+		struct lg_flow_desc d = { side == 0 ? LG_RULE_OUT : LG_RULE_IN, LG_RULE_TCP, 6,
+					  p->saddr6, p->daddr6, ntohs(p->dport) };
+		struct lg_icmp_dest sender = { .family = 6 };
+
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) != LG_TCP_SYN)
 			return lg_eng_drop(c, side == 0 ? LG_DROP_NO_FLOW_OUT : LG_DROP_UNSOLICITED);
-		pthread_mutex_lock(&e->wlock);
+		memcpy(sender.addr6, p->saddr6, 16);
 		why = side == 0 ? LG_DROP_REASON_COUNT : admission(e, &k);
+		if (why == LG_DROP_REASON_COUNT &&
+		    lg_eng_rules(e, c, p, &d, &sender, p->len) != LG_VERDICT_ACCEPT)
+			return LG_VERDICT_DROP;
+		pthread_mutex_lock(&e->wlock);
 		/* another thread may have made it since the lookup */
 		f = lg_eng_usable(e, c, tb, lg_flowtab_find6(tb->flows, k.in, k.in_port, k.rem, k.rem_port),
 				  now_s, true);
 		if (!f && why == LG_DROP_REASON_COUNT) {
 			f = make_flow6(e, c, &k, now_s, &why);
-			if (f)
+			if (f) {
 				lg_flow_lock(f);
+				if (side == 1)
+					f->flags |= LG_FLOW_INBOUND;
+			}
 		}
 		pthread_mutex_unlock(&e->wlock);
 		if (!f && side == 1 && (why == LG_DROP_UNSOLICITED || why == LG_DROP_FILTERED))

@@ -15,6 +15,7 @@
 
 struct lg_pending_refusal {
 	struct lg_icmp_dest to;
+	bool prohibited; /* administratively prohibited, else host (address) unreachable */
 	uint8_t quote[LG_SYNHOLD_QUOTE_MAX];
 	uint8_t quote_len;
 };
@@ -111,6 +112,12 @@ enum lg_verdict lg_eng_unsolicited(struct lg_engine *e, struct lg_ctx *c, const 
  * of P (RFC 6888 REQ-4, REQ-11; RFC 5508 REQ-8). */
 enum lg_verdict lg_eng_refuse(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 			      const struct lg_icmp_dest *to, size_t quote_len, enum lg_drop_reason why);
+/* What the rules say of a new flow or echo session described by D: PASS, or the packet is
+ * dropped (counted as LG_DROP_RULE) and, for 'block return', answered with administratively
+ * prohibited to TO, quoting QUOTE_LEN bytes of P. ACCEPT means go on. */
+enum lg_verdict lg_eng_rules(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
+			     const struct lg_flow_desc *d, const struct lg_icmp_dest *to,
+			     size_t quote_len);
 /* The inside opened connection K: a SYN held for it is forgotten unanswered (N5382-R4). */
 void lg_eng_supersede_held(struct lg_engine *e, struct lg_ctx *c, const struct lg_synhold_key *k);
 

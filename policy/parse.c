@@ -612,6 +612,237 @@ static void do_ipv6(const struct stmt *st, struct lg_policy *pol, struct seen *s
 	}
 }
 
+/* One list argument starting at word *I: a word ("143" or "143,587") or a brace group
+ * ("{ 143 587 }", braces may touch the items). ITEM gets each; *I ends past the list. */
+static bool list_items(const struct stmt *st, size_t *i,
+		       bool (*item)(const char *text, unsigned col, void *arg, struct lg_diags *d),
+		       void *arg, struct lg_diags *d)
+{
+	bool braced = st->w[*i].text[0] == '{', closed = !braced, first = true;
+	unsigned open_col = st->w[*i].col;
+
+	do {
+		char piece[LG_MAX_WORD_LEN], *save = NULL, *tok;
+		const struct word *w = &st->w[*i];
+		size_t len;
+
+		snprintf(piece, sizeof(piece), "%s", w->text + (first && braced ? 1 : 0));
+		first = false;
+		len = strlen(piece);
+		if (braced && len && piece[len - 1] == '}') {
+			piece[--len] = '\0';
+			closed = true;
+		}
+		for (tok = strtok_r(piece, ",", &save); tok; tok = strtok_r(NULL, ",", &save))
+			if (!item(tok, w->col, arg, d))
+				return false;
+		(*i)++;
+	} while (!closed && *i < st->n);
+	if (!closed) {
+		ERR(d, st->line, open_col, "'{' without its '}'");
+		return false;
+	}
+	return true;
+}
+
+struct addr_list {
+	struct lg_addrmatch *items;
+	uint8_t *count;
+	unsigned line;
+};
+
+static bool addr_item(const char *text, unsigned col, void *arg, struct lg_diags *d)
+{
+	struct addr_list *l = arg;
+	struct lg_prefix4 p4;
+	struct lg_prefix6 p6;
+	struct lg_addrmatch m;
+
+	memset(&m, 0, sizeof(m));
+	if (strcmp(text, "any") == 0)
+		return true; /* matches everything: the list stays as it is */
+	if (lg_prefix4_parse(text, &p4) == 0) {
+		m.family = 4;
+		m.len = p4.len;
+		memcpy(m.addr, &p4.addr, 4);
+	} else if (lg_prefix6_parse(text, &p6) == 0) {
+		m.family = 6;
+		m.len = p6.len;
+		memcpy(m.addr, p6.addr, 16);
+	} else {
+		ERR(d, l->line, col, "'%s' is not an address or prefix (IPv4 or IPv6, host bits zero)",
+		    text);
+		return false;
+	}
+	if (*l->count >= LG_MAX_RULE_ITEMS) {
+		ERR(d, l->line, col, "too many addresses in one list (at most %d)", LG_MAX_RULE_ITEMS);
+		return false;
+	}
+	l->items[(*l->count)++] = m;
+	return true;
+}
+
+struct port_list {
+	struct lg_rule *r;
+	unsigned line;
+};
+
+static bool port_item(const char *text, unsigned col, void *arg, struct lg_diags *d)
+{
+	struct port_list *l = arg;
+	const char *dash = strchr(text, '-');
+	char lo_text[8];
+	unsigned long lo, hi;
+
+	if (dash && (size_t)(dash - text) < sizeof(lo_text)) {
+		memcpy(lo_text, text, (size_t)(dash - text));
+		lo_text[dash - text] = '\0';
+		if (lg_uint_parse(lo_text, 1, 65535, &lo) < 0 || lg_uint_parse(dash + 1, 1, 65535, &hi) < 0 ||
+		    lo > hi)
+			goto bad;
+	} else if (dash || lg_uint_parse(text, 1, 65535, &lo) < 0) {
+		goto bad;
+	} else {
+		hi = lo;
+	}
+	if (l->r->port_count >= LG_MAX_RULE_ITEMS) {
+		ERR(d, l->line, col, "too many ports in one list (at most %d)", LG_MAX_RULE_ITEMS);
+		return false;
+	}
+	l->r->port_lo[l->r->port_count] = (uint16_t)lo;
+	l->r->port_hi[l->r->port_count++] = (uint16_t)hi;
+	return true;
+bad:
+	ERR(d, l->line, col, "'%s' is not a port (1..65535) or a range LO-HI", text);
+	return false;
+}
+
+/* Is outbound TCP to PORT from anywhere to anywhere passed by a rule before INDEX? */
+static bool passed_before(const struct lg_policy *pol, size_t index, uint16_t port)
+{
+	for (size_t i = 0; i < index; i++) {
+		const struct lg_rule *r = &pol->rules[i];
+		bool port_in = r->port_count == 0;
+
+		for (uint8_t k = 0; k < r->port_count; k++)
+			port_in |= port >= r->port_lo[k] && port <= r->port_hi[k];
+		if (r->dir == LG_RULE_OUT && r->proto != LG_RULE_ICMP && port_in && !r->from_count &&
+		    !r->to_count)
+			return r->action == LG_RULE_PASS;
+	}
+	return false;
+}
+
+/* RFC 5383 section 3: IMAP and Submission must stay reachable from inside. */
+static void warn_mail_blocked(const struct lg_policy *pol, size_t index, const struct stmt *st,
+			      struct lg_diags *d)
+{
+	static const struct {
+		uint16_t port;
+		const char *name;
+	} mail[] = { { 143, "IMAP" }, { 587, "Submission" } };
+	const struct lg_rule *r = &pol->rules[index];
+
+	if (r->action == LG_RULE_PASS || r->dir != LG_RULE_OUT || r->proto == LG_RULE_ICMP)
+		return;
+	for (size_t m = 0; m < sizeof(mail) / sizeof(mail[0]); m++) {
+		bool port_in = r->port_count == 0;
+
+		for (uint8_t k = 0; k < r->port_count; k++)
+			port_in |= mail[m].port >= r->port_lo[k] && mail[m].port <= r->port_hi[k];
+		if (port_in && !passed_before(pol, index, mail[m].port))
+			diag_add(d, LG_DIAG_WARNING, st->line, st->w[0].col,
+				 "this rule blocks outbound TCP to port %u (%s)%s; RFC 5383 section 3 "
+				 "requires it reachable from inside (L5383-3)",
+				 mail[m].port, mail[m].name,
+				 r->from_count || r->to_count ? " for some hosts" : "");
+	}
+}
+
+/* pass|block [return] in|out [proto tcp|icmp|any] [from LIST] [to LIST] [port LIST] */
+static void do_rule(const struct stmt *st, struct lg_policy *pol, struct lg_diags *d)
+{
+	static const char usage[] =
+		"pass|block [return] in|out [proto tcp|icmp|any] [from ADDRS] [to ADDRS] [port PORTS]";
+	struct lg_rule r;
+	size_t i = 1;
+	bool seen_proto = false, seen_from = false, seen_to = false, seen_port = false;
+
+	memset(&r, 0, sizeof(r));
+	r.line = st->line;
+	r.action = strcmp(st->w[0].text, "pass") == 0 ? LG_RULE_PASS : LG_RULE_BLOCK;
+	if (r.action == LG_RULE_BLOCK && i < st->n && strcmp(st->w[i].text, "return") == 0) {
+		r.action = LG_RULE_BLOCK_RETURN;
+		i++;
+	}
+	if (i >= st->n || (strcmp(st->w[i].text, "in") != 0 && strcmp(st->w[i].text, "out") != 0)) {
+		ERR(d, st->line, i < st->n ? st->w[i].col : st->w[st->n - 1].col,
+		    "expected 'in' or 'out'; usage: %s", usage);
+		return;
+	}
+	r.dir = strcmp(st->w[i++].text, "in") == 0 ? LG_RULE_IN : LG_RULE_OUT;
+	while (i < st->n) {
+		const struct word *key = &st->w[i++];
+		bool *seen = strcmp(key->text, "proto") == 0 ? &seen_proto
+			     : strcmp(key->text, "from") == 0 ? &seen_from
+			     : strcmp(key->text, "to") == 0	  ? &seen_to
+			     : strcmp(key->text, "port") == 0 ? &seen_port
+							      : NULL;
+
+		if (!seen) {
+			ERR(d, st->line, key->col, "unexpected '%s'; usage: %s", key->text, usage);
+			return;
+		}
+		if (*seen) {
+			ERR(d, st->line, key->col, "'%s' given twice in one rule", key->text);
+			return;
+		}
+		*seen = true;
+		if (i >= st->n) {
+			ERR(d, st->line, key->col, "'%s' needs a value; usage: %s", key->text, usage);
+			return;
+		}
+		if (strcmp(key->text, "proto") == 0) {
+			const char *v = st->w[i].text;
+
+			if (strcmp(v, "tcp") == 0)
+				r.proto = LG_RULE_TCP;
+			else if (strcmp(v, "icmp") == 0)
+				r.proto = LG_RULE_ICMP;
+			else if (strcmp(v, "any") == 0)
+				r.proto = LG_RULE_ANY;
+			else {
+				ERR(d, st->line, st->w[i].col, "protocol '%s' is not tcp, icmp or any", v);
+				return;
+			}
+			i++;
+		} else if (strcmp(key->text, "port") == 0) {
+			struct port_list l = { &r, st->line };
+
+			if (!list_items(st, &i, port_item, &l, d))
+				return;
+		} else {
+			bool from = strcmp(key->text, "from") == 0;
+			struct addr_list l = { from ? r.from : r.to, from ? &r.from_count : &r.to_count,
+					       st->line };
+
+			if (!list_items(st, &i, addr_item, &l, d))
+				return;
+		}
+	}
+	if (seen_port && r.proto == LG_RULE_ICMP) {
+		ERR(d, st->line, st->w[0].col, "ICMP has no ports: drop 'port' or use proto tcp");
+		return;
+	}
+	if (pol->rule_count >= LG_MAX_RULES) {
+		ERR(d, st->line, st->w[0].col, "too many rules (at most %d)", LG_MAX_RULES);
+		return;
+	}
+	pol->rules[pol->rule_count] = r;
+	warn_mail_blocked(pol, pol->rule_count, st, d);
+	pol->rule_count++;
+}
+
 static void statement(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		      struct lg_diags *d)
 {
@@ -635,6 +866,8 @@ static void statement(const struct stmt *st, struct lg_policy *pol, struct seen 
 		do_control(st, pol, seen, d);
 	else if (strcmp(kw, "ipv6") == 0)
 		do_ipv6(st, pol, seen, d);
+	else if (strcmp(kw, "pass") == 0 || strcmp(kw, "block") == 0)
+		do_rule(st, pol, d);
 	else
 		ERR(d, st->line, st->w[0].col, "unknown statement '%s'", kw);
 }

@@ -299,6 +299,14 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	} else {
 		fprintf(out, "ipv6: not filtered (no 'ipv6 inside' prefix)\n");
 	}
+	fprintf(out, "rules: %zu%s\n", pol->rule_count,
+		pol->rule_count ? ", first match decides, none matching passes" : " (everything passes)");
+	for (size_t i = 0; i < pol->rule_count; i++) {
+		char rule[512];
+
+		lg_rule_format(&pol->rules[i], rule, sizeof(rule));
+		fprintf(out, "  line %u: %s\n", pol->rules[i].line, rule);
+	}
 	fprintf(out, "control socket: %s\n",
 		pol->control_socket[0] ? pol->control_socket : "(default for this network namespace)");
 }

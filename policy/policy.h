@@ -36,6 +36,33 @@ struct lg_prefix6 {
 	uint8_t len;
 };
 
+/* Firewall rules: evaluated for each new flow (and new echo session), first match decides, no
+ * match passes. The packets of a flow a rule let in are not looked at again (stateful). */
+#define LG_MAX_RULES      128
+#define LG_MAX_RULE_ITEMS 8
+
+enum lg_rule_action { LG_RULE_PASS, LG_RULE_BLOCK, LG_RULE_BLOCK_RETURN };
+enum lg_rule_dir { LG_RULE_OUT, LG_RULE_IN };
+enum lg_rule_proto { LG_RULE_ANY, LG_RULE_TCP, LG_RULE_ICMP };
+
+/* An address or prefix of either family. */
+struct lg_addrmatch {
+	uint8_t family; /* 4 or 6 */
+	uint8_t len;
+	uint8_t addr[16]; /* IPv4: the first 4 bytes, network order */
+};
+
+struct lg_rule {
+	enum lg_rule_action action;
+	enum lg_rule_dir dir;
+	enum lg_rule_proto proto;
+	/* empty lists match anything */
+	struct lg_addrmatch from[LG_MAX_RULE_ITEMS], to[LG_MAX_RULE_ITEMS];
+	uint16_t port_lo[LG_MAX_RULE_ITEMS], port_hi[LG_MAX_RULE_ITEMS]; /* host order */
+	uint8_t from_count, to_count, port_count;
+	unsigned line;
+};
+
 /* RFC 4787 section 5 / RFC 5382 section 4.3: which inbound packets a mapping admits. */
 enum lg_filtering {
 	LG_FILTER_ENDPOINT_INDEPENDENT = 0, /* any remote endpoint (the default: transparency) */
@@ -99,7 +126,25 @@ struct lg_policy {
 	struct lg_prefix6 inside6[LG_MAX_PREFIXES];
 	size_t inside6_count;
 	uint32_t max_flows6;
+	struct lg_rule rules[LG_MAX_RULES];
+	size_t rule_count;
 };
+
+/* What the rules say about a new flow or echo session. OUT: FROM is the inside host, TO the
+ * remote, PORT the remote port. IN: FROM is the remote, TO the inside host (its own address,
+ * after translation), PORT the inside port. Addresses of FAMILY 4 (4 bytes, network order) or
+ * 6 (16 bytes); PORT in host order, ignored for ICMP. *LINE: the deciding rule's, 0 if none. */
+struct lg_flow_desc {
+	enum lg_rule_dir dir;
+	enum lg_rule_proto proto; /* LG_RULE_TCP or LG_RULE_ICMP */
+	uint8_t family;
+	const uint8_t *from, *to;
+	uint16_t port;
+};
+/* A rule as the configuration would write it: "block return out proto tcp to {...} port 25". */
+void lg_rule_format(const struct lg_rule *r, char *buf, size_t size);
+enum lg_rule_action lg_policy_rules_verdict(const struct lg_policy *pol, const struct lg_flow_desc *d,
+					    unsigned *line);
 
 enum lg_diag_level { LG_DIAG_ERROR, LG_DIAG_WARNING };
 

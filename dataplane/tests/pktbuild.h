@@ -102,6 +102,16 @@ static inline size_t build_icmp4(uint8_t *buf, const char *src, const char *dst,
 	return len;
 }
 
+/* An ICMP echo request (TYPE 8) or reply (0) with identifier ID and sequence number SEQ. */
+static inline size_t build_echo4(uint8_t *buf, const char *src, const char *dst, uint8_t type,
+				 uint16_t id, uint16_t seq)
+{
+	const uint8_t idseq[4] = { (uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(seq >> 8), (uint8_t)seq };
+
+	return build_icmp4(buf, src, dst, type, 0, idseq, (const uint8_t *)"lemongate ping..", 16,
+			   NULL, 0);
+}
+
 /* The ICMPv6 / TCP-over-IPv6 checksum of the upper-layer message at MSG (RFC 8200 8.1). */
 static inline uint16_t csum_l4_ipv6(const uint8_t *src, const uint8_t *dst, uint8_t nh,
 				    const uint8_t *msg, size_t len)

@@ -948,8 +948,88 @@ static void test_reload(void)
 	lg_engine_destroy(e);
 }
 
+static void add_rule(struct lg_policy *pol, enum lg_rule_action a, enum lg_rule_dir dir,
+		     enum lg_rule_proto proto, const char *to_prefix, uint16_t port)
+{
+	struct lg_rule *r = &pol->rules[pol->rule_count++];
+	struct lg_prefix4 p;
+
+	memset(r, 0, sizeof(*r));
+	r->action = a;
+	r->dir = dir;
+	r->proto = proto;
+	if (to_prefix) {
+		lg_prefix4_parse(to_prefix, &p);
+		r->to[0].family = 4;
+		r->to[0].len = p.len;
+		memcpy(r->to[0].addr, &p.addr, 4);
+		r->to_count = 1;
+	}
+	if (port) {
+		r->port_lo[0] = r->port_hi[0] = port;
+		r->port_count = 1;
+	}
+	r->line = (unsigned)pol->rule_count;
+}
+
+/* Rules decide on new flows and echo sessions, both ways; reevaluation ends the flows rules
+ * added by a reload refuse, and only those. */
+static void test_rules(void)
+{
+	struct lg_policy pol, next;
+	struct lg_engine *e;
+	struct lg_engine_stats st;
+	struct sent sent = { 0 };
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+	char err[128];
+
+	test_policy(&pol);
+	add_rule(&pol, LG_RULE_BLOCK_RETURN, LG_RULE_OUT, LG_RULE_TCP, NULL, 25);
+	add_rule(&pol, LG_RULE_BLOCK, LG_RULE_OUT, LG_RULE_ANY, "203.0.113.0/24", 0);
+	add_rule(&pol, LG_RULE_BLOCK, LG_RULE_IN, LG_RULE_TCP, "10.77.0.2/32", 22);
+	e = lg_engine_create(&pol, 0);
+	len = build_tcp4(buf, "10.77.0.2", 40000, "198.51.100.2", 25, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP, "block return out port 25: dropped");
+	lg_engine_due(e, S, capture_send, &sent);
+	CHECK(sent.count == 1 && sent.pkt[20] == 3 && sent.pkt[21] == 13 &&
+	      sent.dst == inet_addr("10.77.0.2"), "and answered 3/13 to the inside host at once");
+	len = build_tcp4(buf, "10.77.0.2", 40001, "203.0.113.5", 443, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP, "block out to a network");
+	len = build_echo4(buf, "10.77.0.2", "203.0.113.5", 8, 77, 1);
+	CHECK_EQ_INT(run(e, buf, len, S, &mod), LG_VERDICT_DROP, "echo to the blocked network too");
+	sent.count = 0;
+	lg_engine_due(e, S, capture_send, &sent);
+	CHECK_EQ_INT(sent.count, 0, "plain block: no answer");
+	pub = open_to(e, 22, 143, S); /* the inside host's port 22 gets a mapping */
+	CHECK(passes_in(e, 143, pub, S), "L5383-3: IMAP untouched by the rules");
+	len = build_tcp4(buf, "198.51.100.9", 5000, "198.51.100.1", pub, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP,
+		     "block in to the inside host's port 22, even through its mapping");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.dropped[LG_DROP_RULE], 4, "counted as blocked_by_rule");
+	CHECK_EQ_INT(st.icmp_admin_prohibited_sent, 1, "one 3/13");
+
+	/* reevaluation: a rule added by reload ends the flows it refuses, keeps the others */
+	open_to(e, 41000, 993, 3 * S);
+	next = pol;
+	add_rule(&next, LG_RULE_BLOCK, LG_RULE_OUT, LG_RULE_TCP, NULL, 993);
+	CHECK_EQ_INT(lg_engine_reload(e, &next, err, sizeof(err)), 0, "reload with a new rule");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.flows_active, 2, "a reload alone ends nothing");
+	CHECK_EQ_INT(lg_engine_reevaluate(e, 4 * S), 1, "reevaluate ends the 993 flow");
+	CHECK(passes_in(e, 143, pub, 5 * S), "the IMAP flow stays");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.flows_active, 1, "one flow left");
+	CHECK_EQ_INT(st.flows_ended_by_rule, 1, "counted");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
+	test_rules();
 	test_reload();
 	test_nat_both_ways();
 	test_drops();

@@ -359,6 +359,48 @@ static void test_refusal6(void)
 	}
 }
 
+static void test_rules6(void)
+{
+	struct lg_policy pol;
+	struct lg_engine *e;
+	struct sent6 sent = { 0 };
+	struct lg_rule *r;
+	uint8_t in[16];
+
+	test_policy(&pol);
+	lg_prefix6_parse("2001:db8:77::/64", &pol.inside6[0]);
+	pol.inside6_count = 1;
+	r = &pol.rules[pol.rule_count++];
+	memset(r, 0, sizeof(*r));
+	r->action = LG_RULE_BLOCK_RETURN;
+	r->dir = LG_RULE_OUT;
+	r->proto = LG_RULE_TCP;
+	r->port_lo[0] = r->port_hi[0] = 80;
+	r->port_count = 1;
+	r = &pol.rules[pol.rule_count++];
+	memset(r, 0, sizeof(*r));
+	r->action = LG_RULE_BLOCK;
+	r->dir = LG_RULE_IN;
+	r->proto = LG_RULE_ANY;
+	inet_pton(AF_INET6, CLIENT, in);
+	r->to[0].family = 6;
+	r->to[0].len = 128;
+	memcpy(r->to[0].addr, in, 16);
+	r->to_count = 1;
+	e = lg_engine_create(&pol, 0);
+	CHECK_EQ_INT(seg(e, CLIENT, 41000, SERVER, 80, LG_TCP_SYN, NULL, S), LG_VERDICT_DROP,
+		     "IPv6 rule: block return out port 80");
+	lg_engine_due(e, S, capture6, &sent);
+	CHECK(sent.count == 1 && sent.msg[0] == 1 && sent.msg[1] == 1,
+	      "answered ICMPv6 administratively prohibited (1/1)");
+	handshake(e, CLIENT, 41001, S);
+	CHECK_EQ_INT(seg(e, OTHER, 5000, CLIENT, 41001, LG_TCP_SYN, NULL, 2 * S), LG_VERDICT_DROP,
+		     "IPv6 rule: block in to the client, even to its live endpoint");
+	CHECK_EQ_INT(seg(e, SERVER, 143, CLIENT, 41001, LG_TCP_ACK, NULL, 2 * S), LG_VERDICT_ACCEPT,
+		     "L5383-3 (IPv6): its IMAP session is untouched");
+	lg_engine_destroy(e);
+}
+
 static void test_without_ipv6(void)
 {
 	struct lg_policy pol;
@@ -390,6 +432,7 @@ int main(void)
 	test_overload6();
 	test_unsolicited_syn6();
 	test_refusal6();
+	test_rules6();
 	test_without_ipv6();
 	return lgtest_finish();
 }

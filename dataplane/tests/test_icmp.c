@@ -233,14 +233,6 @@ static void test_private_realm_error(void)
 }
 
 /* An echo request or reply; ID and SEQ in host order. */
-static size_t build_echo(uint8_t *buf, const char *src, const char *dst, uint8_t type, uint16_t id,
-			 uint16_t seq)
-{
-	const uint8_t idseq[4] = { (uint8_t)(id >> 8), (uint8_t)id, (uint8_t)(seq >> 8), (uint8_t)seq };
-
-	return build_icmp4(buf, src, dst, type, 0, idseq, (const uint8_t *)"lemongate ping..", 16,
-			   NULL, 0);
-}
 
 static bool echo_checksums_ok(const uint8_t *buf, size_t len)
 {
@@ -252,7 +244,7 @@ static bool echo_checksums_ok(const uint8_t *buf, size_t len)
 static uint16_t ping_out(struct lg_engine *e, const char *src, const char *dst, uint64_t now)
 {
 	uint8_t buf[128];
-	size_t len = build_echo(buf, src, dst, 8, 0x1234, 1);
+	size_t len = build_echo4(buf, src, dst, 8, 0x1234, 1);
 	bool mod;
 
 	if (run(e, buf, len, now, &mod) != LG_VERDICT_ACCEPT || !mod)
@@ -265,7 +257,7 @@ static uint16_t ping_out(struct lg_engine *e, const char *src, const char *dst, 
 static int reply_in(struct lg_engine *e, const char *src, uint16_t pub_id, uint64_t now)
 {
 	uint8_t buf[128];
-	size_t len = build_echo(buf, src, "198.51.100.1", 0, pub_id, 1);
+	size_t len = build_echo4(buf, src, "198.51.100.1", 0, pub_id, 1);
 	bool mod;
 
 	if (run(e, buf, len, now, &mod) != LG_VERDICT_ACCEPT)
@@ -281,7 +273,7 @@ static void test_echo_sessions(void)
 	struct lg_engine *e = engine();
 	struct lg_engine_stats st;
 	uint8_t buf[128];
-	size_t len = build_echo(buf, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
+	size_t len = build_echo4(buf, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
 	uint16_t pub, pub2, other;
 	bool mod;
 
@@ -331,7 +323,7 @@ static void test_echo_errors_and_filtering(void)
 	test_policy(&pol);
 	pol.filtering = LG_FILTER_ADDRESS_DEPENDENT;
 	e = lg_engine_create(&pol, 0);
-	elen = build_echo(echo_seen, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
+	elen = build_echo4(echo_seen, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
 	CHECK_EQ_INT(run(e, echo_seen, elen, 10 * S, &mod), LG_VERDICT_ACCEPT, "echo out");
 	pub = rd16be(echo_seen + 24);
 	CHECK_EQ_INT(reply_in(e, "198.51.100.9", pub, 11 * S), -1,
@@ -350,7 +342,7 @@ static void test_echo_errors_and_filtering(void)
 	{
 		uint8_t sent[64];
 
-		build_echo(sent, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
+		build_echo4(sent, "10.77.0.2", "198.51.100.2", 8, 0x1234, 1);
 		CHECK_EQ_INT(rd16be(buf + 28 + 22), rd16be(sent + 22),
 			     "the quoted echo checksum is again the one the host sent");
 	}

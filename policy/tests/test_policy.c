@@ -84,6 +84,106 @@ static void test_good(void)
 	CHECK(!lg_policy_is_inside(&pol, inet_addr("198.51.100.2")), "server not inside");
 }
 
+static const char rules_base[] = "interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+				  "nat public 192.0.2.1\n";
+
+static int parse_rules(const char *rules, struct lg_policy *pol, struct lg_diags *d)
+{
+	char text[2048];
+
+	snprintf(text, sizeof(text), "%s%s", rules_base, rules);
+	return parse(text, pol, d);
+}
+
+static enum lg_rule_action verdict(const struct lg_policy *pol, enum lg_rule_dir dir,
+				   enum lg_rule_proto proto, const char *from, const char *to,
+				   uint16_t port, unsigned *line)
+{
+	uint8_t f[16], t[16];
+	int family = strchr(from, ':') ? 6 : 4;
+	struct lg_flow_desc d = { dir, proto, (uint8_t)family, f, t, port };
+
+	inet_pton(family == 6 ? AF_INET6 : AF_INET, from, f);
+	inet_pton(family == 6 ? AF_INET6 : AF_INET, to, t);
+	return lg_policy_rules_verdict(pol, &d, line);
+}
+
+static void test_rules(void)
+{
+	struct lg_policy pol;
+	struct lg_diags d;
+	unsigned line;
+
+	CHECK_EQ_INT(parse_rules("pass out proto tcp to any port { 143 587 993 465 4190 674 }\n"
+				 "block return out proto tcp port 25,2525\n"
+				 "block out proto tcp from 10.1.0.0/16 to {198.51.100.0/24 203.0.113.7} port 6000-6010\n"
+				 "block in from 192.0.2.128/25\n"
+				 "block out proto icmp to 203.0.113.0/24\n"
+				 "block out proto tcp to 2001:db8:dead::/48\n",
+				 &pol, &d),
+		     0, "rules parse");
+	CHECK_EQ_INT(d.warnings, 0, "no warning: nothing blocks 143 or 587 first");
+	CHECK_EQ_INT(pol.rule_count, 6, "six rules");
+	CHECK_EQ_INT(pol.rules[0].port_count, 6, "a brace list of six ports");
+	CHECK_EQ_INT(pol.rules[1].action, LG_RULE_BLOCK_RETURN, "block return");
+	CHECK_EQ_INT(pol.rules[2].to_count, 2, "braces touching the items");
+	{
+		char text[512];
+
+		lg_rule_format(&pol.rules[2], text, sizeof(text));
+		CHECK_EQ_STR(text, "block out proto tcp from 10.1.0.0/16 to { 198.51.100.0/24 203.0.113.7 } "
+				   "port 6000-6010", "a rule written back");
+		lg_rule_format(&pol.rules[1], text, sizeof(text));
+		CHECK_EQ_STR(text, "block return out proto tcp port { 25 2525 }", "block return, a port list");
+		lg_rule_format(&pol.rules[5], text, sizeof(text));
+		CHECK_EQ_STR(text, "block out proto tcp to 2001:db8:dead::/48", "an IPv6 prefix");
+	}
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_TCP, "10.0.0.5", "198.51.100.2", 143, &line),
+		     LG_RULE_PASS, "L5383-3: IMAP passes");
+	CHECK_EQ_INT(line, 5, "by the first rule (line 5)");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_TCP, "10.0.0.5", "198.51.100.2", 2525, &line),
+		     LG_RULE_BLOCK_RETURN, "2525 blocked with an answer");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_TCP, "10.1.2.3", "203.0.113.7", 6005, NULL),
+		     LG_RULE_BLOCK, "address and port range both match");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_TCP, "10.2.2.3", "203.0.113.7", 6005, &line),
+		     LG_RULE_PASS, "another inside host: no rule matches");
+	CHECK_EQ_INT(line, 0, "no deciding rule");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_IN, LG_RULE_TCP, "192.0.2.200", "10.0.0.5", 41000, NULL),
+		     LG_RULE_BLOCK, "inbound from the blocked network");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_TCP, "192.0.2.200", "10.0.0.5", 41000, NULL),
+		     LG_RULE_PASS, "direction matters");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_ICMP, "10.0.0.5", "203.0.113.9", 0, NULL),
+		     LG_RULE_BLOCK, "echo to the blocked network");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_ICMP, "10.0.0.5", "198.51.100.2", 0, NULL),
+		     LG_RULE_PASS, "a rule with ports says nothing of ICMP");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_TCP, "2001:db8:77::2", "2001:db8:dead:1::9", 80, NULL),
+		     LG_RULE_BLOCK, "IPv6 prefix rule");
+	CHECK_EQ_INT(verdict(&pol, LG_RULE_OUT, LG_RULE_TCP, "2001:db8:77::2", "2001:db8:100::2", 143, NULL),
+		     LG_RULE_PASS, "IPv6 IMAP passes");
+
+	CHECK_EQ_INT(parse_rules("block out proto tcp port 143\n", &pol, &d), 0, "blocking 143 is allowed");
+	CHECK(d.warnings == 1 && strstr(d.items[0].msg, "L5383-3") && strstr(d.items[0].msg, "143"),
+	      "L5383-3: but warned about, naming the port");
+	CHECK_EQ_INT(parse_rules("block out\n", &pol, &d), 0, "block everything out parses");
+	CHECK_EQ_INT(d.warnings, 2, "L5383-3: two warnings, 143 and 587");
+	CHECK_EQ_INT(parse_rules("pass out proto tcp port 587\nblock out to 198.51.100.0/24\n", &pol, &d),
+		     0, "partial block parses");
+	CHECK(d.warnings == 1 && strstr(d.items[0].msg, "port 143") && strstr(d.items[0].msg, "some hosts"),
+	      "L5383-3: 143 blocked for some hosts, 587 passed first");
+
+	expect_error("block sideways\n", 1, 7, "expected 'in' or 'out'");
+	expect_error("pass out proto udp\n", 1, 16, "protocol 'udp'");
+	expect_error("pass out port 0\n", 1, 15, "not a port");
+	expect_error("pass out port 9-3\n", 1, 15, "not a port");
+	expect_error("pass out to 10.0.0.1/8\n", 1, 13, "not an address");
+	expect_error("pass out port { 143 587\n", 1, 15, "without its '}'");
+	expect_error("pass out proto icmp port 7\n", 1, 1, "ICMP has no ports");
+	expect_error("pass out port 1 port 2\n", 1, 17, "given twice");
+	expect_error("pass out to\n", 1, 10, "needs a value");
+	expect_error("pass out port 1,2,3,4,5,6,7,8,9\n", 1, 15, "too many ports");
+	expect_error("pass out with care\n", 1, 10, "unexpected 'with'");
+}
+
 static void test_fixed_changes(void)
 {
 	struct lg_policy a, b;
@@ -285,6 +385,7 @@ int main(void)
 	test_good();
 	test_ipv6();
 	test_fixed_changes();
+	test_rules();
 	test_defaults_meet_floors();
 	test_errors();
 	test_nul_and_many_errors();

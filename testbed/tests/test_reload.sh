@@ -37,7 +37,8 @@ disown
 wait_until 5 bash -c "ip netns exec lg-server ss -Hltn | grep -q ':2143 '" || fail "echo server listens"
 
 # The client: CONNS connections held open; for each file roundN that appears it sends a line
-# on every connection and writes to roundN.out how many echoed it back.
+# on every connection (or on the first K if the file holds K) and writes to roundN.out how many
+# echoed it back.
 in_client /usr/bin/python3 - "$TB_TMP" "$CONNS" <<'PY' &
 import os, resource, socket, sys, time
 resource.setrlimit(resource.RLIMIT_NOFILE, (8192, 8192))
@@ -50,12 +51,16 @@ open(os.path.join(tmp, "opened"), "w").write("%d\n" % len(conns))
 r = 0
 deadline = time.time() + 120
 while time.time() < deadline and not os.path.exists(os.path.join(tmp, "quit")):
-    if os.path.exists(os.path.join(tmp, "round%d" % r)):
+    req = os.path.join(tmp, "round%d" % r)
+    if os.path.exists(req):
         ok = 0
-        for i, s in enumerate(conns):
+        # a number in the file: try only that many connections, with a short timeout
+        want = open(req).read().strip()
+        limit, wait = (int(want), 1) if want else (n, 3)
+        for i, s in enumerate(conns[:limit]):
             msg = b"r%d c%d\n" % (r, i)
             try:
-                s.settimeout(3); s.sendall(msg)
+                s.settimeout(wait); s.sendall(msg)
                 got = b""
                 while len(got) < len(msg):
                     part = s.recv(100)
@@ -125,5 +130,28 @@ check "lemongatectl policy reload applies a good file" bash -c "ip netns exec lg
 check "after it: all $CONNS flows there" test "$(established)" = "$CONNS flows"
 check "the 2h4m timer is back" test "$(timeouts)" = "[False]"
 check "traffic on all $CONNS after the last reload" traffic
+
+# A rule added by reload: existing flows are kept unless --reevaluate, which ends them; new
+# connections are refused at once (block return: ICMP 3/13).
+cp "$TB_TMP/gw.conf" "$TB_TMP/good.conf"
+printf 'block return out proto tcp to 198.51.100.2 port 2143\n' >>"$TB_TMP/gw.conf"
+check "a reload with a block rule is applied" ctl policy reload
+check "without --reevaluate the $CONNS flows are kept" test "$(established)" = "$CONNS flows"
+check "and their traffic passes" traffic
+in_client /usr/bin/python3 - >"$TB_TMP/new.out" <<'PY'
+import errno, socket, time
+t0 = time.monotonic()
+try:
+    socket.create_connection(("198.51.100.2", 2143), timeout=4); print("connected")
+except OSError as e:
+    print(errno.errorcode.get(e.errno, "timeout") if e.errno else "timeout", round(time.monotonic() - t0, 1))
+PY
+check "a new connection the rule blocks is refused at once (3/13)" grep -q '^EHOSTUNREACH 0\.' "$TB_TMP/new.out"
+ctl policy reload --reevaluate >"$TB_TMP/reeval.out"
+check "reload --reevaluate ends the $CONNS flows the rule refuses" grep -q "flows_ended=$CONNS" "$TB_TMP/reeval.out"
+check "none left" test "$(established)" = "0 flows"
+echo 5 >"$TB_TMP/round$round"
+wait_until 20 test -s "$TB_TMP/round$round.out"
+check "and their traffic no longer passes (5 tried, none echoed)" grep -qx 0 "$TB_TMP/round$round.out"
 touch "$TB_TMP/quit"
 tb_finish
