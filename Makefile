@@ -94,7 +94,10 @@ FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-saniti
 $(BUILD)/fuzz/fuzz_packet: fuzz/fuzz_packet.c $(FUZZ_DP) $(POLICY_SRC) $(wildcard dataplane/*.h policy/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^) -lpthread
-FUZZERS := $(BUILD)/fuzz/fuzz_packet
+$(BUILD)/fuzz/fuzz_policy: fuzz/fuzz_policy.c $(POLICY_SRC) $(wildcard policy/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+FUZZERS := $(BUILD)/fuzz/fuzz_packet $(BUILD)/fuzz/fuzz_policy
 
 tests: $(TESTS_PLAIN) $(TESTS_ASAN) $(TESTS_TSAN) $(FUZZERS)
 

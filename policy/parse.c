@@ -868,6 +868,17 @@ static void statement(const struct stmt *st, struct lg_policy *pol, struct seen 
 		do_ipv6(st, pol, seen, d);
 	else if (strcmp(kw, "pass") == 0 || strcmp(kw, "block") == 0)
 		do_rule(st, pol, d);
+	else if (strcmp(kw, "alg") == 0 || strcmp(kw, "inspect") == 0 || strcmp(kw, "rewrite") == 0 ||
+		 strcmp(kw, "strip") == 0 || strcmp(kw, "proxy") == 0 || strcmp(kw, "fixup") == 0)
+		ERR(d, st->line, st->w[0].col,
+		    "'%s' is refused: lemongate passes IMAP and SMTP byte for byte and never "
+		    "rewrites payload (N5382-R6, L5383-6a)",
+		    kw);
+	else if (strcmp(kw, "max-age") == 0 || strcmp(kw, "lifetime") == 0 ||
+		 strcmp(kw, "max-duration") == 0 || strcmp(kw, "session-limit") == 0)
+		ERR(d, st->line, st->w[0].col,
+		    "'%s' is refused: no flow is ever ended for its age or duration (RFC 5383 section "
+		    "4.1, L5383-4.1a)", kw);
 	else
 		ERR(d, st->line, st->w[0].col, "unknown statement '%s'", kw);
 }
