@@ -4,10 +4,12 @@
 #include "policy/policy.h"
 
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 /* Exit codes, documented in README.md. */
 enum { EXIT_OK = 0, EXIT_DAEMON_ERROR = 1, EXIT_USAGE = 2, EXIT_UNREACHABLE = 3, EXIT_CONFIG = 4 };
@@ -19,10 +21,15 @@ static void usage(FILE *out)
 		"commands:\n"
 		"  flows [FILTERS]       one line per flow; FILTERS: --proto tcp|udp|icmp,\n"
 		"                        --inside ADDR[:PORT]|PREFIX, --remote ADDR[:PORT]|PREFIX,\n"
-		"                        --port N, --state STATE, --idle-over DURATION,\n"
-		"                        --sort idle|age|bytes, --limit N\n"
+		"                        --port N, --service NAME, --state STATE,\n"
+		"                        --idle-over DURATION, --sort idle|age|bytes, --limit N\n"
 		"  flow ID               one flow in detail\n"
-		"  stats                 counters: packets, drops by reason, flows, queues\n"
+		"  mappings              NAT mappings and ICMP echo sessions\n"
+		"  stats [--watch SECS]  counters: packets, drops by reason, flows, queues; --watch\n"
+		"                        prints them again every SECS seconds with rates, until ^C\n"
+		"  policy show           the policy in force in the daemon\n"
+		"  flush [--yes]         end every flow, mapping and echo session; without --yes,\n"
+		"                        only say what that would end\n"
 		"  ping                  is the daemon there?\n"
 		"  clock advance DUR     move the test clock (daemon started with --test-clock)\n"
 		"  policy check FILE     check a configuration file, print the effective policy\n"
@@ -55,11 +62,87 @@ static int fetch(const char *sock, const char *request, struct lg_reply *reply)
 	return EXIT_OK;
 }
 
+/* flush without --yes states the damage and changes nothing; with it, does it. */
+static int flush(const char *sock, bool yes, bool json)
+{
+	struct lg_reply reply;
+	int rc = fetch(sock, yes ? "flush confirm" : "flush preview", &reply);
+	const struct lg_record *rec;
+
+	if (rc != EXIT_OK)
+		return rc;
+	rec = reply.count ? &reply.records[0] : NULL;
+	if (json) {
+		lg_render_json_array(&reply, "flush", stdout);
+	} else if (yes) {
+		printf("flushed: %s flows and %s echo sessions ended\n",
+		       rec ? lg_record_get(rec, "flows_ended") : "?",
+		       rec ? lg_record_get(rec, "echo_sessions_ended") : "?");
+	} else {
+		printf("flush would end %s IPv4 flows, %s IPv6 flows, %s NAT mappings and %s echo "
+		       "sessions.\nEvery connection through the gateway would stop: its next packets are "
+		       "dropped as unknown, idle mail clients hang until they time out, and NATed\n"
+		       "sessions can never resume. Run 'lemongatectl flush --yes' to do it.\n",
+		       rec ? lg_record_get(rec, "flows") : "?", rec ? lg_record_get(rec, "flows6") : "?",
+		       rec ? lg_record_get(rec, "mappings") : "?",
+		       rec ? lg_record_get(rec, "echo_sessions") : "?");
+	}
+	lg_reply_free(&reply);
+	return yes ? EXIT_OK : EXIT_USAGE;
+}
+
+static volatile sig_atomic_t watching = 1;
+
+static void stop_watching(int sig)
+{
+	(void)sig;
+	watching = 0;
+}
+
+/* stats --watch SECS: the counters again and again, each with its rate since the last time. */
+static int watch_stats(const char *sock, const char *secs_text)
+{
+	struct lg_reply prev = { 0 }, cur;
+	unsigned long secs;
+	bool have_prev = false;
+	int rc = EXIT_OK;
+
+	if (lg_uint_parse(secs_text, 1, 3600, &secs) < 0) {
+		fprintf(stderr, "lemongatectl: stats --watch: '%s' is not 1..3600 seconds\n", secs_text);
+		return EXIT_USAGE;
+	}
+	signal(SIGINT, stop_watching);
+	signal(SIGTERM, stop_watching);
+	while (watching) {
+		time_t now = time(NULL);
+		char when[32];
+
+		if ((rc = fetch(sock, "stats", &cur)) != EXIT_OK)
+			break;
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
+		printf("-- %s, every %lus\n", when, secs);
+		lg_render_stats_watch(&cur, have_prev ? &prev : NULL, (double)secs, stdout);
+		fflush(stdout);
+		if (have_prev)
+			lg_reply_free(&prev);
+		prev = cur;
+		have_prev = true;
+		for (unsigned long t = 0; t < secs * 10 && watching; t++) {
+			struct timespec tenth = { 0, 100000000 };
+
+			nanosleep(&tenth, NULL);
+		}
+	}
+	if (have_prev)
+		lg_reply_free(&prev);
+	return rc;
+}
+
 /* Turn "--inside 10.77.0.2" / "--inside=10.77.0.2" pairs into the daemon's "inside=10.77.0.2"
  * words, appended to REQ. 0, or -1 after printing why. */
 static int flows_request(int argc, char **argv, char *req, size_t size)
 {
-	static const char *const names[] = { "proto", "inside", "remote", "port", "state",
+	static const char *const names[] = { "proto", "inside", "remote", "port", "service", "state",
 					     "idle-over", "sort", "limit" };
 
 	snprintf(req, size, "flows");
@@ -293,6 +376,30 @@ int main(int argc, char **argv)
 		lg_reply_free(&reply);
 		return EXIT_OK;
 	}
+	if (strcmp(cmd, "mappings") == 0 && argc == 1) {
+		if ((rc = fetch(sock, "mappings", &reply)) != EXIT_OK)
+			return rc;
+		if (json)
+			lg_render_json_array(&reply, "mapping", stdout);
+		else
+			lg_render_mappings_text(&reply, stdout);
+		lg_reply_free(&reply);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "policy") == 0 && argc == 2 && strcmp(argv[1], "show") == 0) {
+		if ((rc = fetch(sock, "policy show", &reply)) != EXIT_OK)
+			return rc;
+		if (json)
+			lg_render_policy_json(&reply, stdout);
+		else
+			lg_render_policy_text(&reply, stdout);
+		lg_reply_free(&reply);
+		return EXIT_OK;
+	}
+	if (strcmp(cmd, "flush") == 0 && (argc == 1 || (argc == 2 && strcmp(argv[1], "--yes") == 0)))
+		return flush(sock, argc == 2, json);
+	if (strcmp(cmd, "stats") == 0 && argc == 3 && strcmp(argv[1], "--watch") == 0)
+		return watch_stats(sock, argv[2]);
 	if (argc != 1 || (strcmp(cmd, "stats") != 0 && strcmp(cmd, "ping") != 0)) {
 		fprintf(stderr, "lemongatectl: unknown command or wrong arguments: %s\n", cmd);
 		usage(stderr);

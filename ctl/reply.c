@@ -169,3 +169,120 @@ void lg_render_flows_text(const struct lg_reply *r, FILE *out)
 	}
 	fprintf(out, "%zu flow%s\n", n, n == 1 ? "" : "s");
 }
+
+void lg_render_mappings_text(const struct lg_reply *r, FILE *out)
+{
+	size_t n = 0;
+
+	fprintf(out, "%-5s %-21s %-21s %s\n", "PROTO", "INSIDE", "PUBLIC", "FLOWS/IDLE");
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+		const char *flows = lg_record_get(rec, "flows"), *idle = lg_record_get(rec, "idle");
+
+		if (strcmp(rec->kind, "mapping") != 0)
+			continue;
+		n++;
+		fprintf(out, "%-5s %-21s %-21s %s%s\n", field_or_dash(rec, "proto"),
+			field_or_dash(rec, "inside"), field_or_dash(rec, "public"),
+			flows ? flows : idle ? idle : "-", flows ? " flows" : idle ? " s idle" : "");
+	}
+	fprintf(out, "%zu mapping%s\n", n, n == 1 ? "" : "s");
+}
+
+/* Rule text travels with '+' for its blanks (values hold none). */
+static void put_rule_text(const char *text, FILE *out, bool json)
+{
+	char buf[512];
+	size_t i;
+
+	for (i = 0; text[i] && i + 1 < sizeof(buf); i++)
+		buf[i] = text[i] == '+' ? ' ' : text[i];
+	buf[i] = '\0';
+	if (json)
+		lg_json_string(buf, out);
+	else
+		fputs(buf, out);
+}
+
+void lg_render_policy_text(const struct lg_reply *r, FILE *out)
+{
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+
+		if (strcmp(rec->kind, "setting") == 0) {
+			fprintf(out, "%-24s %s\n", field_or_dash(rec, "name"), field_or_dash(rec, "value"));
+		} else if (strcmp(rec->kind, "rule") == 0) {
+			fprintf(out, "rule (line %s)%*s ", field_or_dash(rec, "line"), 10, "");
+			put_rule_text(field_or_dash(rec, "text"), out, false);
+			fputc('\n', out);
+		}
+	}
+}
+
+void lg_render_policy_json(const struct lg_reply *r, FILE *out)
+{
+	bool first = true, first_rule = true;
+
+	fputc('{', out);
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+		const char *value = field_or_dash(rec, "value");
+
+		if (strcmp(rec->kind, "setting") != 0)
+			continue;
+		fputs(first ? "\n  " : ",\n  ", out);
+		first = false;
+		lg_json_string(field_or_dash(rec, "name"), out);
+		fputs(": ", out);
+		if (is_number(value))
+			fputs(value, out);
+		else
+			lg_json_string(value, out);
+	}
+	fputs(first ? "\n  \"rules\": [" : ",\n  \"rules\": [", out);
+	for (size_t i = 0; i < r->count; i++) {
+		const struct lg_record *rec = &r->records[i];
+
+		if (strcmp(rec->kind, "rule") != 0)
+			continue;
+		fprintf(out, "%s{\"line\": %s, \"text\": ", first_rule ? "\n    " : ",\n    ",
+			is_number(field_or_dash(rec, "line")) ? field_or_dash(rec, "line") : "0");
+		put_rule_text(field_or_dash(rec, "text"), out, true);
+		fputc('}', out);
+		first_rule = false;
+	}
+	fputs(first_rule ? "]\n}\n" : "\n  ]\n}\n", out);
+}
+
+static const char *stat_value(const struct lg_reply *r, const char *name)
+{
+	for (size_t i = 0; r && i < r->count; i++)
+		if (strcmp(r->records[i].kind, "stat") == 0) {
+			const char *n = lg_record_get(&r->records[i], "name");
+
+			if (n && strcmp(n, name) == 0)
+				return lg_record_get(&r->records[i], "value");
+		}
+	return NULL;
+}
+
+void lg_render_stats_watch(const struct lg_reply *cur, const struct lg_reply *prev, double secs,
+			   FILE *out)
+{
+	for (size_t i = 0; i < cur->count; i++) {
+		const struct lg_record *rec = &cur->records[i];
+		const char *name = lg_record_get(rec, "name"), *value = lg_record_get(rec, "value");
+		const char *before = name ? stat_value(prev, name) : NULL;
+
+		if (strcmp(rec->kind, "stat") != 0 || !name || !value)
+			continue;
+		fprintf(out, "%-36s %14s", name, value);
+		if (before && is_number(value) && is_number(before)) {
+			double delta = strtod(value, NULL) - strtod(before, NULL);
+
+			if (delta != 0)
+				fprintf(out, "  %+.1f/s", delta / secs);
+		}
+		fputc('\n', out);
+	}
+}

@@ -37,5 +37,14 @@ void lg_render_json_array(const struct lg_reply *r, const char *kind, FILE *out)
 void lg_json_string(const char *s, FILE *out);
 /* The flows table for people, like conntrack -L / pfctl -ss. */
 void lg_render_flows_text(const struct lg_reply *r, FILE *out);
+/* NAT mappings and echo sessions, one per line. */
+void lg_render_mappings_text(const struct lg_reply *r, FILE *out);
+/* The policy in force: "name value" lines, then the rules as the configuration writes them. */
+void lg_render_policy_text(const struct lg_reply *r, FILE *out);
+/* The same as one JSON object: settings by name, "rules" an array of {line, text}. */
+void lg_render_policy_json(const struct lg_reply *r, FILE *out);
+/* Counters, each with its rate per second since PREV (NULL the first time). */
+void lg_render_stats_watch(const struct lg_reply *cur, const struct lg_reply *prev, double secs,
+			   FILE *out);
 
 #endif

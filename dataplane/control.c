@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +351,134 @@ static void answer_clock(const struct lg_control_ctx *ctx, char **words, size_t 
 	fprintf(out, "ok\nclock advanced=%llu expired=%zu\n", (unsigned long long)secs, expired);
 }
 
+static bool print_mapping(const struct lg_mapping_view *v, void *arg)
+{
+	FILE *out = arg;
+	char in[INET_ADDRSTRLEN], pub[INET_ADDRSTRLEN];
+
+	inet_ntop(AF_INET, &v->in_addr, in, sizeof(in));
+	inet_ntop(AF_INET, &v->pub_addr, pub, sizeof(pub));
+	if (v->proto == LG_IPPROTO_TCP)
+		fprintf(out, "mapping proto=tcp inside=%s:%u public=%s:%u flows=%u\n", in,
+			ntohs(v->in_port), pub, ntohs(v->pub_port), v->flows);
+	else
+		fprintf(out, "mapping proto=icmp inside=%s:%u public=%s:%u idle=%llu\n", in,
+			ntohs(v->in_port), pub, ntohs(v->pub_port), (unsigned long long)v->idle_s);
+	return true;
+}
+
+static void setting(FILE *out, const char *name, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static void setting(FILE *out, const char *name, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(out, "setting name=%s value=", name);
+	va_start(ap, fmt);
+	vfprintf(out, fmt, ap);
+	va_end(ap);
+	fputc('\n', out);
+}
+
+/* A list setting: comma-separated, "none" when empty. */
+static void prefixes4(FILE *out, const char *name, const struct lg_prefix4 *p, size_t n)
+{
+	fprintf(out, "setting name=%s value=%s", name, n ? "" : "none");
+	for (size_t i = 0; i < n; i++) {
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &p[i].addr, a, sizeof(a));
+		fprintf(out, "%s%s/%u", i ? "," : "", a, p[i].len);
+	}
+	fputc('\n', out);
+}
+
+/* The policy in force, one setting per record and one record per rule: values without
+ * blanks, as the protocol wants; names as in the configuration file, '-' and ' ' as '_'. */
+static void answer_policy_show(const struct lg_control_ctx *ctx, FILE *out)
+{
+	const struct lg_policy *p = lg_engine_policy(ctx->engine);
+	char a[INET6_ADDRSTRLEN];
+
+	fprintf(out, "ok\n");
+	setting(out, "interface_inside", "%s", p->inside_if);
+	setting(out, "interface_outside", "%s", p->outside_if);
+	prefixes4(out, "nat_inside", p->nat_inside, p->nat_inside_count);
+	inet_ntop(AF_INET, &p->nat_public, a, sizeof(a));
+	setting(out, "nat_public", "%s", a);
+	setting(out, "nat_ports", "%u-%u", p->port_lo, p->port_hi);
+	setting(out, "nat_quota", "%u", p->host_quota);
+	setting(out, "nat_port_rest", "%u", p->port_rest);
+	setting(out, "nat_port_state", "%s",
+		p->port_state_off ? "none" : p->port_state[0] ? p->port_state : "default");
+	setting(out, "nat_filtering", "%s",
+		p->filtering == LG_FILTER_ADDRESS_DEPENDENT ? "address-dependent" : "endpoint-independent");
+	setting(out, "nat_unsolicited_syn", "%s",
+		p->unsolicited_syn == LG_UNSOLICITED_SILENT ? "silent" : "icmp");
+	setting(out, "nat_refusal", "%s",
+		p->refusal == LG_REFUSAL_SILENT		? "silent"
+		: p->refusal == LG_REFUSAL_ADMIN_PROHIBITED ? "admin-prohibited"
+							    : "host-unreachable");
+	setting(out, "queue", "%u", p->queue_first);
+	setting(out, "queue_count", "%u", p->queue_count);
+	setting(out, "queue_length", "%u", p->queue_length);
+	setting(out, "queue_failure", "%s", p->queue_fail_open ? "open" : "closed");
+	setting(out, "max_flows", "%u", p->max_flows);
+	setting(out, "overload", "%s", p->overload == LG_OVERLOAD_DROP_NEW ? "drop-new" : "evict");
+	fprintf(out, "setting name=mail_ports value=");
+	for (size_t i = 0; i < p->mail_port_count; i++)
+		fprintf(out, "%s%u", i ? "," : "", p->mail_ports[i]);
+	fprintf(out, "%s\n", p->mail_port_count ? "" : "none");
+	setting(out, "timeout_established", "%u", p->timeout_established);
+	setting(out, "timeout_transitory", "%u", p->timeout_transitory);
+	setting(out, "timeout_icmp_query", "%u", p->timeout_query);
+	for (size_t i = 0; i < p->port_timeout_count; i++)
+		fprintf(out, "setting name=timeout_port_%u value=%u\n", p->port_timeouts[i].port,
+			p->port_timeouts[i].secs);
+	fprintf(out, "setting name=ipv6_inside value=%s", p->inside6_count ? "" : "none");
+	for (size_t i = 0; i < p->inside6_count; i++) {
+		inet_ntop(AF_INET6, p->inside6[i].addr, a, sizeof(a));
+		fprintf(out, "%s%s/%u", i ? "," : "", a, p->inside6[i].len);
+	}
+	fputc('\n', out);
+	setting(out, "ipv6_max_flows", "%u", p->max_flows6);
+	for (size_t i = 0; i < p->rule_count; i++) {
+		char text[512];
+
+		lg_rule_format(&p->rules[i], text, sizeof(text));
+		/* the protocol's values hold no blanks: the rule's words joined by '_' would read
+		 * badly, so the rule goes as its parts */
+		fprintf(out, "rule line=%u text=", p->rules[i].line);
+		for (char *c = text; *c; c++)
+			fputc(*c == ' ' ? '+' : *c, out);
+		fputc('\n', out);
+	}
+}
+
+/* flush preview: what a flush would end. flush confirm: end it. */
+static void answer_flush(const struct lg_control_ctx *ctx, const char *what, FILE *out)
+{
+	struct lg_engine_stats st;
+
+	if (strcmp(what, "confirm") == 0) {
+		size_t echoes, flows = lg_engine_flush(ctx->engine, lg_clock_now_ns(), &echoes);
+
+		lg_log(LG_LOG_WARN, "flush: %zu flows and %zu echo sessions ended on request", flows,
+		       echoes);
+		fprintf(out, "ok\nflush flows_ended=%zu echo_sessions_ended=%zu\n", flows, echoes);
+		return;
+	}
+	if (strcmp(what, "preview") != 0) {
+		fprintf(out, "error usage: flush preview|confirm\n");
+		return;
+	}
+	lg_engine_stats(ctx->engine, &st);
+	fprintf(out, "ok\nflush flows=%llu flows6=%llu mappings=%llu echo_sessions=%llu\n",
+		(unsigned long long)st.flows_active, (unsigned long long)st.flows6_active,
+		(unsigned long long)st.mappings_active, (unsigned long long)st.echo_sessions_active);
+}
+
 static bool printable(const char *s)
 {
 	for (; *s; s++)
@@ -405,6 +534,13 @@ void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FI
 		answer_stats(ctx, out);
 	} else if (strcmp(words[0], "clock") == 0) {
 		answer_clock(ctx, words, n, out);
+	} else if (strcmp(words[0], "mappings") == 0 && n == 1) {
+		fprintf(out, "ok\n");
+		lg_engine_mappings_each(ctx->engine, lg_clock_now_ns(), print_mapping, out);
+	} else if (strcmp(words[0], "policy") == 0 && n == 2 && strcmp(words[1], "show") == 0) {
+		answer_policy_show(ctx, out);
+	} else if (strcmp(words[0], "flush") == 0 && n == 2) {
+		answer_flush(ctx, words[1], out);
 	} else if (strcmp(words[0], "policy") == 0 && n >= 2 && strcmp(words[1], "reload") == 0 &&
 		   (n == 2 || (n == 3 && strcmp(words[2], "reevaluate") == 0))) {
 		char msg[1024] = "";

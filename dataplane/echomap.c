@@ -263,3 +263,29 @@ size_t lg_echomap_active(const struct lg_echomap *m)
 {
 	return m->active;
 }
+
+void lg_echomap_each(const struct lg_echomap *m, uint32_t now_s,
+		     bool (*fn)(const struct lg_echo_session *s, void *arg), void *arg)
+{
+	for (uint32_t pub = 1; pub < ID_SPACE; pub++) {
+		struct lg_echo_session s;
+
+		if (!alive(m, &m->slots[pub], now_s))
+			continue;
+		fill(&m->slots[pub], (uint16_t)pub, &s);
+		if (!fn(&s, arg))
+			return;
+	}
+}
+
+size_t lg_echomap_flush(struct lg_echomap *m)
+{
+	size_t ended = 0;
+
+	for (uint32_t pub = 1; pub < ID_SPACE && m->active; pub++)
+		if (m->slots[pub].live) {
+			unlink_slot(m, (uint16_t)pub);
+			ended++;
+		}
+	return ended;
+}

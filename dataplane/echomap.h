@@ -40,5 +40,10 @@ bool lg_echomap_by_public(const struct lg_echomap *m, uint16_t pub_id, uint32_t 
 /* End sessions idle past the timeout; returns how many. */
 size_t lg_echomap_expire(struct lg_echomap *m, uint32_t now_s);
 size_t lg_echomap_active(const struct lg_echomap *m);
+/* Call FN for each live session until it returns false. */
+void lg_echomap_each(const struct lg_echomap *m, uint32_t now_s,
+		     bool (*fn)(const struct lg_echo_session *s, void *arg), void *arg);
+/* End every session; returns how many. */
+size_t lg_echomap_flush(struct lg_echomap *m);
 
 #endif

@@ -1219,6 +1219,84 @@ size_t lg_engine_reevaluate(struct lg_engine *e, uint64_t now_ns)
 	return ended;
 }
 
+struct mapping_walk {
+	bool (*fn)(const struct lg_mapping_view *v, void *arg);
+	void *arg;
+	uint32_t pub_addr, now_s;
+	bool stopped;
+};
+
+static bool mapping_one(uint32_t in_addr, uint16_t in_port, uint16_t pub_port, uint32_t flows,
+			void *arg)
+{
+	struct mapping_walk *w = arg;
+	struct lg_mapping_view v = { LG_IPPROTO_TCP, in_addr, w->pub_addr, in_port, pub_port, flows, 0 };
+
+	w->stopped = !w->fn(&v, w->arg);
+	return !w->stopped;
+}
+
+static bool echo_one(const struct lg_echo_session *s, void *arg)
+{
+	struct mapping_walk *w = arg;
+	struct lg_mapping_view v = { LG_IPPROTO_ICMP, s->in_addr, w->pub_addr, s->in_id, s->pub_id, 0,
+				     (int32_t)(w->now_s - s->last_s) > 0 ? w->now_s - s->last_s : 0 };
+
+	return w->fn(&v, w->arg);
+}
+
+void lg_engine_mappings_each(struct lg_engine *e, uint64_t now_ns,
+			     bool (*fn)(const struct lg_mapping_view *v, void *arg), void *arg)
+{
+	struct mapping_walk w = { fn, arg, lg_eng_pol(e)->nat_public, lg_eng_seconds(now_ns), false };
+
+	pthread_mutex_lock(&e->wlock);
+	lg_natmap_each(e->maps, mapping_one, &w);
+	pthread_mutex_unlock(&e->wlock);
+	if (w.stopped)
+		return;
+	pthread_mutex_lock(&e->echo_lock);
+	lg_echomap_each(e->echo, w.now_s, echo_one, &w);
+	pthread_mutex_unlock(&e->echo_lock);
+}
+
+size_t lg_engine_flush(struct lg_engine *e, uint64_t now_ns, size_t *echoes)
+{
+	uint32_t now_s = lg_eng_seconds(now_ns);
+	size_t ended = 0, echo_ended;
+
+	pthread_mutex_lock(&e->wlock);
+	for (int fam = 0; fam < 2; fam++) {
+		struct lg_table *tb = fam == 0 ? &e->t4 : &e->t6;
+		size_t records = tb->flows ? lg_flowtab_records(tb->flows) : 0;
+
+		for (uint32_t i = 0; i < records; i++) {
+			struct lg_flow *f = lg_flowtab_record(tb->flows, i);
+			bool live;
+
+			lg_flow_lock(f);
+			live = f->flags & LG_FLOW_LIVE;
+			lg_flow_unlock(f);
+			if (live) {
+				end_flow(e, tb, f, now_s);
+				ended++;
+			}
+		}
+	}
+	pthread_mutex_unlock(&e->wlock);
+	pthread_mutex_lock(&e->echo_lock);
+	echo_ended = lg_echomap_flush(e->echo);
+	pthread_mutex_unlock(&e->echo_lock);
+	if (echoes)
+		*echoes = echo_ended;
+	return ended;
+}
+
+const struct lg_policy *lg_engine_policy(const struct lg_engine *e)
+{
+	return lg_eng_pol(e);
+}
+
 void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger,
 			       const uint32_t *rest_left, uint64_t now_ns)
 {

@@ -123,6 +123,26 @@ void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uin
 			   uint16_t pub_port, char *buf, size_t size);
 const char *lg_drop_reason_name(enum lg_drop_reason reason);
 
+/* A NAT mapping or ICMP echo session, for lemongatectl mappings. */
+struct lg_mapping_view {
+	uint8_t proto;            /* LG_IPPROTO_TCP or LG_IPPROTO_ICMP */
+	uint32_t in_addr, pub_addr; /* network byte order */
+	uint16_t in_port, pub_port; /* network byte order; ICMP: the echo ids */
+	uint32_t flows;           /* TCP: flows on it */
+	uint64_t idle_s;          /* ICMP: seconds since the last echo */
+};
+/* Call FN for every mapping and echo session until it returns false. Main thread only. */
+void lg_engine_mappings_each(struct lg_engine *e, uint64_t now_ns,
+			     bool (*fn)(const struct lg_mapping_view *v, void *arg), void *arg);
+
+/* End every flow, mapping and echo session (lemongatectl flush). Returns the flows ended;
+ * *ECHOES, if given, gets the echo sessions ended. */
+size_t lg_engine_flush(struct lg_engine *e, uint64_t now_ns, size_t *echoes);
+
+/* The policy in force, for lemongatectl policy show. Valid until the next reload: the daemon's
+ * main thread, which does the reloads, is the only caller. */
+const struct lg_policy *lg_engine_policy(const struct lg_engine *e);
+
 /* Live reload: NEW takes over at once, for new flows and for the timers, filtering and
  * answers of existing ones, whose per-port facts (mail port, service timer) are worked out
  * again; no flow, mapping or echo session is dropped. Settings a running engine cannot take

@@ -84,6 +84,26 @@ static bool endpoint_match(const struct lg_endpoint_match *m, const struct lg_fl
 	return (addr & mask) == m->prefix.addr;
 }
 
+/* Mail services by their well-known ports (RFC 5383 section 3, RFC 4550); the server side is
+ * the remote end of a flow opened from inside, the inside end of one opened from outside. */
+static const struct {
+	const char *name;
+	uint16_t port;
+} services[] = {
+	{ "imap", 143 }, { "submission", 587 }, { "smtp", 25 }, { "imaps", 993 },
+	{ "submissions", 465 }, { "sieve", 4190 }, { "acap", 674 },
+};
+
+static int parse_service(const char *text, uint16_t *port_be)
+{
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
+		if (strcmp(text, services[i].name) == 0) {
+			*port_be = htons(services[i].port);
+			return 0;
+		}
+	return -1;
+}
+
 static int parse_state(const char *text)
 {
 	for (int s = 0; s < LG_TCP_STATE_COUNT; s++)
@@ -122,6 +142,12 @@ int lg_flow_query_parse(char **words, size_t n, struct lg_flow_query *q, char *e
 		} else if (strcmp(key, "port") == 0) {
 			if (parse_port(val, &q->port) < 0) {
 				snprintf(err, errlen, "port '%.20s' is not 1..65535", val);
+				return -1;
+			}
+		} else if (strcmp(key, "service") == 0) {
+			if (parse_service(val, &q->service) < 0) {
+				snprintf(err, errlen, "unknown service '%.20s' (imap, submission, smtp, "
+					 "imaps, submissions, sieve, acap)", val);
 				return -1;
 			}
 		} else if (strcmp(key, "state") == 0) {
@@ -174,6 +200,8 @@ bool lg_flow_query_match(const struct lg_flow_query *q, const struct lg_flow_vie
 	if (q->port && q->port != f->in_port && q->port != f->pub_port && q->port != f->rem_port)
 		return false;
 	if (q->state >= 0 && f->state != q->state)
+		return false;
+	if (q->service && q->service != ((f->flags & LG_FLOW_INBOUND) ? f->in_port : f->rem_port))
 		return false;
 	return v->idle_s > q->idle_over || q->idle_over == 0;
 }

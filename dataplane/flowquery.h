@@ -23,6 +23,7 @@ struct lg_endpoint_match {
 struct lg_flow_query {
 	struct lg_endpoint_match inside, remote;
 	uint16_t port;      /* network byte order: inside, public or remote port; 0 = any */
+	uint16_t service;   /* network byte order: the server's port of a named service; 0 = any */
 	int state;          /* enum lg_tcp_state, -1 = any */
 	bool proto_none;    /* a protocol other than TCP was asked for: nothing matches yet */
 	uint64_t idle_over; /* seconds; flows idle strictly longer */

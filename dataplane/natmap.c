@@ -300,6 +300,17 @@ size_t lg_natmap_count(const struct lg_natmap *m)
 	return m->count;
 }
 
+void lg_natmap_each(const struct lg_natmap *m,
+		    bool (*fn)(uint32_t in_addr, uint16_t in_port, uint16_t pub_port, uint32_t flows,
+			       void *arg),
+		    void *arg)
+{
+	for (uint32_t p = 1; p < PORTS; p++)
+		if (m->maps[p].refs &&
+		    !fn(m->maps[p].in_addr, m->maps[p].in_port, htons((uint16_t)p), m->maps[p].refs, arg))
+			return;
+}
+
 void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger,
 			  const uint32_t *rest_left, uint32_t now_s)
 {

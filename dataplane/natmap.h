@@ -47,6 +47,11 @@ bool lg_natmap_port_of(const struct lg_natmap *m, uint32_t in_addr, uint16_t in_
 bool lg_natmap_sent_to(const struct lg_natmap *m, struct lg_flowtab *t, uint16_t pub_port,
 		       uint32_t rem_addr);
 size_t lg_natmap_count(const struct lg_natmap *m);
+/* Call FN for each mapping, by public port, until it returns false. */
+void lg_natmap_each(const struct lg_natmap *m,
+		    bool (*fn)(uint32_t in_addr, uint16_t in_port, uint16_t pub_port, uint32_t flows,
+			       void *arg),
+		    void *arg);
 /* Keep LEDGER up to date from now on, and rest each port REST_LEFT[port] seconds from NOW_S
  * (what the previous run left, lg_portledger_open). Ports in use now are recorded. */
 void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger,

@@ -85,8 +85,51 @@ static void test_json_escaping(void)
 	free(buf);
 }
 
+static void test_policy_and_mappings(void)
+{
+	struct lg_reply r, prev, cur;
+	char *text, *buf = NULL;
+	size_t len = 0;
+	FILE *f;
+
+	CHECK_EQ_INT(parse("ok\nsetting name=nat_public value=198.51.100.1\n"
+			   "setting name=timeout_established value=7440\n"
+			   "rule line=18 text=pass+out+proto+tcp+port+{+143+587+}\n", &r), 0, "policy reply");
+	text = render(lg_render_policy_json, &r);
+	CHECK_EQ_STR(text, "{\n  \"nat_public\": \"198.51.100.1\",\n  \"timeout_established\": 7440,\n"
+			   "  \"rules\": [\n    {\"line\": 18, \"text\": \"pass out proto tcp port { 143 587 }\"}\n  ]\n}\n",
+		     "policy as one JSON object, rule text with its blanks back");
+	free(text);
+	text = render(lg_render_policy_text, &r);
+	CHECK(strstr(text, "nat_public               198.51.100.1\n") &&
+	      strstr(text, "pass out proto tcp port { 143 587 }"), "policy as text: %s", text);
+	free(text);
+	lg_reply_free(&r);
+
+	CHECK_EQ_INT(parse("ok\nmapping proto=tcp inside=10.77.0.2:40000 public=198.51.100.1:20001 flows=2\n"
+			   "mapping proto=icmp inside=10.77.0.2:7 public=198.51.100.1:999 idle=3\n", &r),
+		     0, "mappings reply");
+	text = render(lg_render_mappings_text, &r);
+	CHECK(strstr(text, "tcp   10.77.0.2:40000       198.51.100.1:20001    2 flows\n") &&
+	      strstr(text, "3 s idle") && strstr(text, "2 mappings\n"), "mappings as text: %s", text);
+	free(text);
+	lg_reply_free(&r);
+
+	parse("ok\nstat name=packets_in value=100\nstat name=flows_active value=5\n", &prev);
+	parse("ok\nstat name=packets_in value=130\nstat name=flows_active value=5\n", &cur);
+	f = open_memstream(&buf, &len);
+	lg_render_stats_watch(&cur, &prev, 2.0, f);
+	fclose(f);
+	CHECK(strstr(buf, "packets_in") && strstr(buf, "+15.0/s") && !strstr(buf, "5  +"),
+	      "a rate for what moved, none for what did not: %s", buf);
+	free(buf);
+	lg_reply_free(&prev);
+	lg_reply_free(&cur);
+}
+
 int main(void)
 {
+	test_policy_and_mappings();
 	test_ok_reply();
 	test_error_and_garbage();
 	test_json_escaping();

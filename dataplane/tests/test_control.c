@@ -66,6 +66,14 @@ int main(void)
 	expect("lemongate-ctl/1 policy reload", &ctx, "ok\nreload result=applied", NULL);
 	expect("lemongate-ctl/1 policy reload now", &ctx, "error unknown command", NULL);
 	CHECK_EQ_INT(reload_calls, 2, "the reload callback runs once per valid request");
+	expect("lemongate-ctl/1 mappings", &ctx, "ok\nmapping proto=tcp inside=10.77.0.2:40000 public=198.51.100.1:",
+	       "flows=1");
+	expect("lemongate-ctl/1 mappings all", &ctx, "error unknown command", NULL);
+	expect("lemongate-ctl/1 policy show", &ctx, "ok\nsetting name=interface_inside value=in",
+	       "setting name=nat_public value=198.51.100.1");
+	expect("lemongate-ctl/1 policy show", &ctx, "ok\n", "setting name=timeout_established value=7440");
+	expect("lemongate-ctl/1 flush", &ctx, "error unknown command", NULL);
+	expect("lemongate-ctl/1 flush now", &ctx, "error usage: flush preview|confirm", NULL);
 	expect("lemongate-ctl/2 ping", &ctx, "error unsupported protocol", NULL);
 	expect("lemongate-ctl/1", &ctx, "error empty request", NULL);
 	expect("lemongate-ctl/1 ", &ctx, "error empty request", NULL);
@@ -91,6 +99,13 @@ int main(void)
 	expect("lemongate-ctl/1 clock advance soon", &ctx, "error 'soon' is not a duration", NULL);
 	expect("lemongate-ctl/1 clock rewind 1h", &ctx, "error usage", NULL);
 	expect("lemongate-ctl/1 flows", &ctx, "ok\n", NULL);
+	len = build_tcp4(buf, "10.77.0.2", 40001, "198.51.100.2", 587, 0x02, NULL);
+	lg_engine_packet(ctx.engine, buf, len, lg_clock_now_ns(), &mod, &out_len);
+	expect("lemongate-ctl/1 flush preview", &ctx, "ok\nflush flows=1 flows6=0 mappings=1", NULL);
+	expect("lemongate-ctl/1 ping", &ctx, "ok\n", "flows=1");
+	expect("lemongate-ctl/1 flush confirm", &ctx, "ok\nflush flows_ended=1 echo_sessions_ended=0", NULL);
+	expect("lemongate-ctl/1 ping", &ctx, "ok\n", "flows=0");
+	expect("lemongate-ctl/1 mappings", &ctx, "ok\n", NULL);
 	lg_engine_destroy(ctx.engine);
 	return lgtest_finish();
 }

@@ -43,6 +43,7 @@ static size_t query(const char *text, struct lg_flow_view *out, char *err)
 	snprintf(buf, sizeof(buf), "%s", text);
 	for (w = strtok_r(buf, " ", &save); w && n < 16; w = strtok_r(NULL, " ", &save))
 		words[n++] = w;
+	all[4].flow.flags = LG_FLOW_INBOUND; /* opened from outside to an inside IMAP server */
 	all[5].family = 6;
 	inet_pton(AF_INET6, "2001:db8:77::2", all[5].in6);
 	inet_pton(AF_INET6, "2001:db8:100::2", all[5].rem6);
@@ -80,6 +81,11 @@ int main(void)
 {
 	expect_ids("", "1,2,3,4,5,6");
 	expect_ids("inside=2001:db8:77::/64", "6");
+	expect_ids("service=imap", "1,4,5,6");
+	expect_ids("service=submission", "2");
+	expect_ids("service=imaps", "3");
+	expect_ids("service=smtp", "");
+	expect_error("service=gopher", "unknown service 'gopher'");
 	expect_ids("inside=[2001:db8:77::2]:41000", "6");
 	expect_ids("inside=[2001:db8:77::2]:41001", "");
 	expect_ids("remote=2001:db8:100::2", "6");

@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# lemongatectl against a live daemon (issue 6): mappings, policy show, flows --service,
+# stats --watch, flush with and without --yes, and their --json forms. Root only.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$LGTB" up >/dev/null || { fail "lgtb up"; tb_finish; exit 1; }
+"$LGTB" servers start >/dev/null || fail "servers start"
+"$LGTB" gateway start >/dev/null || fail "gateway start"
+
+json_ok() { /usr/bin/python3 -c 'import json,sys; json.load(sys.stdin)'; }
+
+# An IMAP session held open; it sends a NOOP whenever asked.
+in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
+import os, socket, sys, time
+tmp = sys.argv[1]
+s = socket.create_connection(("198.51.100.2", 143), timeout=5)
+f = s.makefile("rwb")
+f.readline()
+open(os.path.join(tmp, "port"), "w").write(str(s.getsockname()[1]))
+n = 0
+deadline = time.time() + 40
+while time.time() < deadline and not os.path.exists(os.path.join(tmp, "quit")):
+    req = os.path.join(tmp, "noop%d" % n)
+    if os.path.exists(req):
+        try:
+            s.settimeout(2); f.write(b"n%d NOOP\r\n" % n); f.flush()
+            line = f.readline().decode().strip()
+        except OSError as e:
+            line = "error"
+        open(os.path.join(tmp, "noop%d.out" % n), "w").write(line + "\n")
+        n += 1
+    time.sleep(0.05)
+PY
+disown
+wait_until 5 test -s "$TB_TMP/port"
+cport=$(cat "$TB_TMP/port" 2>/dev/null)
+noop() {
+	touch "$TB_TMP/noop$1"
+	wait_until 5 test -s "$TB_TMP/noop$1.out" && grep -q "^n$1 OK" "$TB_TMP/noop$1.out"
+}
+check "an IMAP session through the gateway" noop 0
+in_client ping -c 1 -W 2 -q 198.51.100.2 >/dev/null || fail "ping through the gateway"
+
+ctl mappings >"$TB_TMP/mappings.txt"
+check "mappings: the session's TCP mapping, with its flow" \
+	grep -Eq "^tcp +10\.77\.0\.2:$cport +198\.51\.100\.1:[0-9]+ +1 flows$" "$TB_TMP/mappings.txt"
+check "mappings: the ping's echo session" grep -Eq '^icmp +10\.77\.0\.2:[0-9]+ +198\.51\.100\.1:[0-9]+ +[0-9]+ s idle$' "$TB_TMP/mappings.txt"
+check "mappings --json is JSON" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' mappings --json | /usr/bin/python3 -c 'import json,sys; m=json.load(sys.stdin); assert any(x[\"proto\"]==\"tcp\" and x[\"flows\"]==1 for x in m)'"
+
+ctl policy show >"$TB_TMP/policy.txt"
+check "policy show: the public address in force" grep -Eq '^nat_public +198\.51\.100\.1$' "$TB_TMP/policy.txt"
+check "policy show: the established timer" grep -Eq '^timeout_established +7440$' "$TB_TMP/policy.txt"
+check "policy show: the rule as written" \
+	grep -q 'pass out proto tcp port { 143 587 993 465 4190 674 }' "$TB_TMP/policy.txt"
+check "policy show --json: settings and rules" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' policy show --json | /usr/bin/python3 -c 'import json,sys; p=json.load(sys.stdin); assert p[\"nat_public\"]==\"198.51.100.1\" and p[\"timeout_established\"]==7440 and p[\"rules\"][0][\"text\"].startswith(\"pass out\")'"
+
+check "flows --service imap: the session" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -q '^1 flow$'"
+check "flows --service submission: none" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service submission | grep -q '^0 flows$'"
+check_not "flows --service gopher: refused" ctl flows --service gopher
+
+ip netns exec lg-gw timeout -s INT 3.5 "$BUILD/lemongatectl" stats --watch 1 >"$TB_TMP/watch.txt" &
+watcher=$!
+sleep 1.2
+noop 1 >/dev/null
+wait "$watcher"
+check "stats --watch 1 prints the counters every second" test "$(grep -c '^-- ' "$TB_TMP/watch.txt")" -ge 3
+check "stats --watch shows a rate for what moved" grep -Eq '^packets_in +[0-9]+ +\+[0-9.]+/s$' "$TB_TMP/watch.txt"
+
+ctl flush >"$TB_TMP/flush.txt"
+check "flush without --yes refuses (exit 2)" test $? -eq 2
+check "and states the damage" grep -q 'flush would end 1 IPv4 flows, 0 IPv6 flows, 1 NAT mappings and 1 echo sessions' "$TB_TMP/flush.txt"
+check "and changes nothing" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows | grep -q '^1 flow$'"
+check "flush --yes ends them" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flush --yes | grep -q 'flushed: 1 flows and 1 echo sessions ended'"
+check "no flow left" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows | grep -q '^0 flows$'"
+check "no mapping left" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' mappings | grep -q '^0 mappings$'"
+check_not "the flushed session's traffic no longer passes" noop 2
+touch "$TB_TMP/quit"
+tb_finish
