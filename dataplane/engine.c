@@ -1183,17 +1183,15 @@ static bool refused_now(const struct lg_policy *pol, const struct lg_flow *f,
 	return lg_policy_rules_verdict(pol, &d, NULL) != LG_RULE_PASS;
 }
 
-size_t lg_engine_reevaluate(struct lg_engine *e, uint64_t now_ns)
+/* End every live flow, of both tables, that DOOMED (called with the flow locked) picks; with
+ * the writer lock for the whole walk, as only an operator's explicit request walks so. */
+static size_t end_flows_where(struct lg_engine *e, uint32_t now_s,
+			      bool (*doomed)(const struct lg_policy *pol, const struct lg_flow *f,
+					     const struct lg_flow_addr6 *a6),
+			      const struct lg_policy *pol)
 {
-	const struct lg_policy *pol = lg_eng_pol(e);
-	uint32_t now_s = lg_eng_seconds(now_ns);
-	struct lg_ctx c;
 	size_t ended = 0;
 
-	if (pol->rule_count == 0)
-		return 0;
-	slot_enter(e, &c);
-	/* the writer lock for the whole walk: an operator's explicit, rare request */
 	pthread_mutex_lock(&e->wlock);
 	for (int fam = 0; fam < 2; fam++) {
 		struct lg_table *tb = fam == 0 ? &e->t4 : &e->t6;
@@ -1201,19 +1199,32 @@ size_t lg_engine_reevaluate(struct lg_engine *e, uint64_t now_ns)
 
 		for (uint32_t i = 0; i < records; i++) {
 			struct lg_flow *f = lg_flowtab_record(tb->flows, i);
-			bool refused;
+			bool end;
 
 			lg_flow_lock(f);
-			refused = (f->flags & LG_FLOW_LIVE) &&
-				  refused_now(pol, f, fam ? lg_flowtab_addr6(tb->flows, f) : NULL);
+			end = (f->flags & LG_FLOW_LIVE) &&
+			      doomed(pol, f, fam ? lg_flowtab_addr6(tb->flows, f) : NULL);
 			lg_flow_unlock(f);
-			if (refused) {
+			if (end) {
 				end_flow(e, tb, f, now_s);
 				ended++;
 			}
 		}
 	}
 	pthread_mutex_unlock(&e->wlock);
+	return ended;
+}
+
+size_t lg_engine_reevaluate(struct lg_engine *e, uint64_t now_ns)
+{
+	const struct lg_policy *pol = lg_eng_pol(e);
+	struct lg_ctx c;
+	size_t ended;
+
+	if (pol->rule_count == 0)
+		return 0;
+	ended = end_flows_where(e, lg_eng_seconds(now_ns), refused_now, pol);
+	slot_enter(e, &c);
 	ADD(&c, flows_ended_by_rule, ended);
 	slot_leave(&c);
 	return ended;
@@ -1260,30 +1271,19 @@ void lg_engine_mappings_each(struct lg_engine *e, uint64_t now_ns,
 	pthread_mutex_unlock(&e->echo_lock);
 }
 
+static bool any_flow(const struct lg_policy *pol, const struct lg_flow *f,
+		     const struct lg_flow_addr6 *a6)
+{
+	(void)pol;
+	(void)f;
+	(void)a6;
+	return true;
+}
+
 size_t lg_engine_flush(struct lg_engine *e, uint64_t now_ns, size_t *echoes)
 {
-	uint32_t now_s = lg_eng_seconds(now_ns);
-	size_t ended = 0, echo_ended;
+	size_t ended = end_flows_where(e, lg_eng_seconds(now_ns), any_flow, NULL), echo_ended;
 
-	pthread_mutex_lock(&e->wlock);
-	for (int fam = 0; fam < 2; fam++) {
-		struct lg_table *tb = fam == 0 ? &e->t4 : &e->t6;
-		size_t records = tb->flows ? lg_flowtab_records(tb->flows) : 0;
-
-		for (uint32_t i = 0; i < records; i++) {
-			struct lg_flow *f = lg_flowtab_record(tb->flows, i);
-			bool live;
-
-			lg_flow_lock(f);
-			live = f->flags & LG_FLOW_LIVE;
-			lg_flow_unlock(f);
-			if (live) {
-				end_flow(e, tb, f, now_s);
-				ended++;
-			}
-		}
-	}
-	pthread_mutex_unlock(&e->wlock);
 	pthread_mutex_lock(&e->echo_lock);
 	echo_ended = lg_echomap_flush(e->echo);
 	pthread_mutex_unlock(&e->echo_lock);

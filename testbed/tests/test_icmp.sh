@@ -14,32 +14,9 @@ set -uo pipefail
 in_server ip addr add 198.51.100.77/24 dev eth0
 
 # An IMAP session held open by the client; it sends a NOOP whenever asked.
-in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
-import os, socket, sys, time
-tmp = sys.argv[1]
-s = socket.create_connection(("198.51.100.2", 143), timeout=5)
-f = s.makefile("rwb")
-f.readline()
-n = 0
-open(os.path.join(tmp, "port"), "w").write(str(s.getsockname()[1]))
-deadline = time.time() + 40
-while time.time() < deadline and not os.path.exists(os.path.join(tmp, "quit")):
-    req = os.path.join(tmp, "noop%d" % n)
-    if os.path.exists(req):
-        f.write(b"n%d NOOP\r\n" % n); f.flush()
-        line = f.readline().decode().strip()
-        open(os.path.join(tmp, "noop%d.out" % n), "w").write(line + "\n")
-        n += 1
-    time.sleep(0.05)
-PY
-client=$!
-wait_until 5 test -s "$TB_TMP/port"
+session_start 198.51.100.2
+client=$SESSION_PID
 cport=$(cat "$TB_TMP/port")
-
-noop() { # noop N: ask the client for NOOP number N and check the answer
-	touch "$TB_TMP/noop$1"
-	wait_until 5 grep -qs "^n$1 OK" "$TB_TMP/noop$1.out"
-}
 
 # inject TYPE CODE REST-HEX: capture the client's next segment on the server side, then send
 # from 198.51.100.77 an ICMP error quoting it with the sequence number the client expects next.

@@ -43,37 +43,8 @@ disown
 wait_until 5 bash -c "ip netns exec lg-server ss -Hltn | grep -q '\[$SERVER6\]:143'" || fail "IPv6 test server listens"
 
 # The client's session, held open; it sends a NOOP whenever asked.
-in_client /usr/bin/python3 - "$TB_TMP" "$CLIENT6" "$SERVER6" <<'PY' &
-import os, socket, sys, time
-tmp, src, dst = sys.argv[1:4]
-s = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-s.bind((src, 0)); s.settimeout(3)
-s.connect((dst, 143))
-f = s.makefile("rwb")
-open(os.path.join(tmp, "greeting"), "w").write(f.readline().decode())
-open(os.path.join(tmp, "port"), "w").write(str(s.getsockname()[1]))
-n = 0
-deadline = time.time() + 50
-while time.time() < deadline and not os.path.exists(os.path.join(tmp, "quit")):
-    req = os.path.join(tmp, "noop%d" % n)
-    if os.path.exists(req):
-        try:
-            f.write(b"n%d NOOP\r\n" % n); f.flush()
-            line = f.readline().decode().strip()
-        except OSError as e:
-            line = "error " + str(e)
-        open(os.path.join(tmp, "noop%d.out" % n), "w").write(line + "\n")
-        n += 1
-    time.sleep(0.05)
-PY
-disown
-wait_until 5 test -s "$TB_TMP/port"
+session_start "$SERVER6" 143 "$CLIENT6"
 cport=$(cat "$TB_TMP/port" 2>/dev/null)
-
-noop() { # noop N: ask the client for NOOP number N and check the answer
-	touch "$TB_TMP/noop$1"
-	wait_until 5 grep -qs "^n$1 OK" "$TB_TMP/noop$1.out"
-}
 
 check "IPv6: the client's session gets the greeting through lemongated" grep -q '^\* OK' "$TB_TMP/greeting"
 check "IPv6: the server sees the client's own address (filtered, never translated)" \
