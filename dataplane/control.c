@@ -25,10 +25,11 @@
 
 struct lg_control {
 	int fd;
+	long read_gid;
 	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
-struct lg_control *lg_control_open(const char *path, char *err, size_t errlen)
+struct lg_control *lg_control_open(const char *path, long read_gid, char *err, size_t errlen)
 {
 	struct lg_control *c = calloc(1, sizeof(*c));
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -41,6 +42,7 @@ struct lg_control *lg_control_open(const char *path, char *err, size_t errlen)
 		free(c);
 		return NULL;
 	}
+	c->read_gid = read_gid;
 	strcpy(c->path, path);
 	strcpy(sa.sun_path, path);
 	strcpy(dir, path);
@@ -49,6 +51,12 @@ struct lg_control *lg_control_open(const char *path, char *err, size_t errlen)
 		*slash = '\0';
 		if (mkdir(dir, 0700) < 0 && errno != EEXIST) {
 			snprintf(err, errlen, "mkdir %s: %s", dir, strerror(errno));
+			free(c);
+			return NULL;
+		}
+		/* the group must reach the socket: it may list the directory, never write it */
+		if (read_gid >= 0 && (chown(dir, 0, (gid_t)read_gid) < 0 || chmod(dir, 0750) < 0)) {
+			snprintf(err, errlen, "%s: group %ld: %s", dir, read_gid, strerror(errno));
 			free(c);
 			return NULL;
 		}
@@ -69,6 +77,13 @@ struct lg_control *lg_control_open(const char *path, char *err, size_t errlen)
 		return NULL;
 	}
 	umask(old);
+	if (read_gid >= 0 && (chown(path, 0, (gid_t)read_gid) < 0 || chmod(path, 0660) < 0)) {
+		snprintf(err, errlen, "%s: group %ld: %s", path, read_gid, strerror(errno));
+		close(c->fd);
+		unlink(path);
+		free(c);
+		return NULL;
+	}
 	return c;
 }
 
@@ -487,7 +502,20 @@ static bool printable(const char *s)
 	return true;
 }
 
-void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FILE *out)
+/* Commands that change nothing: what a member of the control group may use. */
+static bool read_only_command(char **words, size_t n)
+{
+	static const char *const single[] = { "ping", "flows", "flow", "stats", "mappings" };
+
+	for (size_t i = 0; i < sizeof(single) / sizeof(single[0]); i++)
+		if (strcmp(words[0], single[i]) == 0)
+			return true;
+	return n == 2 && ((strcmp(words[0], "policy") == 0 && strcmp(words[1], "show") == 0) ||
+			  (strcmp(words[0], "flush") == 0 && strcmp(words[1], "preview") == 0));
+}
+
+void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, bool read_only,
+		       FILE *out)
 {
 	char buf[LG_CTL_MAX_REQUEST + 1], *words[CTL_MAX_WORDS], *save = NULL, *w;
 	size_t n = 0, magic_len = strlen(LG_CTL_MAGIC);
@@ -515,6 +543,11 @@ void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FI
 	}
 	if (n == 0) {
 		fprintf(out, "error empty request\n");
+		return;
+	}
+	if (read_only && !read_only_command(words, n)) {
+		fprintf(out, "error permission denied: '%.40s' changes the daemon and needs root\n",
+			words[0]);
 		return;
 	}
 	if (strcmp(words[0], "ping") == 0 && n == 1) {
@@ -563,12 +596,29 @@ void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FI
 	}
 }
 
-static bool peer_is_root(int fd)
+enum peer_access { PEER_DENIED, PEER_READ, PEER_ROOT };
+
+/* Root may do anything; a member of the read group (primary or supplementary) may read. */
+static enum peer_access peer_access(int fd, long read_gid)
 {
 	struct ucred cred;
 	socklen_t len = sizeof(cred);
+	gid_t groups[256];
 
-	return getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 && cred.uid == 0;
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+		return PEER_DENIED;
+	if (cred.uid == 0)
+		return PEER_ROOT;
+	if (read_gid < 0)
+		return PEER_DENIED;
+	if (cred.gid == (gid_t)read_gid)
+		return PEER_READ;
+	len = sizeof(groups);
+	if (getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) == 0)
+		for (size_t i = 0; i < len / sizeof(groups[0]); i++)
+			if (groups[i] == (gid_t)read_gid)
+				return PEER_READ;
+	return PEER_DENIED;
 }
 
 /* Read one line within the time limit. Returns its length, or -1. */
@@ -621,6 +671,7 @@ void lg_control_serve(struct lg_control *c, const struct lg_control_ctx *ctx)
 	char *reply = NULL;
 	size_t reply_len = 0;
 	FILE *out;
+	enum peer_access access;
 	int fd = accept4(c->fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
 	if (fd < 0)
@@ -630,13 +681,15 @@ void lg_control_serve(struct lg_control *c, const struct lg_control_ctx *ctx)
 		close(fd);
 		return;
 	}
-	if (!peer_is_root(fd))
-		fprintf(out, "error permission denied: the control socket is root-only\n");
+	access = peer_access(fd, c->read_gid);
+	if (access == PEER_DENIED)
+		fprintf(out, "error permission denied: the control socket is for root%s\n",
+			c->read_gid >= 0 ? " and its group" : "");
 	else if (read_request(fd, req, sizeof(req)) < 0)
 		fprintf(out, "error no complete request line (at most %d bytes) within %d ms\n",
 			LG_CTL_MAX_REQUEST, CTL_IO_TIMEOUT_MS);
 	else
-		lg_control_answer(req, ctx, out);
+		lg_control_answer(req, ctx, access == PEER_READ, out);
 	fclose(out);
 	write_all(fd, reply, reply_len);
 	free(reply);

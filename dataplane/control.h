@@ -23,8 +23,10 @@ struct lg_control_ctx {
 
 struct lg_control;
 
-/* Create the socket at PATH (its directory too, mode 0700). NULL with ERR set on failure. */
-struct lg_control *lg_control_open(const char *path, char *err, size_t errlen);
+/* Create the socket at PATH (its directory too). Root only (directory 0700, socket 0600), or,
+ * with READ_GID >= 0, readable by that group too (0750 and 0660, group READ_GID): its members
+ * may use the commands that change nothing. NULL with ERR set on failure. */
+struct lg_control *lg_control_open(const char *path, long read_gid, char *err, size_t errlen);
 int lg_control_fd(const struct lg_control *c);
 /* Accept and answer one client; never blocks for more than about a second. */
 void lg_control_serve(struct lg_control *c, const struct lg_control_ctx *ctx);
@@ -32,7 +34,8 @@ void lg_control_serve(struct lg_control *c, const struct lg_control_ctx *ctx);
 void lg_control_close(struct lg_control *c);
 
 /* Answer one request line (exposed for unit tests). Writes the whole reply into OUT,
- * a FILE opened by the caller. */
-void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, FILE *out);
+ * a FILE opened by the caller. READ_ONLY: the peer may only use commands that change nothing. */
+void lg_control_answer(const char *request, const struct lg_control_ctx *ctx, bool read_only,
+		       FILE *out);
 
 #endif

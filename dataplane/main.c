@@ -457,7 +457,8 @@ int main(int argc, char **argv)
 	}
 	if (lg_steer_install(&pol, err, sizeof(err)) < 0)
 		lg_log_fatal("steering rules: %s", err);
-	ctl = lg_control_open(sock_path, err, sizeof(err));
+	ctl = lg_control_open(sock_path, pol.control_group[0] ? (long)pol.control_gid : -1, err,
+			      sizeof(err));
 	if (!ctl) {
 		lg_steer_remove();
 		lg_log_fatal("control socket: %s", err);

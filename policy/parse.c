@@ -3,6 +3,7 @@
 #include "policy/policy.h"
 
 #include <errno.h>
+#include <grp.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,7 +28,7 @@ struct seen {
 	unsigned inside_if, outside_if, nat_public, nat_ports, nat_filtering, nat_unsolicited, nat_quota;
 	unsigned nat_port_rest, nat_refusal, nat_port_state;
 	unsigned queue, max_flows, overload, mail_ports;
-	unsigned timeout_est, timeout_trans, timeout_query, control_socket, max_flows6;
+	unsigned timeout_est, timeout_trans, timeout_query, control_socket, control_group, max_flows6;
 };
 
 static void diag_add(struct lg_diags *d, enum lg_diag_level level, unsigned line,
@@ -293,10 +294,10 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 			diag_add(d, LG_DIAG_WARNING, st->line, st->w[2].col,
 				 "without a port ledger, ports in use when the daemon stops or crashes "
 				 "may be given to new flows at once after a restart (C6888-R8)");
-		} else if (path[0] != '/' || strlen(path) >= LG_PATH_MAX) {
+		} else if (path[0] != '/' || strlen(path) >= LG_PATH_MAX || strpbrk(path, " \t")) {
 			ERR(d, st->line, st->w[2].col,
-			    "port-state '%s' must be an absolute path shorter than %d bytes, or none",
-			    path, LG_PATH_MAX);
+			    "port-state '%s' must be an absolute path shorter than %d bytes without "
+			    "blanks, or none", path, LG_PATH_MAX);
 		} else {
 			memcpy(pol->port_state, path, strlen(path) + 1); /* length checked above */
 		}
@@ -551,17 +552,33 @@ static void do_mail(const struct stmt *st, struct lg_policy *pol, struct seen *s
 static void do_control(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		       struct lg_diags *d)
 {
-	if (!expect_args(st, 3, "control socket PATH", d))
+	if (!expect_args(st, 3, "control socket PATH | control group NAME", d))
 		return;
+	if (strcmp(st->w[1].text, "group") == 0) {
+		struct group gr, *found = NULL;
+		char buf[4096];
+
+		if (!once(&seen->control_group, st, "control group", d))
+			return;
+		if (strlen(st->w[2].text) >= sizeof(pol->control_group) ||
+		    getgrnam_r(st->w[2].text, &gr, buf, sizeof(buf), &found) != 0 || !found) {
+			ERR(d, st->line, st->w[2].col, "no group '%s' on this system", st->w[2].text);
+			return;
+		}
+		strcpy(pol->control_group, st->w[2].text);
+		pol->control_gid = (uint32_t)gr.gr_gid;
+		return;
+	}
 	if (strcmp(st->w[1].text, "socket") != 0) {
-		ERR(d, st->line, st->w[1].col, "expected 'socket', got '%s'", st->w[1].text);
+		ERR(d, st->line, st->w[1].col, "expected 'socket' or 'group', got '%s'", st->w[1].text);
 		return;
 	}
 	if (!once(&seen->control_socket, st, "control socket", d))
 		return;
-	if (st->w[2].text[0] != '/' || strlen(st->w[2].text) >= LG_PATH_MAX) {
-		ERR(d, st->line, st->w[2].col, "control socket must be an absolute path under %d bytes",
-		    LG_PATH_MAX);
+	if (st->w[2].text[0] != '/' || strlen(st->w[2].text) >= LG_PATH_MAX ||
+	    strpbrk(st->w[2].text, " \t")) {
+		ERR(d, st->line, st->w[2].col,
+		    "control socket must be an absolute path under %d bytes, without blanks", LG_PATH_MAX);
 		return;
 	}
 	strcpy(pol->control_socket, st->w[2].text);

@@ -123,6 +123,7 @@ size_t lg_policy_fixed_changes(const struct lg_policy *old, const struct lg_poli
 	      "ipv6 inside");
 	FIXED(old->max_flows6 != new_pol->max_flows6, "ipv6 max-flows");
 	FIXED(strcmp(old->control_socket, new_pol->control_socket) != 0, "control socket");
+	FIXED(strcmp(old->control_group, new_pol->control_group) != 0, "control group");
 #undef FIXED
 	return n;
 }
@@ -307,6 +308,8 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 		lg_rule_format(&pol->rules[i], rule, sizeof(rule));
 		fprintf(out, "  line %u: %s\n", pol->rules[i].line, rule);
 	}
-	fprintf(out, "control socket: %s\n",
-		pol->control_socket[0] ? pol->control_socket : "(default for this network namespace)");
+	fprintf(out, "control socket: %s; %s%s%s\n",
+		pol->control_socket[0] ? pol->control_socket : "(default for this network namespace)",
+		pol->control_group[0] ? "root, and group " : "root only",
+		pol->control_group, pol->control_group[0] ? " may read" : "");
 }

@@ -122,6 +122,8 @@ struct lg_policy {
 	struct lg_port_timeout port_timeouts[LG_MAX_PORT_TIMEOUTS];
 	size_t port_timeout_count;
 	char control_socket[LG_PATH_MAX]; /* empty: the per-netns default */
+	char control_group[32];           /* may read (flows, stats...); empty: root only */
+	uint32_t control_gid;
 	/* IPv6: stateful filtering of TCP, without translation, for these inside prefixes */
 	struct lg_prefix6 inside6[LG_MAX_PREFIXES];
 	size_t inside6_count;

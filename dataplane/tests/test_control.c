@@ -12,9 +12,28 @@ static char *answer(const char *req, const struct lg_control_ctx *ctx)
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
-	lg_control_answer(req, ctx, f);
+	lg_control_answer(req, ctx, false, f);
 	fclose(f);
 	return buf;
+}
+
+static char *answer_read_only(const char *req, const struct lg_control_ctx *ctx)
+{
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+
+	lg_control_answer(req, ctx, true, f);
+	fclose(f);
+	return buf;
+}
+
+static void expect_read_only(const char *req, const struct lg_control_ctx *ctx, bool allowed)
+{
+	char *r = answer_read_only(req, ctx);
+
+	CHECK((strstr(r, "permission denied") == NULL) == allowed, "read-only '%s' -> '%s'", req, r);
+	free(r);
 }
 
 static void expect(const char *req, const struct lg_control_ctx *ctx, const char *want_prefix,
@@ -73,6 +92,14 @@ int main(void)
 	       "setting name=nat_public value=198.51.100.1");
 	expect("lemongate-ctl/1 policy show", &ctx, "ok\n", "setting name=timeout_established value=7440");
 	expect("lemongate-ctl/1 flush", &ctx, "error unknown command", NULL);
+	expect_read_only("lemongate-ctl/1 flows", &ctx, true);
+	expect_read_only("lemongate-ctl/1 stats", &ctx, true);
+	expect_read_only("lemongate-ctl/1 mappings", &ctx, true);
+	expect_read_only("lemongate-ctl/1 policy show", &ctx, true);
+	expect_read_only("lemongate-ctl/1 flush preview", &ctx, true);
+	expect_read_only("lemongate-ctl/1 flush confirm", &ctx, false);
+	expect_read_only("lemongate-ctl/1 policy reload", &ctx, false);
+	expect_read_only("lemongate-ctl/1 clock advance 1h", &ctx, false);
 	expect("lemongate-ctl/1 flush now", &ctx, "error usage: flush preview|confirm", NULL);
 	expect("lemongate-ctl/2 ping", &ctx, "error unsupported protocol", NULL);
 	expect("lemongate-ctl/1", &ctx, "error empty request", NULL);

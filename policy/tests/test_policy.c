@@ -241,6 +241,12 @@ static void test_ipv6(void)
 	expect_error("ipv6 inside\n", 1, 6, "missing argument");
 	expect_error("nat refusal rst\n", 1, 13, "I5508-R8");
 	expect_error("nat port-state relative/path\n", 1, 16, "absolute path");
+	expect_error("control group no-such-group-here\n", 1, 15, "no group 'no-such-group-here'");
+	expect_error("control owner root\n", 1, 9, "expected 'socket' or 'group'");
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			   "nat public 192.0.2.1\ncontrol group root\n", &pol, &d), 0,
+		     "control group of an existing group parses");
+	CHECK(strcmp(pol.control_group, "root") == 0 && pol.control_gid == 0, "its gid looked up");
 	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
 			   "nat public 192.0.2.1\nnat port-state /var/lib/lemongate/ports\n", &pol, &d), 0,
 		     "nat port-state parses");

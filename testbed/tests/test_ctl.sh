@@ -49,5 +49,21 @@ check "flush --yes ends them" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl'
 check "no flow left" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows | grep -q '^0 flows$'"
 check "no mapping left" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' mappings | grep -q '^0 mappings$'"
 check_not "the flushed session's traffic no longer passes" noop 2
+# The control socket: root only by default; with 'control group', the group may read. The
+# group's daemon opens /run/lemongate to it: closed again however this test ends.
+trap 'tb_cleanup; chown root:root /run/lemongate 2>/dev/null; chmod 0700 /run/lemongate 2>/dev/null' EXIT
+as_nobody() { ip netns exec lg-gw setpriv --reuid=65534 --regid=65534 --clear-groups "$BUILD/lemongatectl" "$@"; }
+check_not "root only by default: another user cannot even list flows" as_nobody flows
+"$LGTB" gateway stop >/dev/null
+cp "$TB_ROOT/testbed/lemongate-testbed.conf" "$TB_TMP/group.conf"
+printf 'control group nogroup\n' >>"$TB_TMP/group.conf"
+"$LGTB" gateway start "$TB_TMP/group.conf" >/dev/null || fail "gateway start with a control group"
+check "control group: a member lists flows" bash -c "ip netns exec lg-gw setpriv --reuid=65534 --regid=65534 --clear-groups '$BUILD/lemongatectl' flows | grep -q flows"
+check "control group: a member reads stats and the policy" bash -c "ip netns exec lg-gw setpriv --reuid=65534 --regid=65534 --clear-groups '$BUILD/lemongatectl' policy show | grep -q '^nat_public'"
+as_nobody flush --yes >"$TB_TMP/denied.txt" 2>&1
+check "control group: flush needs root (exit 1)" test $? -eq 1
+check "control group: and says so" grep -q 'permission denied' "$TB_TMP/denied.txt"
+check_not "control group: so does reload" as_nobody policy reload
+check "the socket is the group's, mode 0660" bash -c "stat -c '%a %G' \$(ip netns exec lg-gw '$BUILD/lemongatectl' socket) | grep -qx '660 nogroup'"
 touch "$TB_TMP/quit"
 tb_finish
