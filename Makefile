@@ -130,13 +130,34 @@ demo: all
 deps:
 	scripts/setup.sh
 
+SBINDIR    ?= $(PREFIX)/sbin
+MANDIR     ?= $(PREFIX)/share/man
+SYSCONFDIR ?= /etc
+SYSTEMDDIR ?= $(PREFIX)/lib/systemd/system
+
+# The daemon, its command line, their manuals, an example configuration (never over a real
+# one) and a systemd unit. The test servers are not installed: they are testbed tools.
 install: all
-	install -d $(DESTDIR)$(PREFIX)/sbin
-	install -m 0755 $(BUILD)/lemongated $(BUILD)/lemongatectl $(DESTDIR)$(PREFIX)/sbin/
+	install -d $(DESTDIR)$(SBINDIR) $(DESTDIR)$(MANDIR)/man5 $(DESTDIR)$(MANDIR)/man8 \
+		$(DESTDIR)$(SYSCONFDIR)/lemongate $(DESTDIR)$(SYSTEMDDIR)
+	install -m 0755 $(BUILD)/lemongated $(BUILD)/lemongatectl $(DESTDIR)$(SBINDIR)/
+	install -m 0644 man/lemongated.8 man/lemongatectl.8 $(DESTDIR)$(MANDIR)/man8/
+	install -m 0644 man/lemongate.conf.5 $(DESTDIR)$(MANDIR)/man5/
+	install -m 0644 etc/lemongate.conf.example $(DESTDIR)$(SYSCONFDIR)/lemongate/
+	sed -e 's|@SBINDIR@|$(SBINDIR)|g' -e 's|@SYSCONFDIR@|$(SYSCONFDIR)|g' etc/lemongated.service \
+		> $(DESTDIR)$(SYSTEMDDIR)/lemongated.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/lemongated.service
+
+uninstall:
+	rm -f $(DESTDIR)$(SBINDIR)/lemongated $(DESTDIR)$(SBINDIR)/lemongatectl \
+		$(DESTDIR)$(MANDIR)/man8/lemongated.8 $(DESTDIR)$(MANDIR)/man8/lemongatectl.8 \
+		$(DESTDIR)$(MANDIR)/man5/lemongate.conf.5 \
+		$(DESTDIR)$(SYSCONFDIR)/lemongate/lemongate.conf.example \
+		$(DESTDIR)$(SYSTEMDDIR)/lemongated.service
 
 clean:
 	rm -rf $(BUILD)
 
-.PHONY: all tests check bench demo deps install clean
+.PHONY: all tests check bench demo deps install uninstall clean
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

@@ -2,7 +2,9 @@
 # Installs what lemongate needs to build and test on Debian 12. Idempotent; run as root.
 # liburcu-dev is for make bench only: its cds_lfht is the peer our flow table is measured against.
 # iperf3 is for make bench too (throughput through the testbed). clang and libclang-rt-14-dev
-# build the libFuzzer targets that make check runs for a bounded number of inputs.
+# build the libFuzzer targets that make check runs for a bounded number of inputs. groff-base
+# renders the manual pages (make check lints them); util-linux's setpriv (essential) runs
+# lemongatectl as another user in the control-group test.
 set -eu
 
 PACKAGES="
@@ -21,6 +23,7 @@ iperf3
 iputils-ping
 clang
 libclang-rt-14-dev
+groff-base
 "
 
 if [ "$(id -u)" -ne 0 ]; then
