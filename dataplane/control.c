@@ -458,6 +458,10 @@ static void answer_policy_show(const struct lg_control_ctx *ctx, FILE *out)
 	}
 	fputc('\n', out);
 	setting(out, "ipv6_max_flows", "%u", p->max_flows6);
+	setting(out, "log_level", "%s",
+		(const char *const[]){ "error", "warning", "info", "debug" }[p->log_level & 3]);
+	setting(out, "log_mappings", "%s", p->log_mappings_off ? "off" : "on");
+	setting(out, "control_group", "%s", p->control_group[0] ? p->control_group : "none");
 	for (size_t i = 0; i < p->rule_count; i++) {
 		char text[512];
 

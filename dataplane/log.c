@@ -9,6 +9,12 @@
 static FILE *log_file;
 static bool log_syslog;
 static bool log_copy_stderr;
+static _Atomic int log_level = LG_LOG_INFO; /* set by the main thread, read by every thread */
+
+void lg_log_set_level(enum lg_log_level level)
+{
+	log_level = (int)level;
+}
 
 void lg_log_copy_to_stderr(bool on)
 {
@@ -39,6 +45,8 @@ static void vlog(enum lg_log_level level, const char *fmt, va_list ap)
 	struct tm tm;
 	time_t now;
 
+	if ((int)level > log_level)
+		return;
 	if (log_copy_stderr && out != stderr && level <= LG_LOG_WARN) {
 		va_list copy;
 

@@ -11,6 +11,8 @@ enum lg_log_level { LG_LOG_ERR, LG_LOG_WARN, LG_LOG_INFO, LG_LOG_DEBUG };
 int lg_log_open(const char *path, bool to_syslog);
 /* While on, every message is also copied to stderr (a daemon before it is ready). */
 void lg_log_copy_to_stderr(bool on);
+/* Messages less urgent than LEVEL are dropped (default LG_LOG_INFO). */
+void lg_log_set_level(enum lg_log_level level);
 void lg_log(enum lg_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void lg_log_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 

@@ -271,6 +271,16 @@ struct reload_ctx {
 	struct lg_engine *engine;
 };
 
+static void log_mapping(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
+			uint16_t pub_port, void *arg);
+
+/* The logging settings: live, at start and at each reload. */
+static void apply_logging(const struct lg_policy *pol, struct lg_engine *engine)
+{
+	lg_log_set_level((enum lg_log_level)pol->log_level);
+	lg_engine_set_mapping_log(engine, pol->log_mappings_off ? NULL : log_mapping, NULL);
+}
+
 /* Read the configuration file again and hand it to the engine: all or nothing. Every
  * diagnostic is logged; MSG gets them on one line for lemongatectl. */
 static int reload_policy(void *arg, char *msg, size_t msglen)
@@ -305,6 +315,7 @@ static int reload_policy(void *arg, char *msg, size_t msglen)
 		snprintf(msg, msglen, "%s: %s; nothing changed", r->config, err);
 		return -1;
 	}
+	apply_logging(&pol, r->engine);
 	lg_log(LG_LOG_INFO, "policy reloaded from %s: in force for new flows and the timers of all",
 	       r->config);
 	return 0;
@@ -431,7 +442,7 @@ int main(int argc, char **argv)
 		       pol.max_flows, (unsigned long long)(es.table_bytes >> 20),
 		       (double)es.table_bytes / pol.max_flows);
 	}
-	lg_engine_set_mapping_log(engine, log_mapping, NULL);
+	apply_logging(&pol, engine);
 	ledger = open_port_ledger(&pol, engine);
 	for (uint16_t i = 0; i < pol.queue_count; i++) {
 		struct lg_nfq_config qc = { .queue_num = (uint16_t)(pol.queue_first + i),

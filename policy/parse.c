@@ -29,6 +29,7 @@ struct seen {
 	unsigned nat_port_rest, nat_refusal, nat_port_state;
 	unsigned queue, max_flows, overload, mail_ports;
 	unsigned timeout_est, timeout_trans, timeout_query, control_socket, control_group, max_flows6;
+	unsigned log_level, log_mappings;
 };
 
 static void diag_add(struct lg_diags *d, enum lg_diag_level level, unsigned line,
@@ -776,6 +777,43 @@ static void warn_mail_blocked(const struct lg_policy *pol, size_t index, const s
 	}
 }
 
+/* log level error|warning|info|debug | log mappings on|off */
+static void do_log(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		   struct lg_diags *d)
+{
+	static const char *const levels[] = { "error", "warning", "info", "debug" };
+
+	if (!expect_args(st, 3, "log level error|warning|info|debug | log mappings on|off", d))
+		return;
+	if (strcmp(st->w[1].text, "level") == 0) {
+		if (!once(&seen->log_level, st, "log level", d))
+			return;
+		for (uint8_t i = 0; i < 4; i++)
+			if (strcmp(st->w[2].text, levels[i]) == 0) {
+				pol->log_level = i;
+				return;
+			}
+		ERR(d, st->line, st->w[2].col, "log level '%s' is not error, warning, info or debug",
+		    st->w[2].text);
+	} else if (strcmp(st->w[1].text, "mappings") == 0) {
+		if (!once(&seen->log_mappings, st, "log mappings", d))
+			return;
+		if (strcmp(st->w[2].text, "on") == 0) {
+			pol->log_mappings_off = false;
+		} else if (strcmp(st->w[2].text, "off") == 0) {
+			pol->log_mappings_off = true;
+			diag_add(d, LG_DIAG_WARNING, st->line, st->w[2].col,
+				 "without the mapping log, abuse from a public address and port cannot be "
+				 "traced to an inside host (RFC 6888 REQ-12, C6888-LOG)");
+		} else {
+			ERR(d, st->line, st->w[2].col, "log mappings '%s' is not on or off", st->w[2].text);
+		}
+	} else {
+		ERR(d, st->line, st->w[1].col, "unknown log setting '%s' (level, mappings)",
+		    st->w[1].text);
+	}
+}
+
 /* pass|block [return] in|out [proto tcp|icmp|any] [from LIST] [to LIST] [port LIST] */
 static void do_rule(const struct stmt *st, struct lg_policy *pol, struct lg_diags *d)
 {
@@ -885,6 +923,8 @@ static void statement(const struct stmt *st, struct lg_policy *pol, struct seen 
 		do_ipv6(st, pol, seen, d);
 	else if (strcmp(kw, "pass") == 0 || strcmp(kw, "block") == 0)
 		do_rule(st, pol, d);
+	else if (strcmp(kw, "log") == 0)
+		do_log(st, pol, seen, d);
 	else if (strcmp(kw, "alg") == 0 || strcmp(kw, "inspect") == 0 || strcmp(kw, "rewrite") == 0 ||
 		 strcmp(kw, "strip") == 0 || strcmp(kw, "proxy") == 0 || strcmp(kw, "fixup") == 0)
 		ERR(d, st->line, st->w[0].col,

@@ -25,6 +25,7 @@ void lg_policy_defaults(struct lg_policy *pol)
 	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
 	pol->timeout_query = LG_QUERY_IDLE_FLOOR;
 	pol->max_flows6 = 65536;
+	pol->log_level = 2;
 }
 
 unsigned lg_policy_port_timeout(const struct lg_policy *pol, uint16_t port_be)
@@ -300,6 +301,9 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	} else {
 		fprintf(out, "ipv6: not filtered (no 'ipv6 inside' prefix)\n");
 	}
+	fprintf(out, "log: level %s, mappings %s\n",
+		(const char *const[]){ "error", "warning", "info", "debug" }[pol->log_level & 3],
+		pol->log_mappings_off ? "not logged" : "logged (create and release)");
 	fprintf(out, "rules: %zu%s\n", pol->rule_count,
 		pol->rule_count ? ", first match decides, none matching passes" : " (everything passes)");
 	for (size_t i = 0; i < pol->rule_count; i++) {

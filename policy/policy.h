@@ -123,6 +123,8 @@ struct lg_policy {
 	size_t port_timeout_count;
 	char control_socket[LG_PATH_MAX]; /* empty: the per-netns default */
 	char control_group[32];           /* may read (flows, stats...); empty: root only */
+	uint8_t log_level;                /* 0 error, 1 warning, 2 info (default), 3 debug */
+	bool log_mappings_off;            /* 'log mappings off' (RFC 6888 REQ-12 asks for them) */
 	uint32_t control_gid;
 	/* IPv6: stateful filtering of TCP, without translation, for these inside prefixes */
 	struct lg_prefix6 inside6[LG_MAX_PREFIXES];

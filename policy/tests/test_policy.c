@@ -243,6 +243,14 @@ static void test_ipv6(void)
 	expect_error("nat port-state relative/path\n", 1, 16, "absolute path");
 	expect_error("control group no-such-group-here\n", 1, 15, "no group 'no-such-group-here'");
 	expect_error("control owner root\n", 1, 9, "expected 'socket' or 'group'");
+	expect_error("log level loud\n", 1, 11, "log level 'loud'");
+	expect_error("log mappings maybe\n", 1, 14, "on or off");
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			   "nat public 192.0.2.1\nlog level warning\nlog mappings off\n", &pol, &d), 0,
+		     "log settings parse");
+	CHECK(pol.log_level == 1 && pol.log_mappings_off, "log level and mappings set");
+	CHECK(d.warnings == 1 && strstr(d.items[0].msg, "C6888-LOG"),
+	      "C6888-LOG: turning the mapping log off is warned about");
 	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
 			   "nat public 192.0.2.1\ncontrol group root\n", &pol, &d), 0,
 		     "control group of an existing group parses");

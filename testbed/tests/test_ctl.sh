@@ -29,6 +29,20 @@ check "policy show: the rule as written" \
 	grep -q 'pass out proto tcp port { 143 587 993 465 4190 674 }' "$TB_TMP/policy.txt"
 check "policy show --json: settings and rules" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' policy show --json | /usr/bin/python3 -c 'import json,sys; p=json.load(sys.stdin); assert p[\"nat_public\"]==\"198.51.100.1\" and p[\"timeout_established\"]==7440 and p[\"rules\"][0][\"text\"].startswith(\"pass out\")'"
 
+ctl stats --json >"$TB_TMP/stats.json"
+check "stats --json: one object with the counters and the queues" /usr/bin/python3 -c '
+import json, sys
+s = json.load(open(sys.argv[1]))
+c = s["counters"]
+assert c["flows_active"] == 1 and c["drop_malformed"] == 0 and len(s["queues"]) == 1, s' "$TB_TMP/stats.json"
+check "policy check FILE: the testbed configuration is valid" \
+	bash -c "'$BUILD/lemongatectl' policy check '$TB_ROOT/testbed/lemongate-testbed.conf' | grep -q 'configuration ok'"
+printf 'timeout established 1h\n' >"$TB_TMP/short.conf"
+"$BUILD/lemongatectl" policy check "$TB_TMP/short.conf" >"$TB_TMP/check.txt" 2>&1
+check "policy check FILE: a short timer is refused (exit 4)" test $? -eq 4
+check "policy check FILE: at FILE:LINE:COL, naming the requirement" \
+	grep -q "short.conf:1:21: error: .*N5382-R5" "$TB_TMP/check.txt"
+
 check "flows --service imap: the session" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -q '^1 flow$'"
 check "flows --service submission: none" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service submission | grep -q '^0 flows$'"
 check_not "flows --service gopher: refused" ctl flows --service gopher
