@@ -226,7 +226,9 @@ static void print_stats_json(const struct lg_reply *r)
 		lg_json_string(name, stdout);
 		printf(": %s", value);
 	}
-	printf("\n  },\n  \"queues\": ");
+	printf("\n  },\n  \"icmp\": ");
+	lg_render_json_array(r, "icmp", stdout);
+	printf(",\n  \"queues\": ");
 	lg_render_json_array(r, "queue", stdout);
 	printf("}\n");
 }

@@ -313,6 +313,19 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 		memcpy(&v, (const char *)&st + stat_fields[i].offset, sizeof(v));
 		fprintf(out, "stat name=%s value=%llu\n", stat_fields[i].name, (unsigned long long)v);
 	}
+	/* ICMP errors passed on, by type and code: only those seen */
+	for (unsigned k = 0; k < LG_ICMP_KINDS; k++) {
+		struct lg_icmp_kind kind = lg_icmp_kind_of(k);
+
+		if (!st.icmp_by_kind[k])
+			continue;
+		if (kind.other)
+			fprintf(out, "icmp family=ipv%u type=other code=other count=%llu\n", kind.family,
+				(unsigned long long)st.icmp_by_kind[k]);
+		else
+			fprintf(out, "icmp family=ipv%u type=%u code=%u count=%llu\n", kind.family,
+				kind.type, kind.code, (unsigned long long)st.icmp_by_kind[k]);
+	}
 	for (size_t i = 0; i < ctx->queue_count; i++) {
 		const struct lg_nfq_stats *q = lg_nfq_stats(ctx->queues[i]);
 		uint64_t full = 0, user = 0;

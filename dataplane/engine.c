@@ -19,6 +19,56 @@
 
 static void free_retired(struct lg_engine *e, bool wait);
 
+/* Type and first code of each run of codes counted apart, per family; the kinds are laid out
+ * in this order, each family's "other" bucket after its runs. */
+static const struct {
+	uint8_t family, type, codes;
+} icmp_runs[] = {
+	{ 4, 3, 16 }, { 4, 4, 1 }, { 4, 5, 4 }, { 4, 11, 2 }, { 4, 12, 3 },
+	{ 6, 1, 8 },  { 6, 2, 1 }, { 6, 3, 2 }, { 6, 4, 4 },
+};
+#define ICMP_RUNS (sizeof(icmp_runs) / sizeof(icmp_runs[0]))
+
+unsigned lg_icmp_kind_index(uint8_t family, uint8_t type, uint8_t code)
+{
+	unsigned base = 0;
+
+	for (size_t r = 0; r < ICMP_RUNS; r++) {
+		if (icmp_runs[r].family == family && icmp_runs[r].type == type && code < icmp_runs[r].codes)
+			return base + code;
+		base += icmp_runs[r].codes;
+		if (r + 1 == ICMP_RUNS || icmp_runs[r + 1].family != icmp_runs[r].family) {
+			if (icmp_runs[r].family == family)
+				return base; /* the family's other bucket */
+			base++;
+		}
+	}
+	return LG_ICMP_KINDS - 1;
+}
+
+struct lg_icmp_kind lg_icmp_kind_of(unsigned i)
+{
+	unsigned base = 0;
+
+	for (size_t r = 0; r < ICMP_RUNS; r++) {
+		if (i < base + icmp_runs[r].codes)
+			return (struct lg_icmp_kind){ icmp_runs[r].family, icmp_runs[r].type,
+						      (uint8_t)(i - base), false };
+		base += icmp_runs[r].codes;
+		if (r + 1 == ICMP_RUNS || icmp_runs[r + 1].family != icmp_runs[r].family) {
+			if (i == base)
+				return (struct lg_icmp_kind){ icmp_runs[r].family, 0, 0, true };
+			base++;
+		}
+	}
+	return (struct lg_icmp_kind){ 6, 0, 0, true };
+}
+
+void lg_eng_count_icmp(struct lg_ctx *c, uint8_t family, uint8_t type, uint8_t code)
+{
+	BUMP(c, icmp_by_kind[lg_icmp_kind_index(family, type, code)]);
+}
+
 static _Atomic uint64_t engine_serial;
 static _Thread_local struct {
 	uint64_t serial;
@@ -720,6 +770,7 @@ static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct lg_ctx 
 		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
 	lg_nat_icmp_to_inside(p, s.in_addr, s.in_id);
 	BUMP(c, icmp_errors_in);
+	lg_eng_count_icmp(c, 4, ie->type, ie->code);
 	if (ie->type == 3 && ie->code == 4)
 		BUMP(c, icmp_frag_needed);
 	*modified = true;
@@ -745,6 +796,7 @@ static enum lg_verdict hairpinned_icmp_error(struct lg_engine *e, struct lg_ctx 
 		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
 	lg_nat_icmp_hairpin(p, from->in_addr, from->in_port, pub, to->pub_port);
 	BUMP(c, icmp_errors_hairpinned);
+	lg_eng_count_icmp(c, 4, ie->type, ie->code);
 	*modified = true;
 	return LG_VERDICT_ACCEPT;
 }
@@ -801,6 +853,7 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct 
 		lg_nat_icmp_to_outside(p, lg_eng_pol(e)->nat_public, f->pub_port);
 		BUMP(c, icmp_errors_out);
 	}
+	lg_eng_count_icmp(c, 4, ie->type, ie->code);
 	if (ie->type == 3 && ie->code == 4)
 		BUMP(c, icmp_frag_needed);
 	*modified = true;

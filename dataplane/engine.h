@@ -33,6 +33,18 @@ enum lg_drop_reason {
 	LG_DROP_REASON_COUNT
 };
 
+/* ICMP errors passed on, by family, type and code: the codes RFC 792, RFC 1812 and RFC 4443
+ * define for the error types we translate, and one "other" bucket per family. */
+#define LG_ICMP_KINDS 43
+struct lg_icmp_kind {
+	uint8_t family, type, code;
+	bool other; /* any type or code not listed */
+};
+/* The kind of index I (0..LG_ICMP_KINDS-1), and the index of a message (never fails: the
+ * family's "other" bucket takes what is not listed). */
+struct lg_icmp_kind lg_icmp_kind_of(unsigned i);
+unsigned lg_icmp_kind_index(uint8_t family, uint8_t type, uint8_t code);
+
 struct lg_engine_stats {
 	uint64_t packets_in, packets_out, bytes_in, bytes_out;
 	uint64_t passed_untranslated; /* queued but neither from inside nor to our public address */
@@ -51,6 +63,7 @@ struct lg_engine_stats {
 	uint64_t icmp_port_unreachable_sent;
 	uint64_t icmp_errors_in, icmp_errors_out; /* translated toward inside / outside */
 	uint64_t icmp_errors_hairpinned;          /* inside to inside (RFC 5508 REQ-7) */
+	uint64_t icmp_by_kind[LG_ICMP_KINDS];     /* all of the above, by type and code */
 	uint64_t icmp_host_unreachable_sent;      /* 3/1 for a refused new flow (RFC 6888 REQ-11) */
 	uint64_t icmp_admin_prohibited_sent;      /* 3/13 (or ICMPv6 1/1): policy, 'block return' */
 	uint64_t flows_ended_by_rule;             /* reload --reevaluate */

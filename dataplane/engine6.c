@@ -176,6 +176,7 @@ static enum lg_verdict icmp6_error(struct lg_engine *e, struct lg_ctx *c, const 
 		BUMP(c, icmp_errors_in);
 	else
 		BUMP(c, icmp_errors_out);
+	lg_eng_count_icmp(c, 6, ie->type, ie->code);
 	if (ie->type == LG_ICMPV6_PACKET_TOO_BIG)
 		BUMP(c, icmp_frag_needed);
 	return LG_VERDICT_ACCEPT;

@@ -121,6 +121,9 @@ enum lg_verdict lg_eng_rules(struct lg_engine *e, struct lg_ctx *c, const struct
 /* The inside opened connection K: a SYN held for it is forgotten unanswered (N5382-R4). */
 void lg_eng_supersede_held(struct lg_engine *e, struct lg_ctx *c, const struct lg_synhold_key *k);
 
+/* One more ICMP error of FAMILY, TYPE and CODE passed on. */
+void lg_eng_count_icmp(struct lg_ctx *c, uint8_t family, uint8_t type, uint8_t code);
+
 /* engine6.c: an IPv6 packet that parsed (or not: STATUS). */
 enum lg_verdict lg_eng_classify6(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
 				 enum lg_pkt_status status, uint64_t now_ns);

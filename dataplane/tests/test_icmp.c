@@ -403,11 +403,34 @@ static void test_hairpinned_error(void)
 	CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_DROP, "I5508-R4: hairpinned error about no session dropped");
 	lg_engine_stats(e, &st);
 	CHECK_EQ_INT(st.icmp_errors_hairpinned, 1, "counted as hairpinned");
+	CHECK_EQ_INT(st.icmp_by_kind[lg_icmp_kind_index(4, 3, 3)], 1, "and by type and code: 3/3, once");
 	lg_engine_destroy(e);
+}
+
+/* Every kind has one index and back; what is not listed lands in its family's bucket. */
+static void test_icmp_kinds(void)
+{
+	unsigned bad = 0, others = 0;
+
+	for (unsigned i = 0; i < LG_ICMP_KINDS; i++) {
+		struct lg_icmp_kind k = lg_icmp_kind_of(i);
+
+		others += k.other;
+		if (!k.other && lg_icmp_kind_index(k.family, k.type, k.code) != i)
+			bad++;
+	}
+	CHECK_EQ_INT(bad, 0, "each listed kind maps back to its own index");
+	CHECK_EQ_INT(others, 2, "one other bucket per family");
+	CHECK(lg_icmp_kind_of(lg_icmp_kind_index(4, 3, 99)).other &&
+	      lg_icmp_kind_of(lg_icmp_kind_index(4, 3, 99)).family == 4, "an unlisted IPv4 code: IPv4 other");
+	CHECK(lg_icmp_kind_of(lg_icmp_kind_index(6, 200, 0)).other &&
+	      lg_icmp_kind_of(lg_icmp_kind_index(6, 200, 0)).family == 6, "an unlisted IPv6 type: IPv6 other");
+	CHECK(lg_icmp_kind_index(4, 3, 4) != lg_icmp_kind_index(6, 2, 0), "frag needed and packet too big apart");
 }
 
 int main(void)
 {
+	test_icmp_kinds();
 	test_hairpinned_error();
 	test_echo_sessions();
 	test_echo_errors_and_filtering();

@@ -66,6 +66,8 @@ before=$(ctl stats | awk '$1 == "icmp_frag_needed_translated" {print $2}')
 check "inject ICMP 3/4 (MTU 1280) from a router about the session" inject 3 4 00000500 1
 check "N5382-R9: the gateway translated the frag-needed" \
 	wait_until 3 bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^icmp_frag_needed_translated +$((before + 1))$'"
+check "stats count it by type and code" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -q '^icmp family=ipv4 type=3 code=4 count=1$'"
 check "N5382-R9: the client's path MTU to the server dropped to 1280" \
 	wait_until 3 bash -c "ip netns exec lg-client ip route get 198.51.100.2 | grep -q 'mtu 1280'"
 check "N5382-R10: data flows after the 3/4" noop 2
