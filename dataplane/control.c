@@ -433,8 +433,17 @@ static void answer_policy_show(const struct lg_control_ctx *ctx, FILE *out)
 	setting(out, "interface_inside", "%s", p->inside_if);
 	setting(out, "interface_outside", "%s", p->outside_if);
 	prefixes4(out, "nat_inside", p->nat_inside, p->nat_inside_count);
-	inet_ntop(AF_INET, &p->nat_public, a, sizeof(a));
-	setting(out, "nat_public", "%s", a);
+	{
+		const uint32_t *pub;
+		size_t npub = lg_policy_public(p, &pub);
+
+		fprintf(out, "setting name=nat_public value=");
+		for (size_t i = 0; i < npub; i++) {
+			inet_ntop(AF_INET, &pub[i], a, sizeof(a));
+			fprintf(out, "%s%s", i ? "," : "", a);
+		}
+		fputc('\n', out);
+	}
 	setting(out, "nat_ports", "%u-%u", p->port_lo, p->port_hi);
 	setting(out, "nat_quota", "%u", p->host_quota);
 	setting(out, "nat_port_rest", "%u", p->port_rest);

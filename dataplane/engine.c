@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 #include <time.h>
 
 #define EXPIRE_BATCH 1024 /* flows ended per hold of the writer lock */
@@ -133,17 +134,35 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	*e->pol = *pol;
 	e->serial = atomic_fetch_add(&engine_serial, 1) + 1;
 	e->t4.flows = lg_flowtab_create(pol->max_flows, seed);
-	e->maps = lg_natmap_create(pol->nat_public, pol->port_lo, pol->port_hi, pol->host_quota,
-				   pol->port_rest, seed);
+	{
+		const uint32_t *addrs;
+
+		e->pub_count = lg_policy_public(pol, &addrs);
+		for (size_t i = 0; i < e->pub_count; i++) {
+			uint64_t sub = seed ? seed + i * 0x1000193ull : 0;
+
+			e->pub[i].addr = addrs[i];
+			e->pub[i].maps = lg_natmap_create(addrs[i], pol->port_lo, pol->port_hi,
+							  pol->host_quota, pol->port_rest, sub);
+			e->pub[i].echo = lg_echomap_create(pol->timeout_query, pol->host_quota,
+							   seed ? sub ^ 0xec40ull : 0);
+			if (!e->pub[i].maps || !e->pub[i].echo) {
+				lg_engine_destroy(e);
+				return NULL;
+			}
+		}
+		e->pool_key = seed ? seed * 0xff51afd7ed558ccdull : 0;
+		if (!seed && getrandom(&e->pool_key, sizeof(e->pool_key), 0) != sizeof(e->pool_key))
+			e->pool_key = (uint64_t)(uintptr_t)e * 0xff51afd7ed558ccdull;
+	}
 	e->t4.timers = e->t4.flows ? lg_timers_create(e->t4.flows, 0) : NULL;
 	if (e->t4.flows && pol->inside6_count) {
 		e->t6.flows = lg_flowtab_create6(pol->max_flows6, seed ? seed ^ 0x6666ull : 0,
 						 lg_flowtab_qsbr(e->t4.flows));
 		e->t6.timers = e->t6.flows ? lg_timers_create(e->t6.flows, 0) : NULL;
 	}
-	e->echo = lg_echomap_create(pol->timeout_query, pol->host_quota, seed ? seed ^ 0xec40ull : 0);
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
-	if (!e->t4.flows || !e->maps || !e->t4.timers || !e->echo ||
+	if (!e->t4.flows || !e->t4.timers ||
 	    (pol->inside6_count && !e->t6.timers)) {
 		lg_engine_destroy(e);
 		return NULL;
@@ -167,11 +186,13 @@ void lg_engine_destroy(struct lg_engine *e)
 		pthread_mutex_destroy(&e->echo_lock);
 		pthread_mutex_destroy(&e->shared);
 	}
-	lg_echomap_destroy(e->echo);
+	for (size_t i = 0; i < e->pub_count; i++) {
+		lg_echomap_destroy(e->pub[i].echo);
+		lg_natmap_destroy(e->pub[i].maps);
+	}
 	lg_timers_destroy(e->t6.timers);
 	lg_flowtab_destroy(e->t6.flows); /* before t4: it uses t4's QSBR */
 	lg_timers_destroy(e->t4.timers);
-	lg_natmap_destroy(e->maps);
 	lg_flowtab_destroy(e->t4.flows);
 	for (size_t i = 0; i < e->retired_count; i++)
 		free(e->retired[i].pol);
@@ -224,9 +245,11 @@ static struct timing timing_of(const struct lg_engine *e, struct lg_flow *f)
 /* With the writer lock: F goes from its table, its mapping (IPv4) and its timer. */
 static void end_flow(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f, uint32_t now_s)
 {
+	int pub = tb == &e->t4 ? lg_eng_public(e, f->pub_addr) : -1;
+
 	lg_timers_disarm(tb->timers, f);
-	if (tb == &e->t4)
-		lg_natmap_detach(e->maps, e->t4.flows, f, now_s);
+	if (pub >= 0)
+		lg_natmap_detach(e->pub[pub].maps, e->t4.flows, f, now_s);
 	lg_flowtab_remove(tb->flows, f);
 }
 
@@ -309,6 +332,7 @@ bool lg_eng_evict_one(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb
 static struct lg_flow *make_flow(struct lg_engine *e, struct lg_ctx *c, uint32_t ia, uint16_t ip,
 				 uint32_t ra, uint16_t rp, uint32_t now_s, enum lg_drop_reason *why)
 {
+	struct lg_natmap *maps;
 	struct lg_flow *f = lg_flowtab_alloc(e->t4.flows);
 	enum lg_natmap_error err;
 
@@ -328,13 +352,15 @@ static struct lg_flow *make_flow(struct lg_engine *e, struct lg_ctx *c, uint32_t
 	f->created_s = f->last_s = now_s;
 	f->track.wscale[0] = f->track.wscale[1] = -1;
 	lg_flow_unlock(f);
-	if (!lg_natmap_attach(e->maps, e->t4.flows, f, now_s, &err)) {
+	/* paired pooling: every mapping of an inside address on the same public address */
+	maps = lg_eng_paired(e, ia)->maps;
+	if (!lg_natmap_attach(maps, e->t4.flows, f, now_s, &err)) {
 		lg_flowtab_abandon(e->t4.flows, f);
 		*why = err == LG_NATMAP_QUOTA ? LG_DROP_QUOTA : LG_DROP_NO_PORT;
 		return NULL;
 	}
 	if (lg_flowtab_publish(e->t4.flows, f) != LG_FLOWTAB_OK) {
-		lg_natmap_detach(e->maps, e->t4.flows, f, now_s);
+		lg_natmap_detach(maps, e->t4.flows, f, now_s);
 		lg_flowtab_abandon(e->t4.flows, f);
 		*why = LG_DROP_INDEX_FULL;
 		return NULL;
@@ -416,6 +442,10 @@ static void queue_refusal(struct lg_engine *e, struct lg_ctx *c, const struct lg
 			struct lg_pending_refusal *r = &e->refusals[e->refusal_count++];
 
 			r->to = *to;
+			/* from the public address the packet was sent to, else the sender's own */
+			r->from4 = lg_eng_public(e, p->daddr) >= 0 ? p->daddr
+				   : p->family == 4 ? lg_eng_paired(e, p->saddr)->addr
+						    : 0;
 			r->prohibited = prohibited;
 			memcpy(r->quote, p->ip, quote_len);
 			r->quote_len = (uint8_t)quote_len;
@@ -500,7 +530,8 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 		lg_eng_rearm_sooner(e, &e->t4, f);
 	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
 	if (bare_syn) {
-		struct lg_synhold_key k = lg_synhold_key4(f->rem_addr, f->rem_port, f->pub_port);
+		struct lg_synhold_key k = lg_synhold_key4(f->rem_addr, f->rem_port, f->pub_addr,
+							    f->pub_port);
 
 		lg_eng_supersede_held(e, c, &k);
 	}
@@ -517,7 +548,7 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_ctx *c, struct lg
 	enum lg_verdict v = inside_session(e, c, p, now_s, &f);
 
 	if (v == LG_VERDICT_ACCEPT)
-		lg_nat_rewrite_src(p, lg_eng_pol(e)->nat_public, f->pub_port);
+		lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
 	return v;
 }
 
@@ -553,7 +584,7 @@ enum lg_verdict lg_eng_unsolicited(struct lg_engine *e, struct lg_ctx *c, const 
 static enum lg_verdict unsolicited(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
 				   uint64_t now_ns, enum lg_drop_reason why)
 {
-	struct lg_synhold_key k = lg_synhold_key4(p->saddr, p->sport, p->dport);
+	struct lg_synhold_key k = lg_synhold_key4(p->saddr, p->sport, p->daddr, p->dport);
 
 	return lg_eng_unsolicited(e, c, p, &k, icmp_quote_len(p), now_ns, why);
 }
@@ -566,13 +597,14 @@ static struct lg_flow *admit(struct lg_engine *e, struct lg_ctx *c, const struct
 	uint32_t in_addr;
 	uint16_t in_port;
 	struct lg_flow *f;
+	int pub = lg_eng_public(e, p->daddr);
 
-	if (!lg_natmap_owner(e->maps, p->dport, &in_addr, &in_port)) {
+	if (pub < 0 || !lg_natmap_owner(e->pub[pub].maps, p->dport, &in_addr, &in_port)) {
 		*why = LG_DROP_UNSOLICITED;
 		return NULL;
 	}
 	if (lg_eng_pol(e)->filtering == LG_FILTER_ADDRESS_DEPENDENT &&
-	    !lg_natmap_sent_to(e->maps, e->t4.flows, p->dport, p->saddr)) {
+	    !lg_natmap_sent_to(e->pub[pub].maps, e->t4.flows, p->dport, p->saddr)) {
 		*why = LG_DROP_FILTERED;
 		return NULL;
 	}
@@ -606,7 +638,7 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct lg_ctx *c, co
 				       uint64_t now_ns, bool hold, struct lg_flow **out)
 {
 	uint32_t now_s = lg_eng_seconds(now_ns);
-	struct lg_flow *f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_public(e->t4.flows, p->dport, p->saddr,
+	struct lg_flow *f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_public(e->t4.flows, p->daddr, p->dport, p->saddr,
 								  p->sport), now_s, false);
 	bool sooner;
 
@@ -615,7 +647,7 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct lg_ctx *c, co
 
 		if ((p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK | LG_TCP_RST)) == LG_TCP_SYN) {
 			pthread_mutex_lock(&e->wlock);
-			f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_public(e->t4.flows, p->dport, p->saddr,
+			f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_public(e->t4.flows, p->daddr, p->dport, p->saddr,
 								 p->sport), now_s, true);
 			if (!f) {
 				f = admit(e, c, p, now_s, &why);
@@ -667,7 +699,7 @@ static enum lg_verdict hairpin_in(struct lg_engine *e, struct lg_ctx *c, struct 
 
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
-	as_seen.saddr = lg_eng_pol(e)->nat_public;
+	as_seen.saddr = from->pub_addr;
 	as_seen.sport = from->pub_port;
 	/* no ICMP about a refused hairpin SYN: it would go to our own public address */
 	v = outside_session(e, c, &as_seen, now_ns, false, &to);
@@ -685,16 +717,17 @@ static enum lg_verdict hairpin_out(struct lg_engine *e, struct lg_ctx *c, struct
 	uint16_t target_pub;
 	bool mapped;
 	struct lg_flow *from;
+	struct lg_public *target = lg_eng_paired(e, p->daddr);
 
 	pthread_mutex_lock(&e->wlock);
-	mapped = lg_natmap_port_of(e->maps, p->daddr, p->dport, &target_pub);
+	mapped = lg_natmap_port_of(target->maps, p->daddr, p->dport, &target_pub);
 	pthread_mutex_unlock(&e->wlock);
 	if (!mapped)
 		return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
-	from = lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport, lg_eng_pol(e)->nat_public, target_pub);
+	from = lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport, target->addr, target_pub);
 	if (!from)
 		return lg_eng_drop(c, LG_DROP_NO_FLOW_OUT);
-	lg_nat_rewrite_src(p, lg_eng_pol(e)->nat_public, from->pub_port);
+	lg_nat_rewrite_src(p, from->pub_addr, from->pub_port);
 	return LG_VERDICT_ACCEPT;
 }
 
@@ -710,9 +743,11 @@ static enum lg_verdict echo(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt
 	const struct lg_policy *pol = lg_eng_pol(e);
 	struct lg_echo_session s;
 	bool ok, known = false;
+	int pub = lg_eng_public(e, p->daddr);
 
 	if (p->icmp.type == LG_ICMP_ECHO_REQUEST && lg_policy_is_inside(pol, p->saddr) &&
-	    !lg_policy_is_inside(pol, p->daddr) && p->daddr != pol->nat_public) {
+	    !lg_policy_is_inside(pol, p->daddr) && pub < 0) {
+		struct lg_public *paired = lg_eng_paired(e, p->saddr);
 		struct lg_flow_desc d = { LG_RULE_OUT, LG_RULE_ICMP, 4, (const uint8_t *)&p->saddr,
 					  (const uint8_t *)&p->daddr, 0 };
 		struct lg_icmp_dest to = { .family = 4, .addr4 = p->saddr };
@@ -720,22 +755,23 @@ static enum lg_verdict echo(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt
 		if (lg_eng_rules(e, c, p, &d, &to, icmp_quote_len(p)) != LG_VERDICT_ACCEPT)
 			return LG_VERDICT_DROP;
 		pthread_mutex_lock(&e->echo_lock);
-		ok = lg_echomap_outbound(e->echo, p->saddr, p->query_id, p->daddr, lg_eng_seconds(now_ns), &s);
+		ok = lg_echomap_outbound(paired->echo, p->saddr, p->query_id, p->daddr,
+					 lg_eng_seconds(now_ns), &s);
 		pthread_mutex_unlock(&e->echo_lock);
 		if (!ok)
 			return lg_eng_drop(c, LG_DROP_NO_PORT);
-		lg_nat_echo_out(p, pol->nat_public, s.pub_id);
+		lg_nat_echo_out(p, paired->addr, s.pub_id);
 		BUMP(c, icmp_echo_out);
 		*modified = true;
 		return LG_VERDICT_ACCEPT;
 	}
-	if (p->icmp.type == LG_ICMP_ECHO_REPLY && p->daddr == pol->nat_public &&
-	    !lg_policy_is_inside(pol, p->saddr)) {
+	if (p->icmp.type == LG_ICMP_ECHO_REPLY && pub >= 0 && !lg_policy_is_inside(pol, p->saddr)) {
 		pthread_mutex_lock(&e->echo_lock);
-		ok = lg_echomap_inbound(e->echo, p->query_id, p->saddr,
+		ok = lg_echomap_inbound(e->pub[pub].echo, p->query_id, p->saddr,
 					pol->filtering == LG_FILTER_ADDRESS_DEPENDENT, lg_eng_seconds(now_ns), &s);
 		if (!ok)
-			known = lg_echomap_by_public(e->echo, p->query_id, lg_eng_seconds(now_ns), &s);
+			known = lg_echomap_by_public(e->pub[pub].echo, p->query_id, lg_eng_seconds(now_ns),
+						     &s);
 		pthread_mutex_unlock(&e->echo_lock);
 		if (known)
 			return lg_eng_drop(c, LG_DROP_FILTERED);
@@ -759,11 +795,12 @@ static enum lg_verdict icmp_error_about_echo(struct lg_engine *e, struct lg_ctx 
 	const struct lg_icmp_error *ie = &p->icmp;
 	struct lg_echo_session s;
 	bool found = false;
+	int pub = lg_eng_public(e, p->daddr);
 
-	if (p->daddr == lg_eng_pol(e)->nat_public && ie->inner_saddr == lg_eng_pol(e)->nat_public &&
-	    ie->inner_l4[0] == LG_ICMP_ECHO_REQUEST) {
+	if (pub >= 0 && ie->inner_saddr == p->daddr && ie->inner_l4[0] == LG_ICMP_ECHO_REQUEST) {
 		pthread_mutex_lock(&e->echo_lock);
-		found = lg_echomap_by_public(e->echo, ie->inner_sport, lg_eng_seconds(now_ns), &s);
+		found = lg_echomap_by_public(e->pub[pub].echo, ie->inner_sport, lg_eng_seconds(now_ns),
+					     &s);
 		pthread_mutex_unlock(&e->echo_lock);
 	}
 	if (!found)
@@ -785,16 +822,16 @@ static enum lg_verdict hairpinned_icmp_error(struct lg_engine *e, struct lg_ctx 
 					     struct lg_pkt *p, bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
-	uint32_t pub = lg_eng_pol(e)->nat_public;
 	struct lg_flow *to, *from = NULL;
 
-	to = lg_flowtab_find_inside(e->t4.flows, ie->inner_daddr, ie->inner_dport, pub,
+	to = lg_flowtab_find_inside(e->t4.flows, ie->inner_daddr, ie->inner_dport, ie->inner_saddr,
 				    ie->inner_sport);
 	if (to)
-		from = lg_flowtab_find_public(e->t4.flows, ie->inner_sport, pub, to->pub_port);
+		from = lg_flowtab_find_public(e->t4.flows, ie->inner_saddr, ie->inner_sport,
+					      to->pub_addr, to->pub_port);
 	if (!from)
 		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
-	lg_nat_icmp_hairpin(p, from->in_addr, from->in_port, pub, to->pub_port);
+	lg_nat_icmp_hairpin(p, from->in_addr, from->in_port, to->pub_addr, to->pub_port);
 	BUMP(c, icmp_errors_hairpinned);
 	lg_eng_count_icmp(c, 4, ie->type, ie->code);
 	*modified = true;
@@ -811,7 +848,8 @@ static enum lg_verdict hairpinned_icmp_error_out(struct lg_engine *e, struct lg_
 	if (!lg_flowtab_find_inside(e->t4.flows, ie->inner_saddr, ie->inner_sport, ie->inner_daddr,
 				    ie->inner_dport))
 		return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
-	lg_nat_icmp_to_outside(p, lg_eng_pol(e)->nat_public, ie->inner_dport); /* the quote is already so */
+	/* the complainer's public endpoint, which the quote already names */
+	lg_nat_icmp_to_outside(p, ie->inner_daddr, ie->inner_dport);
 	*modified = true;
 	return LG_VERDICT_ACCEPT;
 }
@@ -820,26 +858,28 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct 
 				  uint64_t now_ns, bool *modified)
 {
 	const struct lg_icmp_error *ie = &p->icmp;
+	const struct lg_policy *pol = lg_eng_pol(e);
 	struct lg_flow *f;
 
 	if (ie->inner_proto == LG_IPPROTO_ICMP)
 		return icmp_error_about_echo(e, c, p, now_ns, modified);
-	if (p->daddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), p->saddr) &&
-	    ie->inner_saddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), ie->inner_daddr))
+	if (lg_eng_public(e, p->daddr) >= 0 && lg_policy_is_inside(pol, p->saddr) &&
+	    lg_eng_public(e, ie->inner_saddr) >= 0 && lg_policy_is_inside(pol, ie->inner_daddr))
 		return hairpinned_icmp_error(e, c, p, modified);
-	if (lg_policy_is_inside(lg_eng_pol(e), p->saddr) && lg_policy_is_inside(lg_eng_pol(e), p->daddr) &&
-	    ie->inner_daddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), ie->inner_saddr))
+	if (lg_policy_is_inside(pol, p->saddr) && lg_policy_is_inside(pol, p->daddr) &&
+	    lg_eng_public(e, ie->inner_daddr) >= 0 && lg_policy_is_inside(pol, ie->inner_saddr))
 		return hairpinned_icmp_error_out(e, c, p, modified);
-	if (p->daddr == lg_eng_pol(e)->nat_public) {
+	if (lg_eng_public(e, p->daddr) >= 0) {
 		/* about a segment we sent out: it quotes public:port -> remote */
-		if (ie->inner_saddr != lg_eng_pol(e)->nat_public)
+		if (ie->inner_saddr != p->daddr)
 			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
-		if (ntohs(ie->inner_sport) < lg_eng_pol(e)->port_lo || ntohs(ie->inner_sport) > lg_eng_pol(e)->port_hi) {
+		if (ntohs(ie->inner_sport) < pol->port_lo || ntohs(ie->inner_sport) > pol->port_hi) {
 			/* the gateway's own connection, outside the NAT range: not ours to translate */
 			BUMP(c, passed_untranslated);
 			return LG_VERDICT_ACCEPT;
 		}
-		f = lg_flowtab_find_public(e->t4.flows, ie->inner_sport, ie->inner_daddr, ie->inner_dport);
+		f = lg_flowtab_find_public(e->t4.flows, ie->inner_saddr, ie->inner_sport, ie->inner_daddr,
+					   ie->inner_dport);
 		if (!f)
 			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
 		lg_nat_icmp_to_inside(p, f->in_addr, f->in_port);
@@ -850,7 +890,7 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct 
 					   ie->inner_sport);
 		if (!f)
 			return lg_eng_drop(c, LG_DROP_ICMP_NO_FLOW);
-		lg_nat_icmp_to_outside(p, lg_eng_pol(e)->nat_public, f->pub_port);
+		lg_nat_icmp_to_outside(p, f->pub_addr, f->pub_port);
 		BUMP(c, icmp_errors_out);
 	}
 	lg_eng_count_icmp(c, 4, ie->type, ie->code);
@@ -864,6 +904,7 @@ static enum lg_verdict classify(struct lg_engine *e, struct lg_ctx *c, struct lg
 				enum lg_pkt_status status, uint64_t now_ns, bool *modified)
 {
 	enum lg_verdict v;
+	bool to_public;
 
 	if (status == LG_PKT_ICMP_UNSUPPORTED)
 		return lg_eng_drop(c, LG_DROP_UNSUPPORTED);
@@ -873,18 +914,18 @@ static enum lg_verdict classify(struct lg_engine *e, struct lg_ctx *c, struct lg
 	}
 	if (p->proto == LG_IPPROTO_ICMP && p->query)
 		return echo(e, c, p, now_ns, modified);
-	if (p->proto == LG_IPPROTO_ICMP &&
-	    (p->daddr == lg_eng_pol(e)->nat_public || lg_policy_is_inside(lg_eng_pol(e), p->saddr)))
+	to_public = lg_eng_public(e, p->daddr) >= 0;
+	if (p->proto == LG_IPPROTO_ICMP && (to_public || lg_policy_is_inside(lg_eng_pol(e), p->saddr)))
 		return icmp_error(e, c, p, now_ns, modified);
 	if (p->proto == LG_IPPROTO_ICMP) {
 		BUMP(c, passed_untranslated);
 		return LG_VERDICT_ACCEPT;
 	}
-	if (p->daddr == lg_eng_pol(e)->nat_public && lg_policy_is_inside(lg_eng_pol(e), p->saddr))
+	if (to_public && lg_policy_is_inside(lg_eng_pol(e), p->saddr))
 		v = hairpin_in(e, c, p, now_ns);
 	else if (lg_policy_is_inside(lg_eng_pol(e), p->saddr) && lg_policy_is_inside(lg_eng_pol(e), p->daddr))
 		v = hairpin_out(e, c, p);
-	else if (p->daddr == lg_eng_pol(e)->nat_public)
+	else if (to_public)
 		v = inbound(e, c, p, now_ns);
 	else if (lg_policy_is_inside(lg_eng_pol(e), p->saddr))
 		v = outbound(e, c, p, lg_eng_seconds(now_ns));
@@ -942,9 +983,11 @@ static void answer_held_syn(const struct lg_synhold_entry *h, void *arg)
 		memcpy(to.addr6, h->key.rem, 16);
 		len = lg_icmp6_build_error(pkt, 1, 4, h->quote, h->quote_len);
 	} else {
+		uint32_t from;
+
 		memcpy(&to.addr4, h->key.rem, 4);
-		len = lg_icmp_build_error(pkt, lg_eng_pol(d->e)->nat_public, to.addr4, 3, 3, h->quote,
-					  h->quote_len);
+		memcpy(&from, h->key.local, 4); /* the public address the SYN was sent to */
+		len = lg_icmp_build_error(pkt, from, to.addr4, 3, 3, h->quote, h->quote_len);
 	}
 	BUMP(d->c, icmp_port_unreachable_sent);
 	d->send(pkt, len, &to, d->arg);
@@ -970,7 +1013,7 @@ size_t lg_engine_due(struct lg_engine *e, uint64_t now_ns, lg_icmp_send_fn *send
 		if (r->to.family == 6)
 			len = lg_icmp6_build_error(pkt, 1, prohibited ? 1 : 3, r->quote, r->quote_len);
 		else
-			len = lg_icmp_build_error(pkt, lg_eng_pol(e)->nat_public, r->to.addr4, 3,
+			len = lg_icmp_build_error(pkt, r->from4, r->to.addr4, 3,
 						  prohibited ? 13 : 1, r->quote, r->quote_len);
 		if (prohibited)
 			BUMP(&c, icmp_admin_prohibited_sent);
@@ -1026,7 +1069,8 @@ size_t lg_engine_expire(struct lg_engine *e, uint64_t now_ns)
 	}
 	ADD(&c, flows_expired, x.ended);
 	pthread_mutex_lock(&e->echo_lock);
-	ADD(&c, echo_sessions_expired, lg_echomap_expire(e->echo, x.now_s));
+	for (size_t i = 0; i < e->pub_count; i++)
+		ADD(&c, echo_sessions_expired, lg_echomap_expire(e->pub[i].echo, x.now_s));
 	pthread_mutex_unlock(&e->echo_lock);
 	slot_leave(&c);
 	lg_flowtab_reclaim(e->t4.flows);
@@ -1063,7 +1107,7 @@ static bool table_each(struct lg_engine *e, struct lg_table *tb, uint32_t now_s,
 		}
 		lg_flow_unlock(f);
 		v.family = ipv6 ? 6 : 4;
-		v.pub_addr = ipv6 ? 0 : lg_eng_pol(e)->nat_public;
+		v.pub_addr = ipv6 ? 0 : v.flow.pub_addr;
 		idle = (int32_t)(now_s - v.flow.last_s) > 0 ? now_s - v.flow.last_s : 0;
 		limit = idle_limit(e, v.flow.state, v.flow.flags);
 		v.idle_s = idle;
@@ -1126,10 +1170,12 @@ void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
 	out->syn_hold_overflow = e->synhold.overflow;
 	pthread_mutex_unlock(&e->aux);
 	pthread_mutex_lock(&e->wlock);
-	out->mappings_active = lg_natmap_count(e->maps);
+	for (size_t i = 0; i < e->pub_count; i++)
+		out->mappings_active += lg_natmap_count(e->pub[i].maps);
 	pthread_mutex_unlock(&e->wlock);
 	pthread_mutex_lock(&e->echo_lock);
-	out->echo_sessions_active = lg_echomap_active(e->echo);
+	for (size_t i = 0; i < e->pub_count; i++)
+		out->echo_sessions_active += lg_echomap_active(e->pub[i].echo);
 	pthread_mutex_unlock(&e->echo_lock);
 	out->flows_active = lg_flowtab_count(e->t4.flows);
 	out->flows_capacity = lg_flowtab_capacity(e->t4.flows);
@@ -1144,7 +1190,8 @@ void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out)
 void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *arg)
 {
 	pthread_mutex_lock(&e->wlock);
-	lg_natmap_set_hook(e->maps, fn, arg);
+	for (size_t i = 0; i < e->pub_count; i++)
+		lg_natmap_set_hook(e->pub[i].maps, fn, arg);
 	pthread_mutex_unlock(&e->wlock);
 }
 
@@ -1203,14 +1250,16 @@ int lg_engine_reload(struct lg_engine *e, const struct lg_policy *new_pol, char 
 	}
 	*fresh = *new_pol;
 	pthread_mutex_lock(&e->wlock);
-	lg_natmap_set_limits(e->maps, fresh->host_quota, fresh->port_rest);
+	for (size_t i = 0; i < e->pub_count; i++)
+		lg_natmap_set_limits(e->pub[i].maps, fresh->host_quota, fresh->port_rest);
 	__atomic_store_n(&e->pol, fresh, __ATOMIC_RELEASE);
 	refresh_flags(e, &e->t4);
 	if (e->t6.flows)
 		refresh_flags(e, &e->t6);
 	pthread_mutex_unlock(&e->wlock);
 	pthread_mutex_lock(&e->echo_lock);
-	lg_echomap_set_limits(e->echo, fresh->timeout_query, fresh->host_quota);
+	for (size_t i = 0; i < e->pub_count; i++)
+		lg_echomap_set_limits(e->pub[i].echo, fresh->timeout_query, fresh->host_quota);
 	pthread_mutex_unlock(&e->echo_lock);
 	e->retired[e->retired_count].pol = old;
 	e->retired[e->retired_count].target = lg_qsbr_advance(e->qsbr);
@@ -1306,21 +1355,26 @@ static bool echo_one(const struct lg_echo_session *s, void *arg)
 	struct lg_mapping_view v = { LG_IPPROTO_ICMP, s->in_addr, w->pub_addr, s->in_id, s->pub_id, 0,
 				     (int32_t)(w->now_s - s->last_s) > 0 ? w->now_s - s->last_s : 0 };
 
-	return w->fn(&v, w->arg);
+	w->stopped = !w->fn(&v, w->arg);
+	return !w->stopped;
 }
 
 void lg_engine_mappings_each(struct lg_engine *e, uint64_t now_ns,
 			     bool (*fn)(const struct lg_mapping_view *v, void *arg), void *arg)
 {
-	struct mapping_walk w = { fn, arg, lg_eng_pol(e)->nat_public, lg_eng_seconds(now_ns), false };
+	struct mapping_walk w = { fn, arg, 0, lg_eng_seconds(now_ns), false };
 
 	pthread_mutex_lock(&e->wlock);
-	lg_natmap_each(e->maps, mapping_one, &w);
+	for (size_t i = 0; i < e->pub_count && !w.stopped; i++) {
+		w.pub_addr = e->pub[i].addr;
+		lg_natmap_each(e->pub[i].maps, mapping_one, &w);
+	}
 	pthread_mutex_unlock(&e->wlock);
-	if (w.stopped)
-		return;
 	pthread_mutex_lock(&e->echo_lock);
-	lg_echomap_each(e->echo, w.now_s, echo_one, &w);
+	for (size_t i = 0; i < e->pub_count && !w.stopped; i++) {
+		w.pub_addr = e->pub[i].addr;
+		lg_echomap_each(e->pub[i].echo, w.now_s, echo_one, &w);
+	}
 	pthread_mutex_unlock(&e->echo_lock);
 }
 
@@ -1337,8 +1391,10 @@ size_t lg_engine_flush(struct lg_engine *e, uint64_t now_ns, size_t *echoes)
 {
 	size_t ended = end_flows_where(e, lg_eng_seconds(now_ns), any_flow, NULL), echo_ended;
 
+	echo_ended = 0;
 	pthread_mutex_lock(&e->echo_lock);
-	echo_ended = lg_echomap_flush(e->echo);
+	for (size_t i = 0; i < e->pub_count; i++)
+		echo_ended += lg_echomap_flush(e->pub[i].echo);
 	pthread_mutex_unlock(&e->echo_lock);
 	if (echoes)
 		*echoes = echo_ended;
@@ -1354,7 +1410,9 @@ void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger
 			       const uint32_t *rest_left, uint64_t now_ns)
 {
 	pthread_mutex_lock(&e->wlock);
-	lg_natmap_set_ledger(e->maps, ledger, rest_left, lg_eng_seconds(now_ns));
+	for (size_t i = 0; i < e->pub_count; i++)
+		lg_natmap_set_ledger(e->pub[i].maps, ledger, i, rest_left + i * LG_PORTLEDGER_PORTS,
+				     lg_eng_seconds(now_ns));
 	pthread_mutex_unlock(&e->wlock);
 }
 

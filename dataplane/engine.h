@@ -165,8 +165,9 @@ int lg_engine_reload(struct lg_engine *e, const struct lg_policy *new_pol, char 
 /* End the flows the rules in force now refuse (reload --reevaluate); returns how many. */
 size_t lg_engine_reevaluate(struct lg_engine *e, uint64_t now_ns);
 
-/* Record public ports in LEDGER from now on, and rest those the previous run left (REST_LEFT,
- * from lg_portledger_open) before any is drawn again (RFC 6888 REQ-8 across restarts). */
+/* Record public ports in LEDGER from now on (section I for the policy's public address I), and
+ * rest those the previous run left (REST_LEFT, from lg_portledger_open, a section per address)
+ * before any is drawn again (RFC 6888 REQ-8 across restarts). */
 void lg_engine_set_port_ledger(struct lg_engine *e, struct lg_portledger *ledger,
 			       const uint32_t *rest_left, uint64_t now_ns);
 

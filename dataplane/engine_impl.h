@@ -15,6 +15,7 @@
 
 struct lg_pending_refusal {
 	struct lg_icmp_dest to;
+	uint32_t from4; /* IPv4: the public address the answer comes from */
 	bool prohibited; /* administratively prohibited, else host (address) unreachable */
 	uint8_t quote[LG_SYNHOLD_QUOTE_MAX];
 	uint8_t quote_len;
@@ -47,10 +48,15 @@ struct lg_engine {
 	struct lg_qsbr *qsbr;   /* t4's, shared by t6 */
 	/* making and ending flows, mappings and timers; never held while waiting for a flow */
 	pthread_mutex_t wlock;
-	struct lg_natmap *maps;
-	/* ICMP echo sessions */
+	/* the public addresses: their mappings (under WLOCK) and echo sessions (ECHO_LOCK) */
+	struct lg_public {
+		uint32_t addr;
+		struct lg_natmap *maps;
+		struct lg_echomap *echo;
+	} pub[LG_MAX_PUBLIC];
+	size_t pub_count;
+	uint64_t pool_key; /* pairs each inside address with one public address */
 	pthread_mutex_t echo_lock;
-	struct lg_echomap *echo;
 	/* held SYNs and pending refusals */
 	pthread_mutex_t aux;
 	struct lg_synhold synhold;
@@ -72,6 +78,29 @@ struct lg_ctx {
 
 #define ADD(c, field, n) __atomic_store_n(&(c)->st->field, (c)->st->field + (n), __ATOMIC_RELAXED)
 #define BUMP(c, field) ADD(c, field, 1)
+
+/* The public address ADDR's index, or -1: not one of ours. */
+static inline int lg_eng_public(const struct lg_engine *e, uint32_t addr)
+{
+	for (size_t i = 0; i < e->pub_count; i++)
+		if (e->pub[i].addr == addr)
+			return (int)i;
+	return -1;
+}
+
+/* The public address an inside address always uses (paired pooling, RFC 4787 REQ-2). */
+static inline struct lg_public *lg_eng_paired(struct lg_engine *e, uint32_t in_addr)
+{
+	uint64_t h = in_addr ^ e->pool_key;
+
+	/* every bit of the address moves every bit of the hash (murmur3's finalizer) */
+	h ^= h >> 33;
+	h *= 0xff51afd7ed558ccdull;
+	h ^= h >> 33;
+	h *= 0xc4ceb9fe1a85ec53ull;
+	h ^= h >> 33;
+	return &e->pub[h % e->pub_count];
+}
 
 /* The policy in force. Packet threads may hold it until they leave the engine. */
 static inline const struct lg_policy *lg_eng_pol(const struct lg_engine *e)

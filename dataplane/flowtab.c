@@ -130,9 +130,9 @@ static bool is_inside(const struct lg_flow *f, uint32_t ia, uint16_t ip, uint32_
 	return f->in_addr == ia && f->in_port == ip && f->rem_addr == ra && f->rem_port == rp;
 }
 
-static bool is_public(const struct lg_flow *f, uint16_t pp, uint32_t ra, uint16_t rp)
+static bool is_public(const struct lg_flow *f, uint32_t pa, uint16_t pp, uint32_t ra, uint16_t rp)
 {
-	return f->pub_port == pp && f->rem_addr == ra && f->rem_port == rp;
+	return f->pub_port == pp && f->rem_addr == ra && f->rem_port == rp && f->pub_addr == pa;
 }
 
 static bool is_inside6(const struct lg_flowtab *t, const struct lg_flow *f, const uint8_t *ia,
@@ -223,12 +223,12 @@ uint32_t lg_flowtab_fold6(const uint8_t addr[16])
 	return w[0] ^ w[1] ^ w[2] ^ w[3];
 }
 
-struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
+struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint32_t pub_addr, uint16_t pub_port,
 				       uint32_t rem_addr, uint16_t rem_port)
 {
-	uint64_t h = key_hash(&t->by_public, 0, pub_port, rem_addr, rem_port);
+	uint64_t h = key_hash(&t->by_public, pub_addr, pub_port, rem_addr, rem_port);
 
-	PROBE(t, &t->by_public, h, is_public(f, pub_port, rem_addr, rem_port));
+	PROBE(t, &t->by_public, h, is_public(f, pub_addr, pub_port, rem_addr, rem_port));
 }
 
 #define BATCH 16
@@ -342,7 +342,7 @@ static uint64_t public_hash(const struct lg_flowtab *t, const struct lg_flow *f)
 {
 	if (t->addr6)
 		return key_hash6(&t->by_public, t->addr6[f - t->pool].in, f->in_port, NULL, 0);
-	return key_hash(&t->by_public, 0, f->pub_port, f->rem_addr, f->rem_port);
+	return key_hash(&t->by_public, f->pub_addr, f->pub_port, f->rem_addr, f->rem_port);
 }
 
 static bool published(struct lg_flowtab *t, uint64_t hi, const struct lg_flow *f)

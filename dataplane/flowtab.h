@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The core record, 104 bytes: what every flow needs and no more. Application-layer state
+/* The core record, 112 bytes: what every flow needs and no more. Application-layer state
  * would live in a separate pool for the flows that have it. The tuple is fixed while the
  * record is published; flags, state, track, times and counters change with LOCK held;
  * map_next, the wheel fields and the links belong to whoever holds the engine's writer lock. */
@@ -33,6 +33,7 @@ struct lg_flow {
 	uint32_t map_next;                    /* next flow of the same mapping: index + 1 */
 	uint64_t pkts_out, pkts_in, bytes_out, bytes_in;
 	uint32_t link_prev, link_next;        /* timer list while published; free list after */
+	uint32_t pub_addr;                    /* network byte order: the public address (IPv4) */
 };
 
 #define LG_FLOW_LIVE 0x01 /* published, not yet removed */
@@ -104,7 +105,7 @@ struct lg_qsbr *lg_flowtab_qsbr(struct lg_flowtab *t);
 /* Lookups: the caller is an online reader. */
 struct lg_flow *lg_flowtab_find_inside(struct lg_flowtab *t, uint32_t in_addr, uint16_t in_port,
 				       uint32_t rem_addr, uint16_t rem_port);
-struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint16_t pub_port,
+struct lg_flow *lg_flowtab_find_public(struct lg_flowtab *t, uint32_t pub_addr, uint16_t pub_port,
 				       uint32_t rem_addr, uint16_t rem_port);
 /* N lookups by inside tuple (a = inside, b = remote), overlapped so that their cache misses
  * are paid together. */

@@ -326,9 +326,10 @@ static int reload_policy(void *arg, char *msg, size_t msglen)
 static struct lg_portledger *open_port_ledger(const struct lg_policy *pol, struct lg_engine *engine)
 {
 	char path[LG_PATH_MAX + 8], err[LG_PATH_MAX + 128];
+	const uint32_t *addrs;
+	size_t n = lg_policy_public(pol, &addrs), resting = 0;
 	uint32_t *rest_left;
 	struct lg_portledger *l;
-	size_t resting = 0;
 
 	if (pol->port_state_off)
 		return NULL;
@@ -338,8 +339,8 @@ static struct lg_portledger *open_port_ledger(const struct lg_policy *pol, struc
 		mkdir(LG_CTL_DIR, 0700);
 	else
 		path[0] = '\0';
-	rest_left = malloc(65536 * sizeof(*rest_left));
-	l = path[0] && rest_left ? lg_portledger_open(path, pol->nat_public, pol->port_rest,
+	rest_left = malloc(n * LG_PORTLEDGER_PORTS * sizeof(*rest_left));
+	l = path[0] && rest_left ? lg_portledger_open(path, addrs, n, pol->port_rest,
 						      (uint32_t)time(NULL), rest_left, err, sizeof(err))
 				 : NULL;
 	if (!l) {
@@ -348,7 +349,7 @@ static struct lg_portledger *open_port_ledger(const struct lg_policy *pol, struc
 		free(rest_left);
 		return NULL;
 	}
-	for (size_t p = 0; p < 65536; p++)
+	for (size_t p = 0; p < n * LG_PORTLEDGER_PORTS; p++)
 		resting += rest_left[p] != 0;
 	lg_engine_set_port_ledger(engine, l, rest_left, lg_clock_now_ns());
 	lg_log(LG_LOG_INFO, "port ledger %s: %zu port%s left by the previous run rest up to %u s",

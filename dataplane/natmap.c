@@ -36,6 +36,7 @@ struct lg_natmap {
 	lg_mapping_hook *hook;
 	void *hook_arg;
 	struct lg_portledger *ledger;
+	size_t ledger_section;
 };
 
 static uint32_t mix(uint64_t key, uint64_t a)
@@ -213,12 +214,13 @@ bool lg_natmap_attach(struct lg_natmap *m, struct lg_flowtab *t, struct lg_flow 
 		m->map_chains[c] = (uint32_t)port + 1;
 		m->count++;
 		if (m->ledger)
-			lg_portledger_used(m->ledger, port);
+			lg_portledger_used(m->ledger, m->ledger_section, port);
 		if (m->hook)
 			m->hook(true, f->in_addr, f->in_port, m->pub_addr, htons(port), m->hook_arg);
 	}
 	mp = &m->maps[port];
 	mp->refs++;
+	f->pub_addr = m->pub_addr;
 	f->pub_port = htons(port);
 	f->map_next = mp->flows;
 	mp->flows = lg_flowtab_index_of(t, f) + 1;
@@ -256,7 +258,7 @@ void lg_natmap_detach(struct lg_natmap *m, struct lg_flowtab *t, struct lg_flow 
 	m->rest_until[port] = now_s + m->hold_s;
 	m->count--;
 	if (m->ledger)
-		lg_portledger_released(m->ledger, port, (uint32_t)time(NULL));
+		lg_portledger_released(m->ledger, m->ledger_section, port, (uint32_t)time(NULL));
 	if (m->hook)
 		m->hook(false, mp->in_addr, mp->in_port, m->pub_addr, f->pub_port, m->hook_arg);
 }
@@ -311,10 +313,16 @@ void lg_natmap_each(const struct lg_natmap *m,
 			return;
 }
 
-void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger,
+uint32_t lg_natmap_address(const struct lg_natmap *m)
+{
+	return m->pub_addr;
+}
+
+void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger, size_t section,
 			  const uint32_t *rest_left, uint32_t now_s)
 {
 	m->ledger = ledger;
+	m->ledger_section = section;
 	for (uint32_t p = 0; p < PORTS; p++) {
 		uint32_t until = now_s + rest_left[p];
 
@@ -322,6 +330,6 @@ void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger,
 		if (rest_left[p] && (m->rest_until[p] == 0 || (int32_t)(until - m->rest_until[p]) > 0))
 			m->rest_until[p] = until ? until : 1;
 		if (m->maps[p].refs)
-			lg_portledger_used(ledger, (uint16_t)p);
+			lg_portledger_used(ledger, section, (uint16_t)p);
 	}
 }

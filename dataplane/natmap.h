@@ -31,7 +31,7 @@ void lg_natmap_set_limits(struct lg_natmap *m, uint32_t host_quota, uint32_t hol
 void lg_natmap_set_hook(struct lg_natmap *m, lg_mapping_hook *fn, void *arg);
 
 /* Add flow F (record REC of table T) to its inside endpoint's mapping, made if there is none;
- * sets F's public port. Fails with *ERR when the host is at its quota or no port is free. */
+ * sets F's public address and port. Fails with *ERR when the host is at its quota or no port is free. */
 bool lg_natmap_attach(struct lg_natmap *m, struct lg_flowtab *t, struct lg_flow *f,
 		      uint32_t now_s, enum lg_natmap_error *err);
 /* Take F off its mapping; the mapping goes with its last flow. */
@@ -52,9 +52,11 @@ void lg_natmap_each(const struct lg_natmap *m,
 		    bool (*fn)(uint32_t in_addr, uint16_t in_port, uint16_t pub_port, uint32_t flows,
 			       void *arg),
 		    void *arg);
-/* Keep LEDGER up to date from now on, and rest each port REST_LEFT[port] seconds from NOW_S
- * (what the previous run left, lg_portledger_open). Ports in use now are recorded. */
-void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger,
+/* Keep section SECTION of LEDGER up to date from now on, and rest each port REST_LEFT[port]
+ * seconds from NOW_S (what the previous run left, lg_portledger_open). Ports in use now are
+ * recorded. */
+void lg_natmap_set_ledger(struct lg_natmap *m, struct lg_portledger *ledger, size_t section,
 			  const uint32_t *rest_left, uint32_t now_s);
+uint32_t lg_natmap_address(const struct lg_natmap *m);
 
 #endif

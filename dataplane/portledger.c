@@ -1,8 +1,8 @@
 #include "dataplane/portledger.h"
 
 #include <errno.h>
-#include <stdbool.h>
 #include <fcntl.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,33 +10,79 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define PORTS 65536
-#define LEDGER_MAGIC "LGPORTS1"
+#define LEDGER_MAGIC "LGPORTS2"
 #define IN_USE 0xffffffffu /* else: the wall-clock second of its release, 0 = never used */
 
-struct ledger_file {
+struct ledger_header {
 	char magic[8];
-	uint32_t pub_addr;
+	uint32_t count;
+	uint32_t addrs[LG_PORTLEDGER_MAX_ADDRS];
 	uint32_t reserved;
-	uint32_t port[PORTS];
 };
 
 struct lg_portledger {
-	struct ledger_file *map;
+	struct ledger_header *map;
+	uint32_t *ports; /* COUNT sections of LG_PORTLEDGER_PORTS */
+	size_t bytes;
 	int fd;
 };
 
-struct lg_portledger *lg_portledger_open(const char *path, uint32_t pub_addr, uint32_t hold_s,
-					 uint32_t now_wall, uint32_t *rest_left, char *err,
-					 size_t errlen)
+static size_t file_bytes(size_t n)
+{
+	return sizeof(struct ledger_header) + n * LG_PORTLEDGER_PORTS * sizeof(uint32_t);
+}
+
+/* The previous run's section for ADDR in OLD (a whole valid file of OLD_BYTES), or NULL. */
+static const uint32_t *old_section(const unsigned char *old, size_t old_bytes, uint32_t addr)
+{
+	struct ledger_header h;
+
+	if (!old || old_bytes < sizeof(h))
+		return NULL;
+	memcpy(&h, old, sizeof(h));
+	if (memcmp(h.magic, LEDGER_MAGIC, 8) != 0 || h.count > LG_PORTLEDGER_MAX_ADDRS ||
+	    old_bytes != file_bytes(h.count))
+		return NULL;
+	for (uint32_t i = 0; i < h.count; i++)
+		if (h.addrs[i] == addr)
+			return (const uint32_t *)(old + sizeof(h)) + (size_t)i * LG_PORTLEDGER_PORTS;
+	return NULL;
+}
+
+/* What the previous run left of one section: rests to keep, and the section as it now is. */
+static void carry_over(const uint32_t *before, uint32_t *now, uint32_t *rest, uint32_t hold_s,
+		       uint32_t now_wall)
+{
+	for (uint32_t p = 0; p < LG_PORTLEDGER_PORTS; p++) {
+		uint32_t v = before ? before[p] : 0;
+
+		rest[p] = 0;
+		now[p] = 0;
+		if (v == IN_USE || v > now_wall) {
+			/* its connection may live on at the ends (or the clock went back): a full
+			 * rest from now */
+			rest[p] = hold_s;
+			now[p] = now_wall;
+		} else if (v && now_wall - v < hold_s) {
+			rest[p] = hold_s - (now_wall - v);
+			now[p] = v;
+		}
+	}
+}
+
+struct lg_portledger *lg_portledger_open(const char *path, const uint32_t *addrs, size_t n,
+					 uint32_t hold_s, uint32_t now_wall, uint32_t *rest_left,
+					 char *err, size_t errlen)
 {
 	struct lg_portledger *l = calloc(1, sizeof(*l));
+	unsigned char *old = NULL;
+	size_t old_bytes = 0;
 	struct stat st;
-	bool fresh;
 
-	memset(rest_left, 0, PORTS * sizeof(*rest_left));
-	if (!l) {
-		snprintf(err, errlen, "out of memory");
+	if (!l || n == 0 || n > LG_PORTLEDGER_MAX_ADDRS) {
+		snprintf(err, errlen, l ? "%zu public addresses: 1..%d" : "out of memory", n,
+			 LG_PORTLEDGER_MAX_ADDRS);
+		free(l);
 		return NULL;
 	}
 	l->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
@@ -48,39 +94,39 @@ struct lg_portledger *lg_portledger_open(const char *path, uint32_t pub_addr, ui
 		snprintf(err, errlen, "%s: not a regular file", path);
 		goto fail;
 	}
-	fresh = st.st_size != (off_t)sizeof(struct ledger_file);
-	if (fresh && (ftruncate(l->fd, 0) < 0 || ftruncate(l->fd, sizeof(struct ledger_file)) < 0)) {
+	/* the previous run's ledger, read whole before the file is laid out for this one */
+	if (st.st_size > 0 && (size_t)st.st_size <= file_bytes(LG_PORTLEDGER_MAX_ADDRS)) {
+		old_bytes = (size_t)st.st_size;
+		old = malloc(old_bytes);
+		if (!old || pread(l->fd, old, old_bytes, 0) != (ssize_t)old_bytes) {
+			free(old);
+			old = NULL;
+			old_bytes = 0;
+		}
+	}
+	l->bytes = file_bytes(n);
+	if (ftruncate(l->fd, 0) < 0 || ftruncate(l->fd, (off_t)l->bytes) < 0) {
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		goto fail;
 	}
-	l->map = mmap(NULL, sizeof(struct ledger_file), PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
+	l->map = mmap(NULL, l->bytes, PROT_READ | PROT_WRITE, MAP_SHARED, l->fd, 0);
 	if (l->map == MAP_FAILED) {
 		l->map = NULL;
 		snprintf(err, errlen, "%s: mmap: %s", path, strerror(errno));
 		goto fail;
 	}
-	if (fresh || memcmp(l->map->magic, LEDGER_MAGIC, 8) != 0 || l->map->pub_addr != pub_addr) {
-		memset(l->map, 0, sizeof(*l->map));
-		memcpy(l->map->magic, LEDGER_MAGIC, 8);
-		l->map->pub_addr = pub_addr;
-		return l;
+	l->ports = (uint32_t *)(l->map + 1);
+	memcpy(l->map->magic, LEDGER_MAGIC, 8);
+	l->map->count = (uint32_t)n;
+	for (size_t i = 0; i < n; i++) {
+		l->map->addrs[i] = addrs[i];
+		carry_over(old_section(old, old_bytes, addrs[i]), l->ports + i * LG_PORTLEDGER_PORTS,
+			   rest_left + i * LG_PORTLEDGER_PORTS, hold_s, now_wall);
 	}
-	for (uint32_t p = 0; p < PORTS; p++) {
-		uint32_t v = l->map->port[p];
-
-		if (v == IN_USE) {
-			/* its connection may live on at the ends: a full rest from now */
-			rest_left[p] = hold_s;
-			l->map->port[p] = now_wall;
-		} else if (v && v <= now_wall && now_wall - v < hold_s) {
-			rest_left[p] = hold_s - (now_wall - v);
-		} else if (v > now_wall) {
-			rest_left[p] = hold_s; /* the clock went back: trust nothing */
-			l->map->port[p] = now_wall;
-		}
-	}
+	free(old);
 	return l;
 fail:
+	free(old);
 	lg_portledger_close(l);
 	return NULL;
 }
@@ -90,18 +136,19 @@ void lg_portledger_close(struct lg_portledger *l)
 	if (!l)
 		return;
 	if (l->map)
-		munmap(l->map, sizeof(struct ledger_file));
+		munmap(l->map, l->bytes);
 	if (l->fd >= 0)
 		close(l->fd);
 	free(l);
 }
 
-void lg_portledger_used(struct lg_portledger *l, uint16_t port)
+void lg_portledger_used(struct lg_portledger *l, size_t section, uint16_t port)
 {
-	l->map->port[port] = IN_USE;
+	l->ports[section * LG_PORTLEDGER_PORTS + port] = IN_USE;
 }
 
-void lg_portledger_released(struct lg_portledger *l, uint16_t port, uint32_t now_wall)
+void lg_portledger_released(struct lg_portledger *l, size_t section, uint16_t port,
+			    uint32_t now_wall)
 {
-	l->map->port[port] = now_wall ? now_wall : 1;
+	l->ports[section * LG_PORTLEDGER_PORTS + port] = now_wall ? now_wall : 1;
 }

@@ -161,15 +161,23 @@ static const char *const icmp_errors[] = { "destination-unreachable", "time-exce
 
 int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 {
-	char pub[INET_ADDRSTRLEN + 3], ports[16], queue[16];
+	/* every public address, as one list: iptables makes a rule of each */
+	char pub[LG_MAX_PUBLIC * (INET_ADDRSTRLEN + 4)], ports[16], queue[16];
+	const uint32_t *addrs;
+	size_t npub = lg_policy_public(pol, &addrs);
 	const char *qflag;
 	/* with no reader on the queue, fail-open passes packets (the kernel drops them otherwise);
 	 * as the last argument, NULL simply ends the list */
 	const char *bypass = pol->queue_fail_open ? "--queue-bypass" : NULL;
 
 	lg_steer_remove();
-	inet_ntop(AF_INET, &pol->nat_public, pub, INET_ADDRSTRLEN);
-	strcat(pub, "/32");
+	pub[0] = '\0';
+	for (size_t i = 0; i < npub; i++) {
+		char a[INET_ADDRSTRLEN];
+
+		inet_ntop(AF_INET, &addrs[i], a, sizeof(a));
+		snprintf(pub + strlen(pub), sizeof(pub) - strlen(pub), "%s%s/32", i ? "," : "", a);
+	}
 	snprintf(ports, sizeof(ports), "%u:%u", pol->port_lo, pol->port_hi);
 	if (pol->queue_count > 1) {
 		qflag = "--queue-balance";

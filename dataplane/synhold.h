@@ -16,7 +16,7 @@
 #define LG_SYNHOLD_QUOTE_MAX 64 /* an IPv6 header and a TCP header: what an answer quotes */
 
 /* A held SYN's connection as the gateway sees it: the remote endpoint, and the local one the
- * SYN asked for. IPv4: REM's first 4 bytes, the public port in LOCAL_PORT, LOCAL zero.
+ * SYN asked for. IPv4: REM's and LOCAL's first 4 bytes, LOCAL the public address.
  * IPv6: the inside address and port, as nothing is translated. */
 struct lg_synhold_key {
 	uint8_t family; /* 4 or 6 */
@@ -25,13 +25,14 @@ struct lg_synhold_key {
 };
 
 static inline struct lg_synhold_key lg_synhold_key4(uint32_t rem_addr, uint16_t rem_port,
-						    uint16_t pub_port)
+						    uint32_t pub_addr, uint16_t pub_port)
 {
 	struct lg_synhold_key k;
 
 	memset(&k, 0, sizeof(k));
 	k.family = 4;
 	memcpy(k.rem, &rem_addr, 4);
+	memcpy(k.local, &pub_addr, 4);
 	k.rem_port = rem_port;
 	k.local_port = pub_port;
 	return k;

@@ -187,7 +187,7 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 
 	if (st->n < 3) {
 		ERR(d, st->line, st->w[st->n - 1].col,
-		    "missing argument; expected: nat inside PREFIX... | nat public ADDR | nat ports LO-HI"
+		    "missing argument; expected: nat inside PREFIX... | nat public ADDR... | nat ports LO-HI"
 		    " | nat quota N | nat filtering MODE | nat unsolicited-syn icmp|silent"
 		    " | nat port-rest DURATION | nat refusal host-unreachable|admin-prohibited|silent");
 		return;
@@ -210,11 +210,31 @@ static void do_nat(const struct stmt *st, struct lg_policy *pol, struct seen *se
 			pol->nat_inside[pol->nat_inside_count++] = p;
 		}
 	} else if (strcmp(what, "public") == 0) {
-		if (!expect_args(st, 3, "nat public ADDR", d) ||
-		    !once(&seen->nat_public, st, "nat public", d))
+		if (!once(&seen->nat_public, st, "nat public", d))
 			return;
-		if (lg_addr4_parse(st->w[2].text, &pol->nat_public) < 0 || pol->nat_public == 0)
-			ERR(d, st->line, st->w[2].col, "'%s' is not an IPv4 address", st->w[2].text);
+		for (size_t i = 2; i < st->n; i++) {
+			uint32_t a;
+
+			if (lg_addr4_parse(st->w[i].text, &a) < 0 || a == 0) {
+				ERR(d, st->line, st->w[i].col, "'%s' is not an IPv4 address", st->w[i].text);
+				continue;
+			}
+			for (size_t k = 0; k < pol->nat_pool_count; k++)
+				if (pol->nat_pool[k] == a) {
+					ERR(d, st->line, st->w[i].col, "public address '%s' given twice",
+					    st->w[i].text);
+					a = 0;
+				}
+			if (!a)
+				continue;
+			if (pol->nat_pool_count >= LG_MAX_PUBLIC) {
+				ERR(d, st->line, st->w[i].col, "too many public addresses (at most %d)",
+				    LG_MAX_PUBLIC);
+				return;
+			}
+			pol->nat_pool[pol->nat_pool_count++] = a;
+		}
+		pol->nat_public = pol->nat_pool_count ? pol->nat_pool[0] : 0;
 	} else if (strcmp(what, "ports") == 0) {
 		const char *text = st->w[2].text, *dash = strchr(text, '-');
 		char lo_text[8];
@@ -953,8 +973,9 @@ static void validate(struct lg_policy *pol, const struct seen *seen, unsigned eo
 		ERR(d, eof_line, 1, "missing 'nat inside PREFIX'");
 	if (!seen->nat_public)
 		ERR(d, eof_line, 1, "missing 'nat public ADDR'");
-	else if (lg_policy_is_inside(pol, pol->nat_public))
-		ERR(d, seen->nat_public, 1, "the public address lies inside a 'nat inside' prefix");
+	for (size_t i = 0; i < pol->nat_pool_count; i++)
+		if (lg_policy_is_inside(pol, pol->nat_pool[i]))
+			ERR(d, seen->nat_public, 1, "a public address lies inside a 'nat inside' prefix");
 }
 
 int lg_policy_parse(const char *name, const char *text, size_t len, struct lg_policy *pol,

@@ -49,6 +49,16 @@ static uint32_t prefix_mask(uint8_t len)
 	return len == 0 ? 0 : htonl(0xffffffffu << (32 - len));
 }
 
+size_t lg_policy_public(const struct lg_policy *pol, const uint32_t **addrs)
+{
+	if (pol->nat_pool_count) {
+		*addrs = pol->nat_pool;
+		return pol->nat_pool_count;
+	}
+	*addrs = &pol->nat_public;
+	return 1;
+}
+
 bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be)
 {
 	for (size_t i = 0; i < pol->nat_inside_count; i++) {
@@ -109,7 +119,12 @@ size_t lg_policy_fixed_changes(const struct lg_policy *old, const struct lg_poli
 	FIXED(!same_prefixes4(old->nat_inside, old->nat_inside_count, new_pol->nat_inside,
 			      new_pol->nat_inside_count),
 	      "nat inside");
-	FIXED(old->nat_public != new_pol->nat_public, "nat public");
+	{
+		const uint32_t *a, *b;
+		size_t na = lg_policy_public(old, &a), nb = lg_policy_public(new_pol, &b);
+
+		FIXED(na != nb || memcmp(a, b, na * sizeof(*a)) != 0, "nat public");
+	}
 	FIXED(old->port_lo != new_pol->port_lo || old->port_hi != new_pol->port_hi, "nat ports");
 	FIXED(old->port_state_off != new_pol->port_state_off ||
 		      strcmp(old->port_state, new_pol->port_state) != 0,
@@ -250,8 +265,18 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 		inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
 		fprintf(out, " %s/%u", addr, pol->nat_inside[i].len);
 	}
-	inet_ntop(AF_INET, &pol->nat_public, addr, sizeof(addr));
-	fprintf(out, "\nnat public: %s ports %u-%u\n", addr, pol->port_lo, pol->port_hi);
+	{
+		const uint32_t *pub;
+		size_t npub = lg_policy_public(pol, &pub);
+
+		fprintf(out, "\nnat public:");
+		for (size_t i = 0; i < npub; i++) {
+			inet_ntop(AF_INET, &pub[i], addr, sizeof(addr));
+			fprintf(out, " %s", addr);
+		}
+		fprintf(out, " ports %u-%u%s\n", pol->port_lo, pol->port_hi,
+			npub > 1 ? "; each inside address always uses the same one (paired pooling)" : "");
+	}
 	fprintf(out, "nat quota: %u ports per inside host; a released port rests %u s\n",
 		pol->host_quota, pol->port_rest);
 	fprintf(out, "port ledger (rest kept across restarts): %s\n",

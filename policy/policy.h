@@ -11,6 +11,7 @@
 #define LG_IFNAME_MAX     16
 #define LG_PATH_MAX       108 /* sun_path */
 #define LG_MAX_PREFIXES   32
+#define LG_MAX_PUBLIC     16
 #define LG_MAX_DIAGS      64
 #define LG_MAX_QUEUES     16
 #define LG_MAX_MAIL_PORTS 16
@@ -100,7 +101,9 @@ struct lg_policy {
 	char outside_if[LG_IFNAME_MAX];
 	struct lg_prefix4 nat_inside[LG_MAX_PREFIXES];
 	size_t nat_inside_count;
-	uint32_t nat_public; /* network byte order; 0 = unset */
+	uint32_t nat_public; /* network byte order: the first public address; 0 = unset */
+	uint32_t nat_pool[LG_MAX_PUBLIC]; /* every public address, nat_pool[0] == nat_public */
+	size_t nat_pool_count;            /* 0: nat_public alone */
 	uint16_t port_lo, port_hi;
 	uint32_t host_quota; /* mappings (public ports) per inside address, RFC 6888 REQ-4 */
 	uint32_t port_rest;  /* seconds a released public port rests before reuse, REQ-8 */
@@ -195,6 +198,8 @@ size_t lg_policy_fixed_changes(const struct lg_policy *old, const struct lg_poli
 			       char *buf, size_t size);
 
 bool lg_policy_is_inside(const struct lg_policy *pol, uint32_t addr_be);
+/* The public addresses: nat_pool, or nat_public alone. Returns how many (at least 1 once set). */
+size_t lg_policy_public(const struct lg_policy *pol, const uint32_t **addrs);
 bool lg_policy_is_inside6(const struct lg_policy *pol, const uint8_t addr[16]);
 
 /* Durations: "90", "90s", "4m", "2h4m", "1d2h", "30d". Returns 0 or -1. */

@@ -709,10 +709,9 @@ static void test_hairpin(void)
 	lg_engine_stats(e, &st);
 	CHECK_EQ_INT(st.hairpinned, 3, "hairpinned counted");
 	/* to a public port nobody holds: dropped, and no ICMP to our own address */
-	len = build_tcp4(buf, "10.77.0.2", 40001, "198.51.100.1", (uint16_t)(x == 29999 ? 20000 : x + 1),
-			 LG_TCP_SYN, NULL);
-	if (rd_port(buf, 22) != y)
-		CHECK_EQ_INT(hairpin(e, buf, len, 4 * S), LG_VERDICT_DROP, "hairpin to an unheld port dropped");
+	/* (just below the range: a port drawn at random for the SYN's own mapping cannot be it) */
+	len = build_tcp4(buf, "10.77.0.2", 40001, "198.51.100.1", 19999, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(hairpin(e, buf, len, 4 * S), LG_VERDICT_DROP, "hairpin to an unheld port dropped");
 	lg_engine_stats(e, &st);
 	CHECK_EQ_INT(st.syn_held, 0, "and not held for an ICMP answer");
 	lg_engine_destroy(e);
@@ -1027,8 +1026,94 @@ static void test_rules(void)
 	lg_engine_destroy(e);
 }
 
+/* Several public addresses: each inside address always uses the same one (paired pooling),
+ * both are used, and replies, ICMP errors, echoes and hairpinning follow each flow's own. */
+static void test_public_pool(void)
+{
+	struct lg_policy pol;
+	struct lg_engine *e;
+	struct lg_flow_view v[256];
+	uint8_t buf[256], inner[128];
+	size_t len, n;
+	bool mod;
+	unsigned unpaired = 0, on_a = 0, on_b = 0;
+	uint32_t a = inet_addr("198.51.100.1"), b = inet_addr("198.51.100.3");
+	uint32_t host_pub[40] = { 0 };
+
+	test_policy(&pol);
+	pol.nat_pool[0] = a;
+	pol.nat_pool[1] = b;
+	pol.nat_pool_count = 2;
+	e = lg_engine_create(&pol, 0);
+	for (unsigned h = 0; h < 40; h++) {
+		char host[32];
+
+		snprintf(host, sizeof(host), "10.77.0.%u", 10 + h);
+		for (unsigned k = 0; k < 3; k++) {
+			uint32_t src;
+
+			len = build_tcp4(buf, host, (uint16_t)(40000 + k), "198.51.100.2", 143, LG_TCP_SYN, NULL);
+			run(e, buf, len, S, &mod);
+			src = rd_addr(buf, 12);
+			if (host_pub[h] && host_pub[h] != src)
+				unpaired++;
+			host_pub[h] = src;
+			/* the reply to that public endpoint reaches that host */
+			len = build_tcp4(buf, "198.51.100.2", 143, "0.0.0.0", rd_port(buf, 20),
+					 LG_TCP_SYN | LG_TCP_ACK, NULL);
+			memcpy(buf + 16, &src, 4);
+			buf[10] = buf[11] = 0;
+			{
+				uint16_t c = lg_csum_ipv4_header(buf, 20);
+
+				memcpy(buf + 10, &c, 2);
+			}
+			if (run(e, buf, len, S, &mod) != LG_VERDICT_ACCEPT || rd_addr(buf, 16) != inet_addr(host))
+				unpaired++;
+		}
+		on_a += host_pub[h] == a;
+		on_b += host_pub[h] == b;
+	}
+	CHECK_EQ_INT(unpaired, 0, "paired pooling: all of a host's flows on one public address, replies back");
+	CHECK(on_a > 5 && on_b > 5 && on_a + on_b == 40, "both public addresses in use (%u, %u)", on_a, on_b);
+	n = lg_engine_flows(e, S, v, 256);
+	CHECK_EQ_INT(n, 120, "120 flows");
+
+	/* an ICMP error to address B about a flow on B */
+	for (unsigned h = 0; h < 40; h++) {
+		char host[32];
+		uint16_t pub = 0;
+
+		if (host_pub[h] != b)
+			continue;
+		snprintf(host, sizeof(host), "10.77.0.%u", 10 + h);
+		for (size_t i = 0; i < n; i++)
+			if (v[i].flow.in_addr == inet_addr(host) && v[i].pub_addr == b)
+				pub = ntohs(v[i].flow.pub_port);
+		len = build_tcp4(inner, "198.51.100.3", pub, "198.51.100.2", 143, LG_TCP_ACK, NULL);
+		len = build_icmp4(buf, "198.51.100.9", "198.51.100.3", 3, 4,
+				  (const uint8_t[4]){ 0, 0, 5, 0 }, inner, 28, NULL, 0);
+		CHECK_EQ_INT(run(e, buf, len, 2 * S, &mod), LG_VERDICT_ACCEPT,
+			     "an error to the second public address is translated");
+		CHECK_EQ_INT(rd_addr(buf, 16), inet_addr(host), "to the host behind it");
+		/* the same port on the first address is another mapping or none */
+		len = build_tcp4(inner, "198.51.100.1", pub, "198.51.100.2", 143, LG_TCP_ACK, NULL);
+		len = build_icmp4(buf, "198.51.100.9", "198.51.100.1", 3, 4,
+				  (const uint8_t[4]){ 0, 0, 5, 0 }, inner, 28, NULL, 0);
+		if (run(e, buf, len, 2 * S, &mod) == LG_VERDICT_ACCEPT)
+			CHECK(rd_addr(buf, 16) != inet_addr(host), "address A's port is not B's mapping");
+		/* an echo from that host leaves from B */
+		len = build_echo4(buf, host, "198.51.100.2", 8, 77, 1);
+		run(e, buf, len, 3 * S, &mod);
+		CHECK_EQ_INT(rd_addr(buf, 12), b, "its echo leaves from its public address");
+		break;
+	}
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
+	test_public_pool();
 	test_rules();
 	test_reload();
 	test_nat_both_ways();

@@ -244,6 +244,19 @@ static void test_ipv6(void)
 	expect_error("control group no-such-group-here\n", 1, 15, "no group 'no-such-group-here'");
 	expect_error("control owner root\n", 1, 9, "expected 'socket' or 'group'");
 	expect_error("log level loud\n", 1, 11, "log level 'loud'");
+	expect_error("nat public 192.0.2.1 192.0.2.1\n", 1, 22, "given twice");
+	expect_error("nat public 192.0.2.1 nowhere\n", 1, 22, "not an IPv4 address");
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			   "nat public 192.0.2.1 192.0.2.3 192.0.2.7\n", &pol, &d), 0, "a public pool parses");
+	{
+		const uint32_t *pub;
+
+		CHECK_EQ_INT(lg_policy_public(&pol, &pub), 3, "three public addresses");
+		CHECK(pub[0] == inet_addr("192.0.2.1") && pub[2] == inet_addr("192.0.2.7") &&
+		      pol.nat_public == pub[0], "in order, the first as nat_public");
+	}
+	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+			   "nat public 192.0.2.1 10.9.9.9\n", &pol, &d), -1, "a public address inside refused");
 	expect_error("log mappings maybe\n", 1, 14, "on or off");
 	CHECK_EQ_INT(parse("interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
 			   "nat public 192.0.2.1\nlog level warning\nlog mappings off\n", &pol, &d), 0,
