@@ -258,6 +258,10 @@ static const struct stat_field {
 	{ "bytes_out", offsetof(struct lg_engine_stats, bytes_out) },
 	{ "bytes_in", offsetof(struct lg_engine_stats, bytes_in) },
 	{ "passed_untranslated", offsetof(struct lg_engine_stats, passed_untranslated) },
+	{ "verdict_accept_packets", offsetof(struct lg_engine_stats, verdict_accept_packets) },
+	{ "verdict_accept_bytes", offsetof(struct lg_engine_stats, verdict_accept_bytes) },
+	{ "verdict_drop_packets", offsetof(struct lg_engine_stats, verdict_drop_packets) },
+	{ "verdict_drop_bytes", offsetof(struct lg_engine_stats, verdict_drop_bytes) },
 	{ "flows_active", offsetof(struct lg_engine_stats, flows_active) },
 	{ "flows_capacity", offsetof(struct lg_engine_stats, flows_capacity) },
 	{ "flows6_active", offsetof(struct lg_engine_stats, flows6_active) },
@@ -293,7 +297,7 @@ static const struct stat_field {
 static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 {
 	struct lg_engine_stats st;
-	size_t drops_at = 5; /* the per-reason drop and malformed counters print after 5 fields */
+	size_t drops_at = 9; /* the per-reason drop and malformed counters print after 9 fields */
 
 	lg_engine_stats(ctx->engine, &st);
 	fprintf(out, "ok\n");

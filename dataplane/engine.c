@@ -952,6 +952,13 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 		v = lg_eng_classify6(e, &c, &p, status, now_ns);
 	else
 		v = classify(e, &c, &p, status, now_ns, modified);
+	if (v == LG_VERDICT_ACCEPT) {
+		BUMP(&c, verdict_accept_packets);
+		ADD(&c, verdict_accept_bytes, caplen);
+	} else {
+		BUMP(&c, verdict_drop_packets);
+		ADD(&c, verdict_drop_bytes, caplen);
+	}
 	leave(&c);
 	if (*modified)
 		*len_out = p.len;

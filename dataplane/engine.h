@@ -47,6 +47,8 @@ unsigned lg_icmp_kind_index(uint8_t family, uint8_t type, uint8_t code);
 
 struct lg_engine_stats {
 	uint64_t packets_in, packets_out, bytes_in, bytes_out;
+	uint64_t verdict_accept_packets, verdict_accept_bytes; /* every packet handed to us, */
+	uint64_t verdict_drop_packets, verdict_drop_bytes;     /* by its verdict */
 	uint64_t passed_untranslated; /* queued but neither from inside nor to our public address */
 	uint64_t dropped[LG_DROP_REASON_COUNT];
 	uint64_t malformed[LG_PKT_STATUS_COUNT];

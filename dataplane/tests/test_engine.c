@@ -1009,6 +1009,8 @@ static void test_rules(void)
 		     "block in to the inside host's port 22, even through its mapping");
 	lg_engine_stats(e, &st);
 	CHECK_EQ_INT(st.dropped[LG_DROP_RULE], 4, "counted as blocked_by_rule");
+	CHECK(st.verdict_drop_packets >= 4 && st.verdict_drop_bytes >= 4 * 40 &&
+	      st.verdict_accept_packets >= 3, "packets and bytes by verdict");
 	CHECK_EQ_INT(st.icmp_admin_prohibited_sent, 1, "one 3/13");
 
 	/* reevaluation: a rule added by reload ends the flows it refuses, keeps the others */
