@@ -144,9 +144,11 @@ static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 		const struct lg_tcp_track *t = &f->track;
 
 		fprintf(out,
-			" timeout=%llu timer=%s eviction=%s inside_next_seq=%u outside_next_seq=%u "
+			" service=%s opened_from=%s timeout=%llu timer=%s eviction=%s "
+			"inside_next_seq=%u outside_next_seq=%u "
 			"inside_window=%u outside_window=%u inside_wscale=%d outside_wscale=%d",
-			(unsigned long long)v->timeout_s,
+			lg_flow_service(v) ? lg_flow_service(v) : "-",
+			(f->flags & LG_FLOW_INBOUND) ? "outside" : "inside", (unsigned long long)v->timeout_s,
 			lg_tcp_is_transitory(f->state) ? "transitory" : "established",
 			lg_tcp_is_transitory(f->state) ? "first"
 			: (f->flags & LG_FLOW_MAIL) ? "last" : "idle-order", t->seq_end[0],

@@ -104,6 +104,19 @@ static int parse_service(const char *text, uint16_t *port_be)
 	return -1;
 }
 
+static uint16_t server_port(const struct lg_flow_view *v)
+{
+	return (v->flow.flags & LG_FLOW_INBOUND) ? v->flow.in_port : v->flow.rem_port;
+}
+
+const char *lg_flow_service(const struct lg_flow_view *v)
+{
+	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
+		if (htons(services[i].port) == server_port(v))
+			return services[i].name;
+	return NULL;
+}
+
 static int parse_state(const char *text)
 {
 	for (int s = 0; s < LG_TCP_STATE_COUNT; s++)
@@ -201,7 +214,7 @@ bool lg_flow_query_match(const struct lg_flow_query *q, const struct lg_flow_vie
 		return false;
 	if (q->state >= 0 && f->state != q->state)
 		return false;
-	if (q->service && q->service != ((f->flags & LG_FLOW_INBOUND) ? f->in_port : f->rem_port))
+	if (q->service && q->service != server_port(v))
 		return false;
 	return v->idle_s > q->idle_over || q->idle_over == 0;
 }

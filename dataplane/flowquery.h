@@ -31,6 +31,10 @@ struct lg_flow_query {
 	size_t limit;       /* 0 = no limit */
 };
 
+/* The mail service a flow is of, by the server's well-known port ("imap", "submission"...),
+ * or NULL. */
+const char *lg_flow_service(const struct lg_flow_view *v);
+
 /* Parse WORDS ("key=value") into Q. 0, or -1 with a message in ERR naming the bad word. */
 int lg_flow_query_parse(char **words, size_t n, struct lg_flow_query *q, char *err, size_t errlen);
 bool lg_flow_query_match(const struct lg_flow_query *q, const struct lg_flow_view *v);

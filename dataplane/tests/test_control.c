@@ -111,6 +111,7 @@ int main(void)
 	expect("lemongate-ctl/1 flows state=established", &ctx, "ok\n", NULL);
 	expect("lemongate-ctl/1 flows state=bogus", &ctx, "error unknown state 'bogus'", NULL);
 	expect("lemongate-ctl/1 flow 1", &ctx, "ok\nflow id=1 proto=tcp", "timer=transitory");
+	expect("lemongate-ctl/1 flow 1", &ctx, "ok\n", "service=imap opened_from=inside");
 	expect("lemongate-ctl/1 flow 2", &ctx, "error no flow with id 2", NULL);
 	expect("lemongate-ctl/1 flow x1", &ctx, "error flow id 'x1'", NULL);
 	expect("lemongate-ctl/1 flow 99999999999", &ctx, "error flow id", NULL);

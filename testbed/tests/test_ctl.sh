@@ -44,6 +44,9 @@ check "policy check FILE: at FILE:LINE:COL, naming the requirement" \
 	grep -q "short.conf:1:21: error: .*N5382-R5" "$TB_TMP/check.txt"
 
 check "flows --service imap: the session" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -q '^1 flow$'"
+fid=$(ctl flows --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+check "flow ID: the service and who opened it" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $fid | grep -Eq '^service +imap$' && ip netns exec lg-gw '$BUILD/lemongatectl' flow $fid | grep -Eq '^opened_from +inside$'"
 check "flows --service submission: none" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service submission | grep -q '^0 flows$'"
 check_not "flows --service gopher: refused" ctl flows --service gopher
 
