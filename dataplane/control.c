@@ -289,6 +289,7 @@ static const struct stat_field {
 	{ "icmp_host_unreachable_sent", offsetof(struct lg_engine_stats, icmp_host_unreachable_sent) },
 	{ "icmp_admin_prohibited_sent", offsetof(struct lg_engine_stats, icmp_admin_prohibited_sent) },
 	{ "flows_ended_by_rule", offsetof(struct lg_engine_stats, flows_ended_by_rule) },
+	{ "inbound_refused_by_inside", offsetof(struct lg_engine_stats, inbound_refused_by_inside) },
 	{ "icmp_refusals_suppressed", offsetof(struct lg_engine_stats, icmp_refusals_suppressed) },
 	{ "icmp_errors_translated_in", offsetof(struct lg_engine_stats, icmp_errors_in) },
 	{ "icmp_errors_translated_out", offsetof(struct lg_engine_stats, icmp_errors_out) },

@@ -386,6 +386,25 @@ void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f,
 	lg_timers_arm(tb->timers, f, LG_TIMER_TRANSITORY, now_s + lg_eng_pol(e)->timeout_transitory + 1);
 }
 
+bool lg_eng_end_refused(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb,
+			struct lg_flow *f, uint8_t before, uint32_t now_s)
+{
+	bool end;
+
+	if (before != LG_TCP_INIT_IN)
+		return false;
+	pthread_mutex_lock(&e->wlock);
+	lg_flow_lock(f);
+	end = (f->flags & LG_FLOW_LIVE) && f->state == LG_TCP_TRANS;
+	lg_flow_unlock(f);
+	if (end)
+		end_flow(e, tb, f, now_s);
+	pthread_mutex_unlock(&e->wlock);
+	if (end)
+		BUMP(c, inbound_refused_by_inside);
+	return end;
+}
+
 void lg_eng_rearm_sooner(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f)
 {
 	struct timing t;
@@ -497,6 +516,7 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 	struct lg_flow *f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport,
 								  p->daddr, p->dport), now_s, false);
 	bool bare_syn = (p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK)) == LG_TCP_SYN, sooner;
+	uint8_t before;
 
 	if (!f) {
 		enum lg_drop_reason why;
@@ -522,11 +542,14 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 		if (!f)
 			return refuse(e, c, p, why);
 	}
+	before = f->state;
 	sooner = lg_eng_track_segment(c, f, 0, p, now_s);
 	f->pkts_out++;
 	f->bytes_out += p->len;
 	lg_flow_unlock(f);
-	if (sooner)
+	/* RFC 7857 section 7.1: the inside's RST to a connection attempt refreshes nothing */
+	if (!((p->tcp_flags & LG_TCP_RST) && lg_eng_end_refused(e, c, &e->t4, f, before, now_s)) &&
+	    sooner)
 		lg_eng_rearm_sooner(e, &e->t4, f);
 	/* N5382-R4: the inside opening the connection an unsolicited SYN asked for wins */
 	if (bare_syn) {

@@ -69,6 +69,7 @@ struct lg_engine_stats {
 	uint64_t icmp_host_unreachable_sent;      /* 3/1 for a refused new flow (RFC 6888 REQ-11) */
 	uint64_t icmp_admin_prohibited_sent;      /* 3/13 (or ICMPv6 1/1): policy, 'block return' */
 	uint64_t flows_ended_by_rule;             /* reload --reevaluate */
+	uint64_t inbound_refused_by_inside;       /* opened from outside, RST from inside: ended */
 	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t icmp_echo_out, icmp_echo_in;     /* echo requests and replies translated */

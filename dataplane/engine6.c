@@ -89,6 +89,7 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 					  lg_flowtab_find6(tb->flows, k.in, k.in_port, k.rem, k.rem_port),
 					  now_s, false);
 	bool sooner;
+	uint8_t before;
 
 	if (!f) {
 		enum lg_drop_reason why;
@@ -128,6 +129,7 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 		if (!f)
 			return lg_eng_drop(c, why);
 	}
+	before = f->state;
 	sooner = lg_eng_track_segment(c, f, side, p, now_s);
 	if (side == 0) {
 		f->pkts_out++;
@@ -137,7 +139,10 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 		f->bytes_in += p->len;
 	}
 	lg_flow_unlock(f);
-	if (sooner)
+	/* RFC 7857 section 7.1: the inside's RST to a connection attempt refreshes nothing */
+	if (!(side == 0 && (p->tcp_flags & LG_TCP_RST) &&
+	      lg_eng_end_refused(e, c, tb, f, before, now_s)) &&
+	    sooner)
 		lg_eng_rearm_sooner(e, tb, f);
 	if (side == 0 && (p->tcp_flags & (LG_TCP_SYN | LG_TCP_ACK)) == LG_TCP_SYN) {
 		struct lg_synhold_key held = lg_synhold_key6(k.rem, k.rem_port, k.in, k.in_port);

@@ -126,6 +126,11 @@ void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f,
  * that does not belong to the connection. True when F went from a long timer to the short. */
 bool lg_eng_track_segment(struct lg_ctx *c, struct lg_flow *f, int side, const struct lg_pkt *p,
 			  uint32_t now_s);
+/* The inside refused, with a RST, a connection an outside host opened through F (state
+ * BEFORE was INIT_IN): F ends at once, so that such answers never keep a mapping alive
+ * (RFC 7857 section 7.1). Call after F's lock is released; true if F ended. */
+bool lg_eng_end_refused(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb,
+			struct lg_flow *f, uint8_t before, uint32_t now_s);
 /* A segment took F from a long timer to a short one (FIN, RST): its wheel slot is too late. */
 void lg_eng_rearm_sooner(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f);
 /* The flags a new flow to remote port REM_PORT (network order) starts with. */

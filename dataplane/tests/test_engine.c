@@ -1113,8 +1113,46 @@ static void test_public_pool(void)
 	lg_engine_destroy(e);
 }
 
+/* N7857-S7.1: probes through a mapping, each refused by the inside host with a RST, do not
+ * keep the mapping alive: it expires on its own flow's schedule. */
+static void test_refused_probes(void)
+{
+	struct lg_engine *e = make_engine(1024, 20000, 29999);
+	struct lg_engine_stats st;
+	uint8_t buf[128];
+	size_t len;
+	bool mod;
+	uint16_t pub = handshake(e, 40000, 0);
+	unsigned refused = 0;
+
+	for (uint64_t t = 60; t < 7400; t += 60) {
+		struct tcp_spec probe = { (uint32_t)(77000 + t), 0, 65535, NULL, 0 };
+		struct tcp_spec rst = { 0, (uint32_t)(77000 + t + 1), 0, NULL, 0 };
+
+		len = build_tcp4_spec(buf, "203.0.113.9", (uint16_t)(5000 + t / 60), "198.51.100.1", pub,
+				      LG_TCP_SYN, &probe, NULL);
+		if (run(e, buf, len, t * S, &mod) != LG_VERDICT_ACCEPT)
+			continue;
+		/* the inside host has nothing listening on that connection: RST/ACK */
+		len = build_tcp4_spec(buf, "10.77.0.2", 40000, "203.0.113.9", (uint16_t)(5000 + t / 60),
+				      LG_TCP_RST | LG_TCP_ACK, &rst, NULL);
+		if (run(e, buf, len, t * S, &mod) == LG_VERDICT_ACCEPT && rd_port(buf, 20) == pub)
+			refused++;
+	}
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(refused, 7400 / 60 - 1 + (7400 % 60 != 0), "every probe admitted (EIF), every RST passed out translated");
+	CHECK_EQ_INT(st.inbound_refused_by_inside, refused, "N7857-S7.1: each refused attempt ended at once");
+	CHECK_EQ_INT(st.flows_active, 1, "only the session's flow is left");
+	CHECK_EQ_INT(lg_engine_expire(e, 7441 * S), 1,
+		     "N7857-S7.1: the mapping expires on its own schedule, refused probes did not move it");
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.mappings_active, 0, "mapping released");
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
+	test_refused_probes();
 	test_public_pool();
 	test_rules();
 	test_reload();

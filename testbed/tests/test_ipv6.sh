@@ -93,6 +93,8 @@ check "N5382-R4 (IPv6): the answer is counted" test "$(stat_of icmp_port_unreach
 admitted=$(connect_from_server "$cport" 3)
 check "N5382-R3 (IPv6): a SYN to the live inside endpoint is admitted (the client's RST comes back at once)" \
 	test "${admitted% *}" = refused -a "${admitted#* }" \< 1
+check "N7857-S7.1 (IPv6): the attempt the client refused is ended at once, keeping nothing alive" \
+	test "$(stat_of inbound_refused_by_inside)" -ge 1 -a "$(stat_of flows6_active)" -eq 1
 
 # N5382-R5 on the test clock.
 # (the admitted probe's flow, reset at once, is transitory and goes; the session must not)
