@@ -89,7 +89,7 @@ $(BUILD)/tsan-tests/dataplane_flowtab: dataplane/tests/test_flowtab.c dataplane/
 
 # libFuzzer targets (clang), run by make check for a bounded number of inputs (tests/run).
 FUZZ_DP := $(addprefix dataplane/,packet.c checksum.c engine.c engine6.c nat.c natmap.c flowtab.c qsbr.c \
-	timers.c tcpstate.c synhold.c icmpgen.c echomap.c portledger.c)
+	timers.c tcpstate.c synhold.c icmpgen.c echomap.c portledger.c observe.c)
 FUZZ_CFLAGS := -std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -I. -Iinclude
 $(BUILD)/fuzz/fuzz_packet: fuzz/fuzz_packet.c $(FUZZ_DP) $(POLICY_SRC) $(wildcard dataplane/*.h policy/*.h)
 	@mkdir -p $(dir $@)

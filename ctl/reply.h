@@ -7,7 +7,7 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define LG_REPLY_MAX_FIELDS 32
+#define LG_REPLY_MAX_FIELDS 48
 
 struct lg_field {
 	char *key, *value;

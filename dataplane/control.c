@@ -118,6 +118,21 @@ static void fmt_endpoint6(const uint8_t addr[16], uint16_t port, char *buf, size
 	snprintf(buf, size, "[%s]:%u", a, ntohs(port));
 }
 
+/* Extension bits as a comma list ("-" for none): values hold no blanks. */
+static void print_exts(FILE *out, const char *key, uint32_t bits)
+{
+	bool first = true;
+
+	fputs(key, out);
+	for (unsigned b = 0; b < LG_EXT_COUNT; b++)
+		if (bits & (1u << b)) {
+			fprintf(out, "%s%s", first ? "" : ",", lg_obs_ext_name(b));
+			first = false;
+		}
+	if (first)
+		fputc('-', out);
+}
+
 static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 {
 	const struct lg_flow *f = &v->flow;
@@ -140,6 +155,21 @@ static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 		(unsigned long long)v->age_s, (unsigned long long)v->expires_in_s,
 		(unsigned long long)f->pkts_out, (unsigned long long)f->pkts_in,
 		(unsigned long long)f->bytes_out, (unsigned long long)f->bytes_in, v->family);
+	if (v->observed) {
+		/* what the passive observer saw: the service, where the session is, how long idle */
+		fprintf(out, " mail=%s phase=%s", lg_obs_service_name(v->obs.service),
+			lg_obs_phase_name(v->obs.phase));
+		if (v->obs.phase == LG_PHASE_IDLE && v->obs.idle_since_s <= v->flow.last_s + v->idle_s)
+			fprintf(out, " in_idle=%llu",
+				(unsigned long long)(v->flow.last_s + v->idle_s - v->obs.idle_since_s));
+	}
+	if (detail && v->observed) {
+		print_exts(out, " server_extensions=", v->obs.server_ext);
+		print_exts(out, " client_extensions=", v->obs.client_ext);
+		fprintf(out, " auth=%s observed_client_bytes=%llu observed_server_bytes=%llu",
+			v->obs.auth[0] ? v->obs.auth : "-", (unsigned long long)v->obs.bytes[0],
+			(unsigned long long)v->obs.bytes[1]);
+	}
 	if (detail) {
 		const struct lg_tcp_track *t = &f->track;
 
@@ -290,6 +320,8 @@ static const struct stat_field {
 	{ "icmp_admin_prohibited_sent", offsetof(struct lg_engine_stats, icmp_admin_prohibited_sent) },
 	{ "flows_ended_by_rule", offsetof(struct lg_engine_stats, flows_ended_by_rule) },
 	{ "inbound_refused_by_inside", offsetof(struct lg_engine_stats, inbound_refused_by_inside) },
+	{ "mail_sessions_observed", offsetof(struct lg_engine_stats, mail_sessions_observed) },
+	{ "mail_observer_pool_full", offsetof(struct lg_engine_stats, mail_observer_pool_full) },
 	{ "icmp_refusals_suppressed", offsetof(struct lg_engine_stats, icmp_refusals_suppressed) },
 	{ "icmp_errors_translated_in", offsetof(struct lg_engine_stats, icmp_errors_in) },
 	{ "icmp_errors_translated_out", offsetof(struct lg_engine_stats, icmp_errors_out) },
@@ -319,6 +351,19 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 		}
 		memcpy(&v, (const char *)&st + stat_fields[i].offset, sizeof(v));
 		fprintf(out, "stat name=%s value=%llu\n", stat_fields[i].name, (unsigned long long)v);
+	}
+	/* mail sessions by service and phase: only those seen */
+	{
+		static uint64_t counts[LG_SVC_COUNT][LG_PHASE_COUNT];
+
+		lg_engine_mail_counts(ctx->engine, counts);
+		for (int sv = 1; sv < LG_SVC_COUNT; sv++)
+			for (int ph = 0; ph < LG_PHASE_COUNT; ph++)
+				if (counts[sv][ph])
+					fprintf(out, "mail service=%s phase=%s sessions=%llu\n",
+						lg_obs_service_name((enum lg_obs_service)sv),
+						lg_obs_phase_name((enum lg_obs_phase)ph),
+						(unsigned long long)counts[sv][ph]);
 	}
 	/* ICMP errors passed on, by type and code: only those seen */
 	for (unsigned k = 0; k < LG_ICMP_KINDS; k++) {

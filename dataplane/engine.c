@@ -162,7 +162,9 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 		e->t6.timers = e->t6.flows ? lg_timers_create(e->t6.flows, 0) : NULL;
 	}
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
-	if (!e->t4.flows || !e->t4.timers ||
+	/* one observer per concurrent mail flow, up to a fixed number: memory is bounded */
+	e->obs = lg_obs_pool_create(pol->max_flows < LG_OBS_SESSIONS ? pol->max_flows : LG_OBS_SESSIONS);
+	if (!e->obs || !e->t4.flows || !e->t4.timers ||
 	    (pol->inside6_count && !e->t6.timers)) {
 		lg_engine_destroy(e);
 		return NULL;
@@ -194,6 +196,7 @@ void lg_engine_destroy(struct lg_engine *e)
 	lg_flowtab_destroy(e->t6.flows); /* before t4: it uses t4's QSBR */
 	lg_timers_destroy(e->t4.timers);
 	lg_flowtab_destroy(e->t4.flows);
+	lg_obs_pool_destroy(e->obs);
 	for (size_t i = 0; i < e->retired_count; i++)
 		free(e->retired[i].pol);
 	free(e->pol);
@@ -250,6 +253,10 @@ static void end_flow(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f
 	lg_timers_disarm(tb->timers, f);
 	if (pub >= 0)
 		lg_natmap_detach(e->pub[pub].maps, e->t4.flows, f, now_s);
+	if (f->obs) {
+		lg_obs_close(e->obs, f->obs);
+		__atomic_store_n(&f->obs, 0, __ATOMIC_RELAXED);
+	}
 	lg_flowtab_remove(tb->flows, f);
 }
 
@@ -384,6 +391,40 @@ void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f,
 		    lg_timers_count(tb->timers, LG_TIMER_MAIL) == 0)
 		lg_timers_run(tb->timers, now_s, 0, NULL, NULL);
 	lg_timers_arm(tb->timers, f, LG_TIMER_TRANSITORY, now_s + lg_eng_pol(e)->timeout_transitory + 1);
+}
+
+void lg_eng_observe_open(struct lg_engine *e, struct lg_ctx *c, struct lg_flow *f, bool inbound)
+{
+	enum lg_obs_service svc = lg_obs_service_of_port(ntohs(inbound ? f->in_port : f->rem_port));
+	uint32_t h;
+
+	if (svc == LG_SVC_NONE)
+		return;
+	h = lg_obs_open(e->obs, svc);
+	if (!h) {
+		BUMP(c, mail_observer_pool_full);
+		return;
+	}
+	__atomic_store_n(&f->obs, h, __ATOMIC_RELEASE);
+	BUMP(c, mail_sessions_observed);
+}
+
+void lg_eng_observe(struct lg_engine *e, struct lg_flow *f, bool from_inside, const struct lg_pkt *p,
+		    uint32_t now_s)
+{
+	uint32_t h = __atomic_load_n(&f->obs, __ATOMIC_ACQUIRE);
+	bool from_client = from_inside != ((f->flags & LG_FLOW_INBOUND) != 0);
+
+	if (!h || (!p->payload_len && !(p->tcp_flags & LG_TCP_SYN)))
+		return;
+	/* the verdict is already made: what is seen here changes nothing of it */
+	lg_obs_segment(e->obs, h, from_client, p->seq, p->tcp_flags & LG_TCP_SYN,
+		       p->l4 + (p->l4_len - p->payload_len), p->payload_len, now_s);
+}
+
+void lg_engine_mail_counts(struct lg_engine *e, uint64_t by_phase[LG_SVC_COUNT][LG_PHASE_COUNT])
+{
+	lg_obs_counts(e->obs, by_phase);
 }
 
 bool lg_eng_end_refused(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb,
@@ -535,8 +576,10 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 							 p->dport), now_s, true);
 		if (!f) {
 			f = make_flow(e, c, p->saddr, p->sport, p->daddr, p->dport, now_s, &why);
-			if (f)
+			if (f) {
+				lg_eng_observe_open(e, c, f, false);
 				lg_flow_lock(f);
+			}
 		}
 		pthread_mutex_unlock(&e->wlock);
 		if (!f)
@@ -547,6 +590,7 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 	f->pkts_out++;
 	f->bytes_out += p->len;
 	lg_flow_unlock(f);
+	lg_eng_observe(e, f, true, p, now_s);
 	/* RFC 7857 section 7.1: the inside's RST to a connection attempt refreshes nothing */
 	if (!((p->tcp_flags & LG_TCP_RST) && lg_eng_end_refused(e, c, &e->t4, f, before, now_s)) &&
 	    sooner)
@@ -649,6 +693,7 @@ static struct lg_flow *admit(struct lg_engine *e, struct lg_ctx *c, const struct
 		lg_flow_lock(f);
 		f->flags |= LG_FLOW_INBOUND;
 		lg_flow_unlock(f);
+		lg_eng_observe_open(e, c, f, true);
 	}
 	return f;
 }
@@ -689,6 +734,7 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct lg_ctx *c, co
 	f->pkts_in++;
 	f->bytes_in += p->len;
 	lg_flow_unlock(f);
+	lg_eng_observe(e, f, false, p, now_s);
 	if (sooner)
 		lg_eng_rearm_sooner(e, &e->t4, f);
 	BUMP(c, packets_in);
@@ -1137,6 +1183,7 @@ static bool table_each(struct lg_engine *e, struct lg_table *tb, uint32_t now_s,
 		}
 		lg_flow_unlock(f);
 		v.family = ipv6 ? 6 : 4;
+		v.observed = v.flow.obs && lg_obs_view(e->obs, v.flow.obs, &v.obs);
 		v.pub_addr = ipv6 ? 0 : v.flow.pub_addr;
 		idle = (int32_t)(now_s - v.flow.last_s) > 0 ? now_s - v.flow.last_s : 0;
 		limit = idle_limit(e, v.flow.state, v.flow.flags);

@@ -9,6 +9,7 @@
 
 #include "dataplane/flowtab.h"
 #include "dataplane/natmap.h"
+#include "dataplane/observe.h"
 #include "dataplane/packet.h"
 #include "policy/policy.h"
 
@@ -70,6 +71,8 @@ struct lg_engine_stats {
 	uint64_t icmp_admin_prohibited_sent;      /* 3/13 (or ICMPv6 1/1): policy, 'block return' */
 	uint64_t flows_ended_by_rule;             /* reload --reevaluate */
 	uint64_t inbound_refused_by_inside;       /* opened from outside, RST from inside: ended */
+	uint64_t mail_sessions_observed;          /* mail flows given an observer */
+	uint64_t mail_observer_pool_full;         /* mail flows left unobserved: pool full */
 	uint64_t icmp_refusals_suppressed;        /* more refusals at once than we answer */
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t icmp_echo_out, icmp_echo_in;     /* echo requests and replies translated */
@@ -85,6 +88,8 @@ struct lg_flow_view {
 	uint32_t pub_addr;
 	uint8_t family; /* 4, or 6: the addresses are in6 and rem6, and public is inside */
 	uint8_t in6[16], rem6[16];
+	bool observed;  /* a mail session: OBS says what was seen of it */
+	struct lg_obs_view obs;
 	uint64_t idle_s, age_s, expires_in_s, timeout_s;
 };
 
@@ -138,6 +143,9 @@ void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *a
 void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
 			   uint16_t pub_port, char *buf, size_t size);
 const char *lg_drop_reason_name(enum lg_drop_reason reason);
+
+/* Mail sessions being observed, by service and phase. */
+void lg_engine_mail_counts(struct lg_engine *e, uint64_t by_phase[LG_SVC_COUNT][LG_PHASE_COUNT]);
 
 /* A NAT mapping or ICMP echo session, for lemongatectl mappings. */
 struct lg_mapping_view {

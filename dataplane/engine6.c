@@ -112,6 +112,7 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 		if (!f && why == LG_DROP_REASON_COUNT) {
 			f = make_flow6(e, c, &k, now_s, &why);
 			if (f) {
+				lg_eng_observe_open(e, c, f, side == 1);
 				lg_flow_lock(f);
 				if (side == 1)
 					f->flags |= LG_FLOW_INBOUND;
@@ -139,6 +140,7 @@ static enum lg_verdict tcp6(struct lg_engine *e, struct lg_ctx *c, const struct 
 		f->bytes_in += p->len;
 	}
 	lg_flow_unlock(f);
+	lg_eng_observe(e, f, side == 0, p, now_s);
 	/* RFC 7857 section 7.1: the inside's RST to a connection attempt refreshes nothing */
 	if (!(side == 0 && (p->tcp_flags & LG_TCP_RST) &&
 	      lg_eng_end_refused(e, c, tb, f, before, now_s)) &&

@@ -6,6 +6,7 @@
 #include "dataplane/echomap.h"
 #include "dataplane/engine.h"
 #include "dataplane/icmpgen.h"
+#include "dataplane/observe.h"
 #include "dataplane/synhold.h"
 #include "dataplane/timers.h"
 
@@ -42,6 +43,7 @@ struct lg_retired_policy {
 
 struct lg_engine {
 	struct lg_policy *pol; /* read with lg_eng_pol(); swapped whole by a reload */
+	struct lg_obs_pool *obs; /* mail sessions observed, a fixed pool */
 	struct lg_retired_policy retired[LG_RETIRED_MAX];
 	size_t retired_count;
 	struct lg_table t4, t6; /* t6.flows is NULL without 'ipv6 inside' */
@@ -157,6 +159,13 @@ void lg_eng_supersede_held(struct lg_engine *e, struct lg_ctx *c, const struct l
 
 /* One more ICMP error of FAMILY, TYPE and CODE passed on. */
 void lg_eng_count_icmp(struct lg_ctx *c, uint8_t family, uint8_t type, uint8_t code);
+
+/* F was just made: observe it if its server's port is a mail service's (INBOUND: the server is
+ * the inside host). With the writer lock. */
+void lg_eng_observe_open(struct lg_engine *e, struct lg_ctx *c, struct lg_flow *f, bool inbound);
+/* A segment F (locked by nobody) passed: show it to F's observer. FROM_INSIDE: its direction. */
+void lg_eng_observe(struct lg_engine *e, struct lg_flow *f, bool from_inside, const struct lg_pkt *p,
+		    uint32_t now_s);
 
 /* engine6.c: an IPv6 packet that parsed (or not: STATUS). */
 enum lg_verdict lg_eng_classify6(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,

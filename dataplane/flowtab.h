@@ -34,6 +34,7 @@ struct lg_flow {
 	uint64_t pkts_out, pkts_in, bytes_out, bytes_in;
 	uint32_t link_prev, link_next;        /* timer list while published; free list after */
 	uint32_t pub_addr;                    /* network byte order: the public address (IPv4) */
+	uint32_t obs;                         /* its mail session being observed, 0 = none */
 };
 
 #define LG_FLOW_LIVE 0x01 /* published, not yet removed */

@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Passive observation (issue 8) through lemongated with real endpoints: an IMAP session is
+# seen through its greeting, LOGIN, IDLE (and how long it has idled, on the test clock), DONE
+# and STARTTLS; a Submission session's EHLO keywords are seen; lemongatectl shows it all and
+# stats count sessions by service and phase. Root only.
+set -uo pipefail
+. "$(dirname "$0")/lib.sh"
+
+"$LGTB" up >/dev/null || { fail "lgtb up"; tb_finish; exit 1; }
+"$LGTB" gateway start --test-clock >/dev/null || fail "gateway start --test-clock"
+
+# A small IMAP server with STARTTLS and IDLE; after STARTTLS it only echoes (no real TLS is
+# needed: the observer must stop at the OK, whatever follows).
+in_server /usr/bin/python3 - <<'PY' &
+import socket
+ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("198.51.100.2", 143)); ls.listen(4); ls.settimeout(60)
+c, _ = ls.accept(); f = c.makefile("rwb")
+f.write(b"* OK [CAPABILITY IMAP4rev1 STARTTLS IDLE LITERAL+ AUTH=PLAIN] test server\r\n"); f.flush()
+for line in f:
+    tag, _, rest = line.decode().strip().partition(" ")
+    cmd = rest.split(" ")[0].upper()
+    if tag.upper() == "DONE":
+        f.write(b"i1 OK IDLE terminated\r\n")
+    elif cmd == "IDLE":
+        f.write(b"+ idling\r\n")
+    elif cmd == "STARTTLS":
+        f.write(tag.encode() + b" OK begin TLS now\r\n"); f.flush()
+        for more in f:
+            f.write(more); f.flush()
+        break
+    else:
+        f.write(tag.encode() + b" OK done\r\n")
+    f.flush()
+PY
+disown
+wait_until 5 bash -c "ip netns exec lg-server ss -Hltn | grep -q '198.51.100.2:143 '" || fail "test IMAP server listens"
+"$LGTB" servers start >/dev/null 2>&1 || true # submitd on 587 (imapd's 143 is taken: fine)
+
+# The client, step by step on request (files stepN).
+in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
+import os, socket, sys, time
+tmp = sys.argv[1]
+s = socket.create_connection(("198.51.100.2", 143), timeout=5); f = s.makefile("rwb")
+f.readline()
+steps = [b"l1 LOGIN alice secret\r\n", b"i1 IDLE\r\n", b"DONE\r\n", b"t1 STARTTLS\r\n"]
+for n, cmd in enumerate(steps):
+    while not os.path.exists(os.path.join(tmp, "step%d" % n)):
+        time.sleep(0.05)
+    f.write(cmd); f.flush()
+    open(os.path.join(tmp, "step%d.out" % n), "w").write(f.readline().decode())
+time.sleep(20)
+PY
+disown
+step() { touch "$TB_TMP/step$1"; wait_until 5 test -s "$TB_TMP/step$1.out"; }
+imap_line() { ctl flows --service imap | grep '^tcp '; }
+
+check "the IMAP greeting is seen: phase plaintext" wait_until 5 bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -Eq ' imap +plaintext '"
+step 0
+check "after LOGIN: authenticated" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -Eq ' imap +authenticated '"
+step 1
+check "in IDLE: phase idle" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -Eq ' imap +idle +0$'"
+check "stats count one IMAP session in IDLE" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -q '^mail service=imap phase=idle sessions=1$'"
+ctl clock advance 1h >/dev/null
+check "an hour later it has been in IDLE an hour" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -Eq ' imap +idle +3600$'"
+fid=$(ctl flows --service imap --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])')
+ctl flow "$fid" >"$TB_TMP/flow.txt"
+check "flow ID: the server's extensions" grep -Eq '^server_extensions +STARTTLS,IDLE,LITERAL\+,AUTH$' "$TB_TMP/flow.txt"
+check "flow ID: the client's (IDLE)" grep -Eq '^client_extensions +IDLE$' "$TB_TMP/flow.txt"
+check "flow ID: the login" grep -Eq '^auth +LOGIN$' "$TB_TMP/flow.txt"
+step 2
+check "DONE: out of IDLE" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -Eq ' imap +authenticated '"
+step 3
+check "STARTTLS answered OK: opaque (tls)" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap | grep -Eq ' imap +tls '"
+check "every step answered through the gateway" test "$(cat "$TB_TMP"/step*.out | grep -c OK)" -ge 3
+
+in_client /usr/bin/python3 - <<'PY' >"$TB_TMP/smtp.out"
+import socket
+s = socket.create_connection(("198.51.100.2", 587), timeout=5); f = s.makefile("rwb")
+print(f.readline().decode().strip())
+f.write(b"EHLO client.lg.test\r\n"); f.flush()
+while True:
+    line = f.readline().decode()
+    if line[3:4] != "-":
+        break
+print("ehlo done")
+PY
+check "a Submission session through the gateway" grep -q 'ehlo done' "$TB_TMP/smtp.out"
+sfid=$(ctl flows --service submission --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])' 2>/dev/null)
+check "its EHLO keywords are seen" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $sfid | grep -Eq '^server_extensions +PIPELINING,ENHANCEDSTATUSCODES$'"
+check "stats: observers given to the mail flows" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^mail_sessions_observed +2$'"
+tb_finish
