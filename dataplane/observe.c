@@ -35,6 +35,7 @@ struct dir {
 
 struct sess {
 	uint8_t lock;
+	uint32_t gen; /* bumped at each open: a handle of an earlier session no longer matches */
 	uint8_t service, phase;
 	bool used, data_asked;
 	uint32_t server_ext, client_ext, idle_since, next_free;
@@ -63,11 +64,23 @@ static void spin_unlock(uint8_t *l)
 	__atomic_store_n(l, 0, __ATOMIC_RELEASE);
 }
 
+/* A handle: the session's index + 1 in its low bits, its generation above them, so that a
+ * packet still in flight for a flow that has ended cannot reach the session's next owner. */
+#define INDEX_BITS 15
+#define INDEX_MASK ((1u << INDEX_BITS) - 1)
+
+static struct sess *session(struct lg_obs_pool *p, uint32_t h)
+{
+	uint32_t i = h & INDEX_MASK;
+
+	return i && i <= p->capacity ? &p->s[i - 1] : NULL;
+}
+
 struct lg_obs_pool *lg_obs_pool_create(uint32_t capacity)
 {
 	struct lg_obs_pool *p = calloc(1, sizeof(*p));
 
-	if (!p || capacity == 0)
+	if (!p || capacity == 0 || capacity > INDEX_MASK)
 		goto fail;
 	p->capacity = capacity;
 	p->bytes = (size_t)capacity * sizeof(struct sess);
@@ -111,8 +124,12 @@ uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_obs_service service)
 		h = ++p->fresh;
 	}
 	if (h) {
+		uint32_t gen;
+
 		s = &p->s[h - 1];
+		gen = s->gen + 1;
 		memset(s, 0, sizeof(*s));
+		s->gen = gen;
 		s->used = true;
 		s->service = (uint8_t)service;
 		/* the TLS ports are opaque from the start */
@@ -120,19 +137,31 @@ uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_obs_service service)
 										       : LG_PHASE_GREETING;
 	}
 	spin_unlock(&p->lock);
-	return h;
+	return h ? (p->s[h - 1].gen << INDEX_BITS) | h : 0;
+}
+
+/* S (locked) is the session handle H names. */
+static bool current(const struct sess *s, uint32_t h)
+{
+	return s->used && s->gen == h >> INDEX_BITS;
 }
 
 void lg_obs_close(struct lg_obs_pool *p, uint32_t h)
 {
-	if (!h || h > p->capacity)
+	struct sess *s = session(p, h);
+	bool mine;
+
+	if (!s)
 		return;
-	spin_lock(&p->s[h - 1].lock);
-	p->s[h - 1].used = false;
-	spin_unlock(&p->s[h - 1].lock);
+	spin_lock(&s->lock);
+	mine = current(s, h);
+	s->used = s->used && !mine;
+	spin_unlock(&s->lock);
+	if (!mine)
+		return;
 	spin_lock(&p->lock);
-	p->s[h - 1].next_free = p->free_head;
-	p->free_head = h;
+	s->next_free = p->free_head;
+	p->free_head = h & INDEX_MASK;
 	spin_unlock(&p->lock);
 }
 
@@ -573,12 +602,12 @@ void lg_obs_segment(struct lg_obs_pool *p, uint32_t h, bool from_client, uint32_
 	int side = from_client ? 0 : 1;
 	int32_t off;
 
-	if (!h || h > p->capacity)
+	s = session(p, h);
+	if (!s)
 		return;
-	s = &p->s[h - 1];
 	spin_lock(&s->lock);
 	d = &s->d[side];
-	if (!s->used || opaque(s))
+	if (!current(s, h) || opaque(s))
 		goto out;
 	if (syn) {
 		d->next = seq + 1;
@@ -625,11 +654,11 @@ bool lg_obs_view(struct lg_obs_pool *p, uint32_t h, struct lg_obs_view *out)
 	struct sess *s;
 	bool ok;
 
-	if (!h || h > p->capacity)
+	s = session(p, h);
+	if (!s)
 		return false;
-	s = &p->s[h - 1];
 	spin_lock(&s->lock);
-	ok = s->used;
+	ok = current(s, h);
 	if (ok) {
 		out->service = (enum lg_obs_service)s->service;
 		out->phase = (enum lg_obs_phase)s->phase;

@@ -200,7 +200,13 @@ static void test_smtp(void)
 		CHECK(counts[LG_SVC_IMAPS][LG_PHASE_TLS] == 1 && counts[LG_SVC_SMTP][LG_PHASE_GREETING] == 2,
 		      "sessions counted by service and phase");
 		lg_obs_close(p, d);
-		CHECK(lg_obs_open(p, LG_SVC_IMAP) == d, "a closed session is handed out again");
+		e = lg_obs_open(p, LG_SVC_IMAP);
+		CHECK(e && (e & 0x7fff) == (d & 0x7fff), "a closed session is handed out again");
+		CHECK(e != d && !lg_obs_view(p, d, &w), "under a new handle: the old one reaches nothing");
+		lg_obs_segment(p, d, false, 1, true, NULL, 0, 1);
+		lg_obs_close(p, d);
+		CHECK(lg_obs_view(p, e, &w) && w.service == LG_SVC_IMAP,
+		      "a stale handle neither feeds nor closes the new session");
 	}
 	lg_obs_pool_destroy(p);
 }
