@@ -223,6 +223,8 @@ static enum lg_timer_class timer_class(uint8_t state, uint8_t flags)
 {
 	if (lg_tcp_is_transitory(state))
 		return LG_TIMER_TRANSITORY;
+	if (flags & LG_FLOW_IDLING)
+		return LG_TIMER_MAIL_IDLE;
 	return flags & LG_FLOW_MAIL ? LG_TIMER_MAIL : LG_TIMER_OTHER;
 }
 
@@ -300,8 +302,8 @@ struct lg_flow *lg_eng_usable(struct lg_engine *e, struct lg_ctx *c, struct lg_t
 bool lg_eng_evict_one(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb, uint32_t now_s)
 {
 	static const enum lg_timer_class order[] = { LG_TIMER_TRANSITORY, LG_TIMER_OTHER,
-						     LG_TIMER_MAIL };
-	size_t classes = lg_eng_pol(e)->overload == LG_OVERLOAD_DROP_NEW ? 1 : 3;
+						     LG_TIMER_MAIL, LG_TIMER_MAIL_IDLE };
+	size_t classes = lg_eng_pol(e)->overload == LG_OVERLOAD_DROP_NEW ? 1 : 4;
 
 	for (size_t k = 0; k < classes; k++) {
 		for (int tries = 0; tries < EVICT_TRIES; tries++) {
@@ -327,7 +329,7 @@ bool lg_eng_evict_one(struct lg_engine *e, struct lg_ctx *c, struct lg_table *tb
 			else if (order[k] == LG_TIMER_OTHER)
 				BUMP(c, evicted_idle);
 			else
-				BUMP(c, evicted_mail);
+				BUMP(c, evicted_mail); /* idling ones included: they come last */
 			return true;
 		}
 	}
@@ -388,7 +390,8 @@ void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f,
 	/* an empty wheel's clock may be far behind: move it first, so that the deadline counts */
 	if (lg_timers_count(tb->timers, LG_TIMER_TRANSITORY) +
 		    lg_timers_count(tb->timers, LG_TIMER_OTHER) +
-		    lg_timers_count(tb->timers, LG_TIMER_MAIL) == 0)
+		    lg_timers_count(tb->timers, LG_TIMER_MAIL) +
+		    lg_timers_count(tb->timers, LG_TIMER_MAIL_IDLE) == 0)
 		lg_timers_run(tb->timers, now_s, 0, NULL, NULL);
 	lg_timers_arm(tb->timers, f, LG_TIMER_TRANSITORY, now_s + lg_eng_pol(e)->timeout_transitory + 1);
 }
@@ -413,13 +416,22 @@ void lg_eng_observe(struct lg_engine *e, struct lg_flow *f, bool from_inside, co
 		    uint32_t now_s)
 {
 	uint32_t h = __atomic_load_n(&f->obs, __ATOMIC_ACQUIRE);
-	bool from_client = from_inside != ((f->flags & LG_FLOW_INBOUND) != 0);
+	bool from_client = from_inside != ((f->flags & LG_FLOW_INBOUND) != 0), idling;
 
 	if (!h || (!p->payload_len && !(p->tcp_flags & LG_TCP_SYN)))
 		return;
 	/* the verdict is already made: what is seen here changes nothing of it */
-	lg_obs_segment(e->obs, h, from_client, p->seq, p->tcp_flags & LG_TCP_SYN,
-		       p->l4 + (p->l4_len - p->payload_len), p->payload_len, now_s);
+	idling = lg_obs_segment(e->obs, h, from_client, p->seq, p->tcp_flags & LG_TCP_SYN,
+				p->l4 + (p->l4_len - p->payload_len), p->payload_len, now_s);
+	/* sessions idling in IDLE are the last to go under overload; the timers re-file the flow
+	 * when they next look at it */
+	if (idling != ((__atomic_load_n(&f->flags, __ATOMIC_RELAXED) & LG_FLOW_IDLING) != 0)) {
+		lg_flow_lock(f);
+		if (f->flags & LG_FLOW_LIVE)
+			f->flags = (uint8_t)(idling ? f->flags | LG_FLOW_IDLING
+						    : f->flags & ~LG_FLOW_IDLING);
+		lg_flow_unlock(f);
+	}
 }
 
 void lg_engine_mail_counts(struct lg_engine *e, uint64_t by_phase[LG_SVC_COUNT][LG_PHASE_COUNT])

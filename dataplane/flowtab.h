@@ -42,6 +42,7 @@ struct lg_flow {
 #define LG_FLOW_SVC_SHIFT 2 /* 4 bits: the policy's per-port timer + 1, 0 for the default */
 #define LG_FLOW_SVC_MASK 0x3c
 #define LG_FLOW_INBOUND 0x40 /* opened from outside (through a mapping, or to an IPv6 host) */
+#define LG_FLOW_IDLING 0x80  /* a mail session seen in IMAP IDLE: evicted last of all */
 
 #define LG_FLOWTAB_MAX_RECORDS ((1u << 24) - 2)
 

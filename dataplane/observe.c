@@ -594,17 +594,18 @@ static void follow(struct sess *s, int side, const uint8_t *p, size_t n, uint32_
 	feed(s, side, p, n, now_s);
 }
 
-void lg_obs_segment(struct lg_obs_pool *p, uint32_t h, bool from_client, uint32_t seq, bool syn,
+bool lg_obs_segment(struct lg_obs_pool *p, uint32_t h, bool from_client, uint32_t seq, bool syn,
 		    const uint8_t *payload, size_t len, uint32_t now_s)
 {
 	struct sess *s;
 	struct dir *d;
 	int side = from_client ? 0 : 1;
 	int32_t off;
+	bool idle;
 
 	s = session(p, h);
 	if (!s)
-		return;
+		return false;
 	spin_lock(&s->lock);
 	d = &s->d[side];
 	if (!current(s, h) || opaque(s))
@@ -646,7 +647,9 @@ void lg_obs_segment(struct lg_obs_pool *p, uint32_t h, bool from_client, uint32_
 		}
 	}
 out:
+	idle = current(s, h) && s->phase == LG_PHASE_IDLE;
 	spin_unlock(&s->lock);
+	return idle;
 }
 
 bool lg_obs_view(struct lg_obs_pool *p, uint32_t h, struct lg_obs_view *out)

@@ -78,8 +78,8 @@ uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_obs_service service);
 void lg_obs_close(struct lg_obs_pool *p, uint32_t handle);
 
 /* A segment of session HANDLE: FROM_CLIENT, its TCP sequence number, SYN flag and payload.
- * Thread-safe per session; never touches the segment. */
-void lg_obs_segment(struct lg_obs_pool *p, uint32_t handle, bool from_client, uint32_t seq,
+ * Thread-safe per session; never touches the segment. True when the session is in IDLE. */
+bool lg_obs_segment(struct lg_obs_pool *p, uint32_t handle, bool from_client, uint32_t seq,
 		    bool syn, const uint8_t *payload, size_t len, uint32_t now_s);
 bool lg_obs_view(struct lg_obs_pool *p, uint32_t handle, struct lg_obs_view *out);
 

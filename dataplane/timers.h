@@ -13,8 +13,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* Eviction order under overload: transitory first, then other flows, mail last. */
-enum lg_timer_class { LG_TIMER_TRANSITORY, LG_TIMER_OTHER, LG_TIMER_MAIL, LG_TIMER_CLASSES };
+/* Eviction order under overload: transitory first, then other flows, then mail, and mail
+ * sessions seen idling in IMAP IDLE last of all. */
+enum lg_timer_class { LG_TIMER_TRANSITORY, LG_TIMER_OTHER, LG_TIMER_MAIL, LG_TIMER_MAIL_IDLE,
+		      LG_TIMER_CLASSES };
 
 #define LG_TIMER_SLOTS 65536u
 

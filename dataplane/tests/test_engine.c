@@ -1150,8 +1150,80 @@ static void test_refused_probes(void)
 	lg_engine_destroy(e);
 }
 
+/* An IMAP session on FLOWS' inside port CPORT: handshake at NOW and the server's greeting. */
+static uint16_t imap_session(struct lg_engine *e, uint16_t cport, uint64_t now)
+{
+	struct tcp_spec syn = { 1000, 0, 65535, NULL, 0 }, synack = { 5000, 1001, 65535, NULL, 0 };
+	struct tcp_spec ack = { 1001, 5001, 65535, NULL, 0 }, greet = { 5001, 1001, 65535, NULL, 0 };
+	uint8_t buf[256];
+	size_t len;
+	bool mod;
+	uint16_t pub;
+
+	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", 143, LG_TCP_SYN, &syn, NULL);
+	run(e, buf, len, now, &mod);
+	pub = rd_port(buf, 20);
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK,
+			      &synack, NULL);
+	run(e, buf, len, now, &mod);
+	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", 143, LG_TCP_ACK, &ack, NULL);
+	run(e, buf, len, now, &mod);
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_ACK | LG_TCP_PSH,
+			      &greet, "* OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n");
+	run(e, buf, len, now, &mod);
+	return pub;
+}
+
+/* Issue 8: mail sessions seen idling in IDLE are the last flows evicted under overload. */
+static void test_idle_evicted_last(void)
+{
+	struct lg_policy pol;
+	struct lg_engine *e;
+	struct lg_engine_stats st;
+	struct lg_flow_view v[4];
+	uint8_t buf[256];
+	size_t len, n;
+	bool mod;
+	uint16_t pub_a;
+	struct tcp_spec idle_cmd = { 1001, 5038, 65535, NULL, 0 }, cont = { 5038, 1010, 65535, NULL, 0 };
+
+	test_policy(&pol);
+	pol.max_flows = 3;
+	e = lg_engine_create(&pol, 0);
+	pub_a = imap_session(e, 40000, 1 * S); /* the oldest, and it goes into IDLE */
+	len = build_tcp4_spec(buf, "10.77.0.2", 40000, "198.51.100.2", 143, LG_TCP_ACK | LG_TCP_PSH,
+			      &idle_cmd, "a1 IDLE\r\n");
+	run(e, buf, len, 2 * S, &mod);
+	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub_a, LG_TCP_ACK | LG_TCP_PSH,
+			      &cont, "+ idling\r\n");
+	run(e, buf, len, 2 * S, &mod);
+	n = lg_engine_flows(e, 3 * S, v, 4);
+	CHECK(n == 1 && v[0].observed && v[0].obs.phase == LG_PHASE_IDLE && (v[0].flow.flags & LG_FLOW_IDLING),
+	      "the session is seen in IDLE");
+	imap_session(e, 40001, 10 * S);
+	imap_session(e, 40002, 20 * S);
+	/* a fourth: the table is full; the longest-idle flow is the one in IDLE, but it stays */
+	len = build_tcp4(buf, "10.77.0.2", 40003, "198.51.100.2", 143, LG_TCP_SYN, NULL);
+	CHECK_EQ_INT(run(e, buf, len, 30 * S, &mod), LG_VERDICT_ACCEPT, "room is made");
+	n = lg_engine_flows(e, 30 * S, v, 4);
+	lg_engine_stats(e, &st);
+	CHECK_EQ_INT(st.evicted_mail, 1, "one mail flow evicted");
+	for (size_t i = 0; i < n; i++)
+		if (v[i].flow.in_port == htons(40001))
+			CHECK(0, "the longest-idle session not in IDLE should have gone");
+	{
+		bool idle_kept = false;
+
+		for (size_t i = 0; i < n; i++)
+			idle_kept |= v[i].flow.in_port == htons(40000);
+		CHECK(idle_kept, "the session in IDLE, though idle longest, is kept");
+	}
+	lg_engine_destroy(e);
+}
+
 int main(void)
 {
+	test_idle_evicted_last();
 	test_refused_probes();
 	test_public_pool();
 	test_rules();
