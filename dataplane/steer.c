@@ -64,56 +64,46 @@ static int vrun(const char *prog, bool quiet, const char *first, va_list ap)
 	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
-static int iptables(bool quiet, const char *first, ...)
+/* PROG is "iptables" or "ip6tables". */
+static int tables(const char *prog, bool quiet, const char *first, ...)
 {
 	va_list ap;
 	int rc;
 
 	va_start(ap, first);
-	rc = vrun("iptables", quiet, first, ap);
+	rc = vrun(prog, quiet, first, ap);
 	va_end(ap);
 	return rc;
 }
 
-static int ip6tables(bool quiet, const char *first, ...)
-{
-	va_list ap;
-	int rc;
-
-	va_start(ap, first);
-	rc = vrun("ip6tables", quiet, first, ap);
-	va_end(ap);
-	return rc;
-}
-
-static void remove_hook(int (*tables)(bool, const char *, ...), const struct hook *h)
+static void remove_hook(const char *prog, const struct hook *h)
 {
 	/* Delete every jump (an earlier crash may have left more than one), then the chain. */
 	for (int i = 0; i < 16; i++)
-		if (tables(true, "-t", h->table, "-D", h->builtin, "-j", h->chain, NULL) != 0)
+		if (tables(prog, true, "-t", h->table, "-D", h->builtin, "-j", h->chain, NULL) != 0)
 			break;
-	tables(true, "-t", h->table, "-F", h->chain, NULL);
-	tables(true, "-t", h->table, "-X", h->chain, NULL);
+	tables(prog, true, "-t", h->table, "-F", h->chain, NULL);
+	tables(prog, true, "-t", h->table, "-X", h->chain, NULL);
 }
 
 void lg_steer_remove(void)
 {
 	for (size_t i = HOOK_COUNT; i-- > 0;)
-		remove_hook(iptables, &hooks[i]);
+		remove_hook("iptables", &hooks[i]);
 	for (size_t i = HOOK6_COUNT; i-- > 0;)
-		remove_hook(ip6tables, &hooks6[i]);
+		remove_hook("ip6tables", &hooks6[i]);
 }
 
-#define TRY_WITH(prog, fn, ...)                                                         \
+#define TRY_WITH(prog, ...)                                                            \
 	do {                                                                           \
-		if (fn(false, __VA_ARGS__, NULL) != 0) {                               \
+		if (tables(prog, false, __VA_ARGS__, NULL) != 0) {                     \
 			snprintf(err, errlen, prog " %s failed", #__VA_ARGS__);        \
 			lg_steer_remove();                                             \
 			return -1;                                                     \
 		}                                                                      \
 	} while (0)
-#define TRY(...) TRY_WITH("iptables", iptables, __VA_ARGS__)
-#define TRY6(...) TRY_WITH("ip6tables", ip6tables, __VA_ARGS__)
+#define TRY(...) TRY_WITH("iptables", __VA_ARGS__)
+#define TRY6(...) TRY_WITH("ip6tables", __VA_ARGS__)
 
 static const char *const icmp6_errors[] = { "destination-unreachable", "packet-too-big",
 					     "time-exceeded", "parameter-problem" };

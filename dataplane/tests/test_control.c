@@ -6,31 +6,25 @@
 
 #include <stdlib.h>
 
-static char *answer(const char *req, const struct lg_control_ctx *ctx)
+static char *answer_as(const char *req, const struct lg_control_ctx *ctx, bool read_only)
 {
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
 
-	lg_control_answer(req, ctx, false, f);
+	lg_control_answer(req, ctx, read_only, f);
 	fclose(f);
 	return buf;
 }
 
-static char *answer_read_only(const char *req, const struct lg_control_ctx *ctx)
+static char *answer(const char *req, const struct lg_control_ctx *ctx)
 {
-	char *buf = NULL;
-	size_t len = 0;
-	FILE *f = open_memstream(&buf, &len);
-
-	lg_control_answer(req, ctx, true, f);
-	fclose(f);
-	return buf;
+	return answer_as(req, ctx, false);
 }
 
 static void expect_read_only(const char *req, const struct lg_control_ctx *ctx, bool allowed)
 {
-	char *r = answer_read_only(req, ctx);
+	char *r = answer_as(req, ctx, true);
 
 	CHECK((strstr(r, "permission denied") == NULL) == allowed, "read-only '%s' -> '%s'", req, r);
 	free(r);
