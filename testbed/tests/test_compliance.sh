@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The compliance audit (issue 8) can pass and can fail: lemongate passes every ID it checks;
 # stock kernel NAT fails the filtering (N5382-R3) and transitory-timer (N5382-R5) checks; the
-# careless kernel NAT fails the timers with its 1-hour established timeout. Root only.
+# careless kernel NAT fails the timers with its 1-hour established timeout and the extensions
+# check with its STARTTLS-stripping proxy. Root only.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 AUDIT=$TB_ROOT/testbed/compliance
@@ -22,4 +23,8 @@ assert r["N5382-R1"] == "pass" and r["L5383-3"] == "pass", r' "$TB_TMP/kernel.js
 "$AUDIT" --target kernel-nat-broken >"$TB_TMP/broken.txt"
 check "careless kernel NAT: its 1-hour established timeout is caught" \
 	grep -Eq '^N5382-R5 +fail .*established 3600 s' "$TB_TMP/broken.txt"
+check "careless kernel NAT: its STARTTLS-stripping proxy is caught (L5383-6c)" \
+	grep -Eq '^L5383-6c +fail ' "$TB_TMP/broken.txt"
+check "while IMAP and Submission still get through it (L5383-3 passes)" \
+	grep -Eq '^L5383-3 +pass ' "$TB_TMP/broken.txt"
 tb_finish
