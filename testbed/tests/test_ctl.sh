@@ -52,7 +52,7 @@ check_not "flows --service gopher: refused" ctl flows --service gopher
 
 ip netns exec lg-gw timeout -s INT 3.5 "$BUILD/lemongatectl" stats --watch 1 >"$TB_TMP/watch.txt" &
 watcher=$!
-sleep 1.2
+wait_until 3 bash -c "[ \$(grep -c '^-- ' '$TB_TMP/watch.txt') -ge 1 ]" # a first sample, then traffic
 noop 1 >/dev/null
 wait "$watcher"
 check "stats --watch 1 prints the counters every second" test "$(grep -c '^-- ' "$TB_TMP/watch.txt")" -ge 3

@@ -151,7 +151,7 @@ check "N5382-R10 (IPv6): and the session still answers" noop 3
 check "IPv6: clock advance 2h5m expires the idle flow" \
 	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' clock advance 2h5m | grep -q 'expired=1'"
 touch "$TB_TMP/noop4"
-sleep 2
+wait_until 8 test -s "$TB_TMP/noop4.out" # the client's own 3 s timeout, or an answer
 check_not "IPv6: after expiry the session's traffic no longer passes" grep -qs '^n4 OK' "$TB_TMP/noop4.out"
 check "IPv6: its segments are dropped as without a flow" test "$(stat_of drop_no_flow_outbound)" -gt 0
 
