@@ -16,12 +16,13 @@ SAN_CFLAGS := -std=gnu11 $(WARN) -O1 -g -fsanitize=address,undefined -fno-omit-f
               -fno-sanitize-recover=all -I. -Iinclude $(shell pkg-config --cflags $(PKGS) 2>/dev/null) -MMD -MP
 NFQ_LIBS   := $(shell pkg-config --libs $(PKGS) 2>/dev/null || echo -lnetfilter_queue -lnfnetlink -lmnl)
 LIBS_DP    := $(NFQ_LIBS) -lpcap -lpthread
-LIBS_SRV   := -lcrypto
+LIBS_SRV   := -lssl -lcrypto
 
 POLICY_SRC := $(wildcard policy/*.c)
 DP_SRC     := $(filter-out dataplane/main.c,$(wildcard dataplane/*.c))
 CTL_SRC    := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
 SRVCORE_SRC:= $(wildcard servers/core/*.c)
+MAIL_SRC   := $(wildcard servers/mail/*.c servers/imap/*.c)
 IMAPD_SRC  := servers/imapd.c
 SUBMITD_SRC:= servers/submitd.c
 
@@ -50,6 +51,8 @@ $(BUILD)/$(1)/libctl.a: $(call obj,$(1),$(CTL_SRC))
 	@rm -f $$@; ar rcs $$@ $$^
 $(BUILD)/$(1)/libsrvcore.a: $(call obj,$(1),$(SRVCORE_SRC))
 	@rm -f $$@; ar rcs $$@ $$^
+$(BUILD)/$(1)/libmail.a: $(call obj,$(1),$(MAIL_SRC))
+	@rm -f $$@; ar rcs $$@ $$^
 endef
 $(eval $(call component_libs,obj))
 $(eval $(call component_libs,asan))
@@ -58,9 +61,9 @@ $(BUILD)/lemongated: $(BUILD)/obj/dataplane/main.o $(BUILD)/obj/libdataplane.a $
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_DP)
 $(BUILD)/lemongatectl: $(BUILD)/obj/ctl/main.o $(BUILD)/obj/libctl.a $(BUILD)/obj/libpolicy.a
 	$(CC) $(CFLAGS) -o $@ $^
-$(BUILD)/lemongate-imapd: $(call obj,obj,$(IMAPD_SRC)) $(BUILD)/obj/libsrvcore.a
+$(BUILD)/lemongate-imapd: $(call obj,obj,$(IMAPD_SRC)) $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_SRV)
-$(BUILD)/lemongate-submitd: $(call obj,obj,$(SUBMITD_SRC)) $(BUILD)/obj/libsrvcore.a
+$(BUILD)/lemongate-submitd: $(call obj,obj,$(SUBMITD_SRC)) $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_SRV)
 
 # Unit tests: COMPONENT/tests/test_NAME.c -> build/VARIANT/tests/COMPONENT_NAME
@@ -70,10 +73,10 @@ TESTS_PLAIN := $(foreach t,$(TEST_SRC),$(BUILD)/tests/$(call test_name,$(t)))
 TESTS_ASAN  := $(foreach t,$(TEST_SRC),$(BUILD)/asan-tests/$(call test_name,$(t)))
 
 define test_rules
-$(BUILD)/tests/$(call test_name,$(1)): $(call obj,obj,$(1)) $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libctl.a $(BUILD)/obj/libsrvcore.a $(BUILD)/obj/libpolicy.a
+$(BUILD)/tests/$(call test_name,$(1)): $(call obj,obj,$(1)) $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libctl.a $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a $(BUILD)/obj/libpolicy.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LIBS_DP) $$(LIBS_SRV)
-$(BUILD)/asan-tests/$(call test_name,$(1)): $(call obj,asan,$(1)) $(BUILD)/asan/libdataplane.a $(BUILD)/asan/libctl.a $(BUILD)/asan/libsrvcore.a $(BUILD)/asan/libpolicy.a
+$(BUILD)/asan-tests/$(call test_name,$(1)): $(call obj,asan,$(1)) $(BUILD)/asan/libdataplane.a $(BUILD)/asan/libctl.a $(BUILD)/asan/libmail.a $(BUILD)/asan/libsrvcore.a $(BUILD)/asan/libpolicy.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) -fsanitize=address,undefined -o $$@ $$^ $$(LIBS_DP) $$(LIBS_SRV)
 endef
@@ -99,7 +102,13 @@ $(BUILD)/fuzz/fuzz_policy: fuzz/fuzz_policy.c $(POLICY_SRC) $(wildcard policy/*.
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
 FUZZERS := $(BUILD)/fuzz/fuzz_packet $(BUILD)/fuzz/fuzz_policy
 
-tests: $(TESTS_PLAIN) $(TESTS_ASAN) $(TESTS_TSAN) $(FUZZERS)
+# The servers once more with ASan+UBSan, for their functional tests (servers/tests/*_test.py).
+SERVERS_ASAN := $(BUILD)/asan-bin/lemongate-imapd
+$(BUILD)/asan-bin/lemongate-imapd: $(call obj,asan,$(IMAPD_SRC)) $(BUILD)/asan/libmail.a $(BUILD)/asan/libsrvcore.a
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=address,undefined -o $@ $^ $(LIBS_SRV)
+
+tests: $(TESTS_PLAIN) $(TESTS_ASAN) $(TESTS_TSAN) $(FUZZERS) $(SERVERS_ASAN)
 
 # make bench: figures measured side by side in one run (see README, Performance).
 $(BUILD)/bench/bench_flowtab: bench/bench_flowtab.c $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libpolicy.a

@@ -4,7 +4,8 @@
 # iperf3 is for make bench too (throughput through the testbed). clang and libclang-rt-14-dev
 # build the libFuzzer targets that make check runs for a bounded number of inputs. groff-base
 # renders the manual pages (make check lints them); util-linux's setpriv (essential) runs
-# lemongatectl as another user in the control-group test.
+# lemongatectl as another user in the control-group test. openssl makes the test servers'
+# certificate.
 set -eu
 
 PACKAGES="
@@ -24,6 +25,7 @@ iputils-ping
 clang
 libclang-rt-14-dev
 groff-base
+openssl
 "
 
 if [ "$(id -u)" -ne 0 ]; then

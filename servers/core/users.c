@@ -134,6 +134,14 @@ bool srv_users_check(const struct srv_users *u, const char *user, const char *pa
 	return false;
 }
 
+bool srv_users_exists(const struct srv_users *u, const char *user)
+{
+	for (size_t i = 0; u && i < u->count; i++)
+		if (strcmp(u->items[i].name, user) == 0)
+			return true;
+	return false;
+}
+
 void srv_users_free(struct srv_users *u)
 {
 	if (!u)

@@ -1,0 +1,605 @@
+/* FETCH and STORE (RFC 3501 6.4.5, 6.4.6; RFC 4315 UID forms). */
+#include "servers/imap/mime.h"
+#include "servers/imap/session.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#define FETCH_ATTS_MAX   64
+#define SECTION_FIELDS_MAX 64
+#define SECTION_PATH_MAX 16
+
+enum att_kind {
+	ATT_FLAGS, ATT_UID, ATT_INTERNALDATE, ATT_SIZE, ATT_SECTION, ATT_RFC822, ATT_RFC822_HEADER,
+	ATT_RFC822_TEXT, ATT_MODSEQ,
+};
+
+enum section_spec { SPEC_NONE, SPEC_HEADER, SPEC_FIELDS, SPEC_FIELDS_NOT, SPEC_TEXT, SPEC_MIME };
+
+struct fetch_att {
+	enum att_kind kind;
+	bool peek;
+	const char *spec_text; /* the section as the client wrote it, echoed back */
+	size_t spec_len;
+	uint32_t path[SECTION_PATH_MAX];
+	size_t depth;
+	enum section_spec spec;
+	char *fields[SECTION_FIELDS_MAX];
+	size_t field_count;
+	bool partial;
+	uint32_t origin, count;
+};
+
+struct fetch_req {
+	struct fetch_att atts[FETCH_ATTS_MAX];
+	size_t count;
+	bool needs_body;
+};
+
+static void req_free(struct fetch_req *r)
+{
+	for (size_t i = 0; i < r->count; i++)
+		for (size_t k = 0; k < r->atts[i].field_count; k++)
+			free(r->atts[i].fields[k]);
+}
+
+static struct fetch_att *add_att(struct fetch_req *r, struct imap_parser *p, enum att_kind kind)
+{
+	if (r->count >= FETCH_ATTS_MAX) {
+		p->err = "too many FETCH items";
+		return NULL;
+	}
+	r->atts[r->count] = (struct fetch_att){ .kind = kind };
+	return &r->atts[r->count++];
+}
+
+static int parse_section(struct imap_parser *p, struct fetch_att *a)
+{
+	char *start = p->p;
+
+	while (isdigit(imap_peek(p))) {
+		if (a->depth >= SECTION_PATH_MAX || imap_nz_number(p, &a->path[a->depth++]) < 0) {
+			p->err = "bad section part number";
+			return -1;
+		}
+		if (imap_peek(p) != '.')
+			break;
+		p->p++;
+		if (!isdigit(imap_peek(p)) && imap_peek(p) != -1)
+			break;
+	}
+	if (imap_peek(p) == ']') {
+		if (a->depth && p->p[-1] == '.') {
+			p->err = "bad section";
+			return -1;
+		}
+	} else if (imap_word_is(p, "HEADER.FIELDS.NOT") || imap_word_is(p, "HEADER.FIELDS")) {
+		struct imap_str f;
+
+		a->spec = imap_word_is(p, "HEADER.FIELDS.NOT") ? SPEC_FIELDS_NOT : SPEC_FIELDS;
+		p->p += a->spec == SPEC_FIELDS_NOT ? 17 : 13;
+		if (imap_sp(p) < 0 || imap_expect(p, '(') < 0)
+			return -1;
+		do {
+			if (imap_astring(p, &f) < 0 || a->field_count >= SECTION_FIELDS_MAX ||
+			    memchr(f.s, 0, f.len) || memchr(f.s, ':', f.len)) {
+				p->err = "bad header field list";
+				return -1;
+			}
+			a->fields[a->field_count] = strndup(f.s, f.len);
+			if (!a->fields[a->field_count++])
+				return -1;
+		} while (imap_peek(p) == ' ' && (p->p++, 1));
+		if (imap_expect(p, ')') < 0)
+			return -1;
+	} else if (imap_take_word(p, "HEADER") == 0) {
+		a->spec = SPEC_HEADER;
+	} else if (imap_take_word(p, "TEXT") == 0) {
+		a->spec = SPEC_TEXT;
+	} else if (a->depth && imap_take_word(p, "MIME") == 0) {
+		a->spec = SPEC_MIME;
+	} else {
+		p->err = "bad section";
+		return -1;
+	}
+	p->err = NULL;
+	a->spec_text = start;
+	a->spec_len = (size_t)(p->p - start);
+	if (imap_expect(p, ']') < 0)
+		return -1;
+	if (imap_peek(p) == '<') {
+		p->p++;
+		if (imap_number(p, &a->origin) < 0 || imap_expect(p, '.') < 0 ||
+		    imap_nz_number(p, &a->count) < 0 || imap_expect(p, '>') < 0) {
+			p->err = "bad partial <origin.count>";
+			return -1;
+		}
+		a->partial = true;
+	}
+	return 0;
+}
+
+static int parse_att(struct imap_parser *p, struct fetch_req *r)
+{
+	static const struct {
+		const char *name;
+		enum att_kind kind;
+	} simple[] = {
+		{ "FLAGS", ATT_FLAGS },           { "UID", ATT_UID },
+		{ "INTERNALDATE", ATT_INTERNALDATE }, { "RFC822.SIZE", ATT_SIZE },
+		{ "RFC822.HEADER", ATT_RFC822_HEADER }, { "RFC822.TEXT", ATT_RFC822_TEXT },
+		{ "RFC822", ATT_RFC822 },         { "MODSEQ", ATT_MODSEQ },
+	};
+	struct fetch_att *a;
+
+	for (size_t i = 0; i < sizeof(simple) / sizeof(simple[0]); i++)
+		if (imap_word_is(p, simple[i].name)) {
+			p->p += strlen(simple[i].name);
+			if (!(a = add_att(r, p, simple[i].kind)))
+				return -1;
+			r->needs_body |= a->kind >= ATT_SECTION && a->kind != ATT_MODSEQ;
+			return 0;
+		}
+	if (imap_word_is(p, "BODY.PEEK") || imap_word_is(p, "BODY")) {
+		bool peek = imap_word_is(p, "BODY.PEEK");
+
+		p->p += peek ? 9 : 4;
+		if (imap_peek(p) != '[') {
+			p->err = "BODY without a section (the structure) is not supported yet";
+			return -1;
+		}
+		p->p++;
+		if (!(a = add_att(r, p, ATT_SECTION)))
+			return -1;
+		a->peek = peek;
+		r->needs_body = true;
+		return parse_section(p, a);
+	}
+	p->err = "unknown or unsupported FETCH item";
+	return -1;
+}
+
+static int parse_request(struct imap_parser *p, struct fetch_req *r)
+{
+	static const char *const macros[][2] = {
+		{ "ALL", "FLAGS INTERNALDATE RFC822.SIZE" },
+		{ "FAST", "FLAGS INTERNALDATE RFC822.SIZE" },
+	};
+
+	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++)
+		if (imap_word_is(p, macros[i][0])) {
+			p->p += strlen(macros[i][0]);
+			add_att(r, p, ATT_FLAGS);
+			add_att(r, p, ATT_INTERNALDATE);
+			add_att(r, p, ATT_SIZE);
+			return 0;
+		}
+	if (imap_word_is(p, "FULL")) {
+		p->err = "FULL needs ENVELOPE and BODY, not supported yet";
+		return -1;
+	}
+	if (imap_peek(p) != '(')
+		return parse_att(p, r);
+	p->p++;
+	for (;;) {
+		if (parse_att(p, r) < 0)
+			return -1;
+		if (imap_peek(p) == ')') {
+			p->p++;
+			return 0;
+		}
+		if (imap_sp(p) < 0)
+			return -1;
+	}
+}
+
+static void put_internaldate(struct imap_session *s, const struct mb_msg *m)
+{
+	static const char months[12][4] = { "Jan", "Feb", "Mar", "Apr", "May", "Jun",
+					    "Jul", "Aug", "Sep", "Oct", "Nov", "Dec" };
+	time_t local = (time_t)(m->internaldate + (int64_t)m->zone_minutes * 60);
+	struct tm tm;
+	int z = m->zone_minutes < 0 ? -m->zone_minutes : m->zone_minutes;
+
+	gmtime_r(&local, &tm);
+	srv_printf(s->conn, "INTERNALDATE \"%02d-%s-%04d %02d:%02d:%02d %c%02d%02d\"", tm.tm_mday,
+		   months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec,
+		   m->zone_minutes < 0 ? '-' : '+', z / 60, z % 60);
+}
+
+/* The bytes of a section; FREE_ME set when they were built (header fields). */
+static int section_bytes(const struct fetch_att *a, const char *msg, size_t len,
+			 const struct mime_part *root, const char **out, size_t *out_len,
+			 char **free_me)
+{
+	const struct mime_part *part = mime_find(root, a->path, a->depth);
+
+	*free_me = NULL;
+	if (!part) {
+		*out = NULL; /* a part that does not exist is empty (RFC 3501 is silent; as Dovecot) */
+		*out_len = 0;
+		return 0;
+	}
+	if (a->depth == 0 && a->spec == SPEC_NONE) {
+		*out = msg;
+		*out_len = len;
+		return 0;
+	}
+	if (a->spec == SPEC_MIME || (a->spec == SPEC_NONE)) {
+		if (a->spec == SPEC_MIME) {
+			*out = msg + part->header_off;
+			*out_len = part->header_len;
+		} else {
+			*out = msg + part->body_off;
+			*out_len = part->body_len;
+		}
+		return 0;
+	}
+	/* HEADER, HEADER.FIELDS, TEXT apply to a message: the root or an encapsulated one */
+	if (a->depth > 0) {
+		if (!part->message || !part->child_count) {
+			*out = NULL;
+			*out_len = 0;
+			return 0;
+		}
+		part = &part->children[0];
+	}
+	switch (a->spec) {
+	case SPEC_HEADER:
+		*out = msg + part->header_off;
+		*out_len = part->header_len;
+		return 0;
+	case SPEC_TEXT:
+		*out = msg + part->body_off;
+		*out_len = part->body_len;
+		return 0;
+	default:
+		if (mime_header_fields(msg + part->header_off, part->header_len,
+				       (const char *const *)a->fields, a->field_count,
+				       a->spec == SPEC_FIELDS_NOT, free_me, out_len) < 0)
+			return -1;
+		*out = *free_me;
+		return 0;
+	}
+}
+
+static void put_section(struct imap_session *s, const struct fetch_att *a, const char *data,
+			size_t len)
+{
+	srv_printf(s->conn, "BODY[%.*s]", (int)a->spec_len, a->spec_text);
+	if (a->partial) {
+		srv_printf(s->conn, "<%u>", a->origin);
+		if (a->origin >= len) {
+			data = "";
+			len = 0;
+		} else {
+			data += a->origin;
+			len -= a->origin;
+			if (len > a->count)
+				len = a->count;
+		}
+	}
+	srv_write(s->conn, " ", 1);
+	if (!data && !a->partial) {
+		srv_write(s->conn, "NIL", 3);
+		return;
+	}
+	srv_printf(s->conn, "{%zu}\r\n", len);
+	srv_write(s->conn, data ? data : "", len);
+}
+
+static int fetch_one(struct imap_session *s, const struct fetch_req *r, uint32_t seq, bool use_uid)
+{
+	const struct mb_msg *m = imap_msg_at(s, seq);
+	char *msg = NULL;
+	size_t len = 0;
+	struct mime_part *root = NULL;
+	bool sets_seen = false, first = true, uid_sent = false, flags_sent = false;
+	int index;
+
+	if (!m)
+		return 0; /* expunged by another session: nothing to say until it is reported */
+	if (r->needs_body) {
+		if (mbox_read(s->mb, m, &msg, &len) < 0)
+			return -1;
+		root = mime_parse(msg, len);
+		if (!root) {
+			free(msg);
+			return -1;
+		}
+	}
+	for (size_t i = 0; i < r->count; i++) {
+		enum att_kind k = r->atts[i].kind;
+
+		sets_seen |= (k == ATT_SECTION && !r->atts[i].peek) || k == ATT_RFC822 ||
+			     k == ATT_RFC822_TEXT;
+	}
+	index = mbox_index_of_uid(s->mb, m->uid);
+	if (sets_seen && !s->readonly && !(m->flags & MB_SEEN)) {
+		mbox_set_flags(s->mb, (size_t)index, m->flags | MB_SEEN, m->keywords);
+		m = imap_msg_at(s, seq);
+	} else {
+		sets_seen = false;
+	}
+	srv_printf(s->conn, "* %u FETCH (", seq);
+	if (use_uid) {
+		srv_printf(s->conn, "UID %u", m->uid);
+		uid_sent = true;
+		first = false;
+	}
+	for (size_t i = 0; i < r->count; i++) {
+		const struct fetch_att *a = &r->atts[i];
+		const char *data;
+		size_t dlen;
+		char *built;
+
+		if ((a->kind == ATT_UID && uid_sent) || (a->kind == ATT_FLAGS && flags_sent))
+			continue;
+		if (!first)
+			srv_write(s->conn, " ", 1);
+		first = false;
+		switch (a->kind) {
+		case ATT_FLAGS:
+			srv_write(s->conn, "FLAGS ", 6);
+			imap_put_flags(s, m);
+			flags_sent = true;
+			break;
+		case ATT_UID:
+			srv_printf(s->conn, "UID %u", m->uid);
+			uid_sent = true;
+			break;
+		case ATT_INTERNALDATE:
+			put_internaldate(s, m);
+			break;
+		case ATT_SIZE:
+			srv_printf(s->conn, "RFC822.SIZE %llu", (unsigned long long)m->size);
+			break;
+		case ATT_MODSEQ:
+			srv_printf(s->conn, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+			break;
+		case ATT_RFC822:
+			srv_printf(s->conn, "RFC822 {%zu}\r\n", len);
+			srv_write(s->conn, msg, len);
+			break;
+		case ATT_RFC822_HEADER:
+			srv_printf(s->conn, "RFC822.HEADER {%zu}\r\n", root->header_len);
+			srv_write(s->conn, msg + root->header_off, root->header_len);
+			break;
+		case ATT_RFC822_TEXT:
+			srv_printf(s->conn, "RFC822.TEXT {%zu}\r\n", root->body_len);
+			srv_write(s->conn, msg + root->body_off, root->body_len);
+			break;
+		case ATT_SECTION:
+			if (section_bytes(a, msg, len, root, &data, &dlen, &built) < 0) {
+				data = NULL;
+				dlen = 0;
+			}
+			put_section(s, a, data, dlen);
+			free(built);
+			break;
+		}
+	}
+	if (sets_seen && !flags_sent) {
+		srv_write(s->conn, first ? "FLAGS " : " FLAGS ", first ? 6 : 7);
+		imap_put_flags(s, m);
+	}
+	srv_write(s->conn, ")\r\n", 3);
+	mime_free(root);
+	free(msg);
+	return 0;
+}
+
+/* A sequence set by number must name messages that exist (RFC 3501 9: BAD otherwise);
+ * by UID, absent UIDs are simply skipped. */
+static bool seqset_in_range(const struct imap_seqset *set, size_t count)
+{
+	for (size_t i = 0; i < set->n; i++) {
+		uint32_t lo = set->r[i].lo, hi = set->r[i].hi;
+
+		if ((lo != IMAP_SEQ_STAR && lo > count) || (hi != IMAP_SEQ_STAR && hi > count))
+			return false;
+		if (count == 0)
+			return false;
+	}
+	return true;
+}
+
+static int parse_set(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid,
+		     const char *cmd, uint32_t **seqs, size_t *n)
+{
+	struct imap_seqset set;
+
+	if (imap_seqset(p, &set) < 0 || set.searchres || imap_sp(p) < 0) {
+		imap_seqset_free(&set);
+		srv_printf(s->conn, "%s BAD syntax: %s%s set ...\r\n", tag, use_uid ? "UID " : "", cmd);
+		return -1;
+	}
+	if (!use_uid && !seqset_in_range(&set, s->view_count)) {
+		imap_seqset_free(&set);
+		srv_printf(s->conn, "%s BAD no such message (the mailbox has %zu)\r\n", tag,
+			   s->view_count);
+		return -1;
+	}
+	if (imap_resolve_set(s, &set, use_uid, seqs, n) < 0) {
+		imap_seqset_free(&set);
+		srv_printf(s->conn, "%s NO [SERVERBUG] out of memory\r\n", tag);
+		return -1;
+	}
+	imap_seqset_free(&set);
+	return 0;
+}
+
+void imap_cmd_fetch(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid)
+{
+	struct fetch_req *r = calloc(1, sizeof(*r));
+	uint32_t *seqs;
+	size_t n;
+
+	if (!r) {
+		srv_printf(s->conn, "%s NO [SERVERBUG] out of memory\r\n", tag);
+		return;
+	}
+	if (parse_set(s, tag, p, use_uid, "FETCH", &seqs, &n) < 0) {
+		free(r);
+		return;
+	}
+	if (parse_request(p, r) < 0 || imap_end(p) < 0) {
+		srv_printf(s->conn, "%s BAD %s\r\n", tag, p->err ? p->err : "bad FETCH items");
+		goto out;
+	}
+	imap_sync(s, false); /* others' flag changes first: what follows is this FETCH's own */
+	for (size_t i = 0; i < n; i++)
+		if (fetch_one(s, r, seqs[i], use_uid) < 0) {
+			srv_printf(s->conn, "%s NO [SERVERBUG] message %u unreadable\r\n", tag, seqs[i]);
+			goto out;
+		}
+	/* \Seen set by the FETCH was reported in it */
+	struct mbox_view v;
+
+	mbox_view(s->mb, &v);
+	s->reported_modseq = v.highestmodseq;
+	mbox_commit(s->mb);
+	mbox_notify(s->mb);
+	srv_printf(s->conn, "%s OK %sFETCH completed\r\n", tag, use_uid ? "UID " : "");
+out:
+	free(seqs);
+	req_free(r);
+	free(r);
+}
+
+void imap_cmd_store(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid)
+{
+	struct imap_str op;
+	uint32_t *seqs, flags = 0;
+	uint64_t kw = 0;
+	size_t n;
+	int mode;
+	bool silent, parens;
+	struct mbox_view v;
+
+	if (parse_set(s, tag, p, use_uid, "STORE", &seqs, &n) < 0)
+		return;
+	if (imap_atom(p, &op) < 0 || imap_sp(p) < 0) {
+		srv_printf(s->conn, "%s BAD syntax: STORE set (+|-)FLAGS[.SILENT] (flags)\r\n", tag);
+		free(seqs);
+		return;
+	}
+	mode = op.s[0] == '+' ? 1 : op.s[0] == '-' ? -1 : 0;
+	if (mode) {
+		op.s++;
+		op.len--;
+	}
+	silent = op.len == 12 && strncasecmp(op.s, "FLAGS.SILENT", 12) == 0;
+	if (!silent && !(op.len == 5 && strncasecmp(op.s, "FLAGS", 5) == 0)) {
+		srv_printf(s->conn, "%s BAD STORE takes FLAGS, +FLAGS or -FLAGS\r\n", tag);
+		free(seqs);
+		return;
+	}
+	if (s->readonly) {
+		srv_printf(s->conn, "%s NO [READ-ONLY] mailbox is read-only\r\n", tag);
+		free(seqs);
+		return;
+	}
+	/* the flags, as a parenthesized list or bare (RFC 3501: flag-list / 1*flag) */
+	parens = imap_peek(p) == '(';
+	{
+		struct imap_str f;
+		char *save = p->p;
+
+		if (!parens) {
+			/* wrap: reuse the list parser by walking flags by hand */
+			while (!imap_at_end(p)) {
+				if (imap_flag(p, &f) < 0)
+					goto bad;
+				if (!imap_at_end(p) && imap_sp(p) < 0)
+					goto bad;
+			}
+			p->p = save;
+		}
+	}
+	{
+		struct imap_str f;
+
+		if (parens)
+			p->p++;
+		while (!imap_at_end(p) && imap_peek(p) != ')') {
+			char word[128];
+
+			if (imap_flag(p, &f) < 0 || f.len >= sizeof(word))
+				goto bad;
+			memcpy(word, f.s, f.len);
+			word[f.len] = '\0';
+			if (word[0] == '\\') {
+				static const char *const names[] = { "\\Seen", "\\Answered", "\\Flagged",
+								     "\\Deleted", "\\Draft" };
+				static const uint32_t bits[] = { MB_SEEN, MB_ANSWERED, MB_FLAGGED,
+								 MB_DELETED, MB_DRAFT };
+				size_t k;
+
+				for (k = 0; k < 5; k++)
+					if (strcasecmp(word, names[k]) == 0)
+						break;
+				if (k == 5) {
+					p->err = "unknown system flag";
+					goto bad;
+				}
+				flags |= bits[k];
+			} else {
+				int k = mbox_keyword(s->mb, word, true);
+
+				if (k < 0) {
+					srv_printf(s->conn, "%s NO [LIMIT] too many keywords in this mailbox\r\n", tag);
+					free(seqs);
+					return;
+				}
+				kw |= 1ull << k;
+			}
+			if (imap_peek(p) == ' ')
+				p->p++;
+		}
+		if (parens && imap_expect(p, ')') < 0)
+			goto bad;
+		if (imap_end(p) < 0)
+			goto bad;
+	}
+	/* report others' changes first, so that what follows is exactly this STORE's doing */
+	imap_sync(s, false);
+	for (size_t i = 0; i < n; i++) {
+		const struct mb_msg *m = imap_msg_at(s, seqs[i]);
+		uint32_t nf;
+		uint64_t nk;
+
+		if (!m)
+			continue;
+		nf = mode > 0 ? m->flags | flags : mode < 0 ? m->flags & ~flags : (m->flags & MB_RECENT) | flags;
+		nk = mode > 0 ? m->keywords | kw : mode < 0 ? m->keywords & ~kw : kw;
+		mbox_set_flags(s->mb, (size_t)mbox_index_of_uid(s->mb, m->uid), nf, nk);
+		if (!silent) {
+			m = imap_msg_at(s, seqs[i]);
+			srv_printf(s->conn, "* %u FETCH (", seqs[i]);
+			if (use_uid)
+				srv_printf(s->conn, "UID %u ", m->uid);
+			srv_write(s->conn, "FLAGS ", 6);
+			imap_put_flags(s, m);
+			srv_write(s->conn, ")\r\n", 3);
+		}
+	}
+	mbox_view(s->mb, &v);
+	s->reported_modseq = v.highestmodseq;
+	if (mbox_commit(s->mb) < 0) {
+		srv_printf(s->conn, "%s NO [SERVERBUG] flags not saved\r\n", tag);
+		free(seqs);
+		return;
+	}
+	mbox_notify(s->mb);
+	srv_printf(s->conn, "%s OK %sSTORE completed\r\n", tag, use_uid ? "UID " : "");
+	free(seqs);
+	return;
+bad:
+	srv_printf(s->conn, "%s BAD %s\r\n", tag, p->err ? p->err : "bad flag list");
+	free(seqs);
+}
