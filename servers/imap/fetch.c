@@ -1,4 +1,5 @@
 /* FETCH and STORE (RFC 3501 6.4.5, 6.4.6; RFC 4315 UID forms). */
+#include "servers/imap/envelope.h"
 #include "servers/imap/mime.h"
 #include "servers/imap/session.h"
 
@@ -15,7 +16,7 @@
 
 enum att_kind {
 	ATT_FLAGS, ATT_UID, ATT_INTERNALDATE, ATT_SIZE, ATT_SECTION, ATT_RFC822, ATT_RFC822_HEADER,
-	ATT_RFC822_TEXT, ATT_MODSEQ,
+	ATT_RFC822_TEXT, ATT_MODSEQ, ATT_ENVELOPE, ATT_BODY, ATT_BODYSTRUCTURE,
 };
 
 enum section_spec { SPEC_NONE, SPEC_HEADER, SPEC_FIELDS, SPEC_FIELDS_NOT, SPEC_TEXT, SPEC_MIME };
@@ -133,6 +134,7 @@ static int parse_att(struct imap_parser *p, struct fetch_req *r)
 		{ "INTERNALDATE", ATT_INTERNALDATE }, { "RFC822.SIZE", ATT_SIZE },
 		{ "RFC822.HEADER", ATT_RFC822_HEADER }, { "RFC822.TEXT", ATT_RFC822_TEXT },
 		{ "RFC822", ATT_RFC822 },         { "MODSEQ", ATT_MODSEQ },
+		{ "ENVELOPE", ATT_ENVELOPE },     { "BODYSTRUCTURE", ATT_BODYSTRUCTURE },
 	};
 	struct fetch_att *a;
 
@@ -149,8 +151,12 @@ static int parse_att(struct imap_parser *p, struct fetch_req *r)
 
 		p->p += peek ? 9 : 4;
 		if (imap_peek(p) != '[') {
-			p->err = "BODY without a section (the structure) is not supported yet";
-			return -1;
+			if (peek) {
+				p->err = "BODY.PEEK needs a section";
+				return -1;
+			}
+			r->needs_body = true;
+			return add_att(r, p, ATT_BODY) ? 0 : -1;
 		}
 		p->p++;
 		if (!(a = add_att(r, p, ATT_SECTION)))
@@ -165,23 +171,24 @@ static int parse_att(struct imap_parser *p, struct fetch_req *r)
 
 static int parse_request(struct imap_parser *p, struct fetch_req *r)
 {
-	static const char *const macros[][2] = {
-		{ "ALL", "FLAGS INTERNALDATE RFC822.SIZE" },
-		{ "FAST", "FLAGS INTERNALDATE RFC822.SIZE" },
-	};
+	static const struct {
+		const char *name;
+		bool envelope, body;
+	} macros[] = { { "ALL", true, false }, { "FAST", false, false }, { "FULL", true, true } };
 
 	for (size_t i = 0; i < sizeof(macros) / sizeof(macros[0]); i++)
-		if (imap_word_is(p, macros[i][0])) {
-			p->p += strlen(macros[i][0]);
+		if (imap_word_is(p, macros[i].name)) {
+			p->p += strlen(macros[i].name);
 			add_att(r, p, ATT_FLAGS);
 			add_att(r, p, ATT_INTERNALDATE);
 			add_att(r, p, ATT_SIZE);
+			if (macros[i].envelope)
+				add_att(r, p, ATT_ENVELOPE);
+			if (macros[i].body)
+				add_att(r, p, ATT_BODY);
+			r->needs_body = macros[i].envelope;
 			return 0;
 		}
-	if (imap_word_is(p, "FULL")) {
-		p->err = "FULL needs ENVELOPE and BODY, not supported yet";
-		return -1;
-	}
 	if (imap_peek(p) != '(')
 		return parse_att(p, r);
 	p->p++;
@@ -372,6 +379,15 @@ static int fetch_one(struct imap_session *s, const struct fetch_req *r, uint32_t
 		case ATT_RFC822_TEXT:
 			srv_printf(s->conn, "RFC822.TEXT {%zu}\r\n", root->body_len);
 			srv_write(s->conn, msg + root->body_off, root->body_len);
+			break;
+		case ATT_ENVELOPE:
+			srv_write(s->conn, "ENVELOPE ", 9);
+			imap_put_envelope(s, msg + root->header_off, root->header_len);
+			break;
+		case ATT_BODY:
+		case ATT_BODYSTRUCTURE:
+			srv_printf(s->conn, "%s ", a->kind == ATT_BODY ? "BODY" : "BODYSTRUCTURE");
+			imap_put_body(s, msg, root, a->kind == ATT_BODYSTRUCTURE, 0);
 			break;
 		case ATT_SECTION:
 			if (section_bytes(a, msg, len, root, &data, &dlen, &built) < 0) {

@@ -230,6 +230,13 @@ def test_messages(srv):
           b"BODY[]<0> {4}" in blob, "partial fetch <0.4>")
     check(b"RFC822.SIZE %d" % len(MULTIPART) in blob, "RFC822.SIZE is the stored size")
     check(b"$Forwarded" in blob and b"\\Seen" not in blob, "PEEK leaves \\Seen alone")
+    typ, data = m.fetch("1", "(ENVELOPE BODYSTRUCTURE)")
+    blob = data[0] if isinstance(data[0], bytes) else b"".join(data[0])
+    check(b'ENVELOPE ("Mon, 23 Nov 2026 10:00:00 +0000" "parts" (("Alice" NIL "alice" "lg.test"))' in blob and
+          b'((NIL NIL "bob" "lg.test")) NIL NIL NIL NIL)' in blob, "ENVELOPE: %r" % blob)
+    check(b'BODYSTRUCTURE (("TEXT" "PLAIN" ("CHARSET" "us-ascii") NIL NIL "7BIT" 14 1 NIL NIL NIL NIL)'
+          b'("APPLICATION" "OCTET-STREAM" NIL NIL NIL "7BIT" 4 NIL NIL NIL NIL) "MIXED" ("BOUNDARY" "b1")'
+          b' NIL NIL NIL)' in blob, "BODYSTRUCTURE: %r" % blob)
     typ, data = m.fetch("2", "(BODY[TEXT])")
     check(b"\\Seen" in b"".join(x if isinstance(x, bytes) else b"".join(x) for x in data),
           "BODY[] sets \\Seen and says so")
