@@ -5,6 +5,7 @@
  * leak, hang or read outside the input. The seed corpus (fuzz/corpus/imap) holds sessions
  * that reach every command. */
 #include "servers/core/server.h"
+#include "servers/mail/store.h"
 
 #include <stdarg.h>
 #include <stdint.h>
@@ -143,6 +144,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		i = end + 1;
 	}
 	proto->on_close(&conn);
+	if (mbox_open_count() != 0) {
+		fprintf(stderr, "fuzz_imap: a mailbox stayed open after the session ended\n");
+		abort();
+	}
 	free(conn.state);
 	free(copy);
 	return 0;

@@ -981,6 +981,15 @@ void mbox_close(struct mbox *mb)
 	free(mb);
 }
 
+size_t mbox_open_count(void)
+{
+	size_t n = 0;
+
+	for (struct mbox *mb = open_boxes; mb; mb = mb->next)
+		n++;
+	return n;
+}
+
 void mbox_view(const struct mbox *mb, struct mbox_view *v)
 {
 	*v = (struct mbox_view){

@@ -87,6 +87,8 @@ int store_deliver(const char *user, const void *data, size_t len);
 /* Shared handle, reference counted; NULL with errno ENOENT when there is no such mailbox. */
 struct mbox *mbox_open(const char *user, const char *name);
 void mbox_close(struct mbox *mb);
+/* Mailboxes open in this process (a session that ends must leave none of its own behind). */
+size_t mbox_open_count(void);
 void mbox_view(const struct mbox *mb, struct mbox_view *v);
 /* Readable when something was delivered into new/: call mbox_rescan, then mbox_notify. */
 int mbox_fd(const struct mbox *mb);
