@@ -294,6 +294,17 @@ static size_t count_lines(const char *p, size_t len)
 	return n;
 }
 
+/* The extension data every part ends with: disposition, language, location. */
+static void put_extension_tail(struct imap_session *s, const char *hdr, size_t hl)
+{
+	srv_write(s->conn, " ", 1);
+	put_disposition(s, hdr, hl);
+	srv_write(s->conn, " ", 1);
+	put_header(s, hdr, hl, "Content-Language");
+	srv_write(s->conn, " ", 1);
+	put_header(s, hdr, hl, "Content-Location");
+}
+
 void imap_put_body(struct imap_session *s, const char *msg, const struct mime_part *part,
 		   bool extended, int depth)
 {
@@ -310,12 +321,7 @@ void imap_put_body(struct imap_session *s, const char *msg, const struct mime_pa
 		if (extended) {
 			srv_write(s->conn, " ", 1);
 			put_params(s, ct, NULL);
-			srv_write(s->conn, " ", 1);
-			put_disposition(s, hdr, hl);
-			srv_write(s->conn, " ", 1);
-			put_header(s, hdr, hl, "Content-Language");
-			srv_write(s->conn, " ", 1);
-			put_header(s, hdr, hl, "Content-Location");
+			put_extension_tail(s, hdr, hl);
 		}
 		srv_write(s->conn, ")", 1);
 		free(ct);
@@ -355,12 +361,7 @@ void imap_put_body(struct imap_session *s, const char *msg, const struct mime_pa
 	if (extended) {
 		srv_write(s->conn, " ", 1);
 		put_header(s, hdr, hl, "Content-MD5");
-		srv_write(s->conn, " ", 1);
-		put_disposition(s, hdr, hl);
-		srv_write(s->conn, " ", 1);
-		put_header(s, hdr, hl, "Content-Language");
-		srv_write(s->conn, " ", 1);
-		put_header(s, hdr, hl, "Content-Location");
+		put_extension_tail(s, hdr, hl);
 	}
 	srv_write(s->conn, ")", 1);
 	free(enc);
