@@ -584,6 +584,21 @@ static void cmd_create(struct imap_session *s, const char *tag, struct imap_pars
 	srv_printf(s->conn, "%s OK CREATE completed\r\n", tag);
 }
 
+/* The tagged NO for a failed store_delete or store_rename, by errno (RFC 5530 codes). */
+static void store_error(struct imap_session *s, const char *tag, const char *invalid)
+{
+	switch (errno) {
+	case ENOENT: srv_printf(s->conn, "%s NO [NONEXISTENT] no such mailbox\r\n", tag); break;
+	case EEXIST: srv_printf(s->conn, "%s NO [ALREADYEXISTS] target exists\r\n", tag); break;
+	case EBUSY: srv_printf(s->conn, "%s NO [INUSE] mailbox is selected by a session\r\n", tag); break;
+	case ENOTEMPTY:
+		srv_printf(s->conn, "%s NO [HASCHILDREN] delete its inferiors first\r\n", tag);
+		break;
+	case EINVAL: srv_printf(s->conn, "%s NO [CANNOT] %s\r\n", tag, invalid); break;
+	default: srv_printf(s->conn, "%s NO [SERVERBUG] %s\r\n", tag, strerror(errno));
+	}
+}
+
 static void cmd_delete(struct imap_session *s, const char *tag, struct imap_parser *p)
 {
 	char name[MB_NAME_MAX];
@@ -602,15 +617,7 @@ static void cmd_delete(struct imap_session *s, const char *tag, struct imap_pars
 		srv_printf(s->conn, "%s OK DELETE completed\r\n", tag);
 		return;
 	}
-	switch (errno) {
-	case ENOENT: srv_printf(s->conn, "%s NO [NONEXISTENT] no such mailbox\r\n", tag); break;
-	case EBUSY: srv_printf(s->conn, "%s NO [INUSE] mailbox is selected by a session\r\n", tag); break;
-	case ENOTEMPTY:
-		srv_printf(s->conn, "%s NO [HASCHILDREN] delete its inferiors first\r\n", tag);
-		break;
-	case EINVAL: srv_printf(s->conn, "%s NO [CANNOT] invalid mailbox name\r\n", tag); break;
-	default: srv_printf(s->conn, "%s NO [SERVERBUG] %s\r\n", tag, strerror(errno));
-	}
+	store_error(s, tag, "invalid mailbox name");
 }
 
 static void cmd_rename(struct imap_session *s, const char *tag, struct imap_parser *p)
@@ -631,13 +638,7 @@ static void cmd_rename(struct imap_session *s, const char *tag, struct imap_pars
 		srv_printf(s->conn, "%s OK RENAME completed\r\n", tag);
 		return;
 	}
-	switch (errno) {
-	case ENOENT: srv_printf(s->conn, "%s NO [NONEXISTENT] no such mailbox\r\n", tag); break;
-	case EEXIST: srv_printf(s->conn, "%s NO [ALREADYEXISTS] target exists\r\n", tag); break;
-	case EBUSY: srv_printf(s->conn, "%s NO [INUSE] mailbox is selected by a session\r\n", tag); break;
-	case EINVAL: srv_printf(s->conn, "%s NO [CANNOT] cannot rename to that name\r\n", tag); break;
-	default: srv_printf(s->conn, "%s NO [SERVERBUG] %s\r\n", tag, strerror(errno));
-	}
+	store_error(s, tag, "cannot rename to that name");
 }
 
 /* LIST wildcards: '*' matches anything, '%' anything but the delimiter. */

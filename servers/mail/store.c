@@ -49,6 +49,12 @@ static char root[PATH_MAX];
 static struct mbox *open_boxes;
 static unsigned unique_counter;
 
+static int fail_errno(int e)
+{
+	errno = e;
+	return -1;
+}
+
 /* Paths that would not fit come out empty, so the call that uses them fails cleanly. */
 static int __attribute__((format(printf, 2, 3))) pathf(char out[PATH_MAX], const char *fmt, ...)
 {
@@ -134,14 +140,10 @@ static int decode_name(const char *enc, char *out, size_t size)
 
 static int user_path(const char *user, const char *tail, char *out, size_t size)
 {
-	if (!user_valid(user) || !root[0]) {
-		errno = EINVAL;
-		return -1;
-	}
-	if ((size_t)snprintf(out, size, "%s/%s%s", root, user, tail) >= size) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
+	if (!user_valid(user) || !root[0])
+		return fail_errno(EINVAL);
+	if ((size_t)snprintf(out, size, "%s/%s%s", root, user, tail) >= size)
+		return fail_errno(ENAMETOOLONG);
 	return 0;
 }
 
@@ -311,14 +313,10 @@ static int make_superiors(const char *user, const char *name)
 
 int store_create(const char *user, const char *name)
 {
-	if (!store_name_valid(name)) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (store_exists(user, name)) {
-		errno = EEXIST;
-		return -1;
-	}
+	if (!store_name_valid(name))
+		return fail_errno(EINVAL);
+	if (store_exists(user, name))
+		return fail_errno(EEXIST);
 	if (make_superiors(user, name) < 0)
 		return -1;
 	return make_mailbox(user, name);
@@ -405,26 +403,18 @@ int store_delete(const char *user, const char *name)
 	struct name_list all = { 0 };
 	bool children = false;
 
-	if (strcmp(name, "INBOX") == 0 || !store_name_valid(name)) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (!store_exists(user, name)) {
-		errno = ENOENT;
-		return -1;
-	}
-	if (is_open(user, name)) {
-		errno = EBUSY;
-		return -1;
-	}
+	if (strcmp(name, "INBOX") == 0 || !store_name_valid(name))
+		return fail_errno(EINVAL);
+	if (!store_exists(user, name))
+		return fail_errno(ENOENT);
+	if (is_open(user, name))
+		return fail_errno(EBUSY);
 	store_list(user, collect_name, &all);
 	for (size_t i = 0; i < all.count; i++)
 		children |= is_inferior(all.names[i], name);
 	free_names(&all);
-	if (children) {
-		errno = ENOTEMPTY;
-		return -1;
-	}
+	if (children)
+		return fail_errno(ENOTEMPTY);
 	if (mailbox_path(user, name, path, sizeof(path)) < 0 || remove_tree(path) < 0)
 		return -1;
 	store_subscribe(user, name, false);
@@ -447,18 +437,12 @@ int store_rename(const char *user, const char *from, const char *to)
 	int rc = 0;
 
 	if (!store_name_valid(from) || !store_name_valid(to) || strcmp(to, "INBOX") == 0 ||
-	    is_inferior(to, from)) {
-		errno = EINVAL;
-		return -1;
-	}
-	if (!store_exists(user, from)) {
-		errno = ENOENT;
-		return -1;
-	}
-	if (store_exists(user, to)) {
-		errno = EEXIST;
-		return -1;
-	}
+	    is_inferior(to, from))
+		return fail_errno(EINVAL);
+	if (!store_exists(user, from))
+		return fail_errno(ENOENT);
+	if (store_exists(user, to))
+		return fail_errno(EEXIST);
 	store_list(user, collect_name, &all);
 	for (size_t i = 0; i < all.count; i++)
 		if ((strcmp(all.names[i], from) == 0 ||
@@ -631,10 +615,8 @@ int store_deliver(const char *user, const void *data, size_t len)
 {
 	char dir[PATH_MAX], name[128];
 
-	if (len > MB_MESSAGE_MAX) {
-		errno = EFBIG;
-		return -1;
-	}
+	if (len > MB_MESSAGE_MAX)
+		return fail_errno(EFBIG);
 	if (store_user_init(user) < 0 || mailbox_path(user, "INBOX", dir, sizeof(dir)) < 0)
 		return -1;
 	unique_name(name, sizeof(name));
@@ -709,10 +691,8 @@ static int adopt(struct mbox *mb, const char *file)
 	pathf(path, "%s/cur/%s", mb->dir, file);
 	if (stat(path, &st) < 0 || !S_ISREG(st.st_mode) || msgs_reserve(mb, 1) < 0)
 		return -1;
-	if (mb->uidnext == 0xffffffffu) {
-		errno = EOVERFLOW;
-		return -1;
-	}
+	if (mb->uidnext == 0xffffffffu)
+		return fail_errno(EOVERFLOW);
 	m = &mb->msgs[mb->count];
 	*m = (struct mb_msg){
 		.uid = mb->uidnext++,
@@ -1076,14 +1056,10 @@ int mbox_append(struct mbox *mb, const void *data, size_t len, uint32_t flags, u
 	char name[128], path[PATH_MAX];
 	struct mb_msg *m;
 
-	if (len > MB_MESSAGE_MAX) {
-		errno = EFBIG;
-		return -1;
-	}
-	if (mb->uidnext == 0xffffffffu) {
-		errno = EOVERFLOW;
-		return -1;
-	}
+	if (len > MB_MESSAGE_MAX)
+		return fail_errno(EFBIG);
+	if (mb->uidnext == 0xffffffffu)
+		return fail_errno(EOVERFLOW);
 	if (msgs_reserve(mb, 1) < 0)
 		return -1;
 	unique_name(name, sizeof(name));
