@@ -41,7 +41,7 @@ static bool auth_allowed(struct imap_session *s)
 static void capabilities(struct imap_session *s, char *out, size_t size)
 {
 	size_t n = (size_t)snprintf(out, size, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE NAMESPACE "
-					       "UIDPLUS UNSELECT ID");
+					       "UIDPLUS UNSELECT ID CONDSTORE QRESYNC");
 
 	if (s->state == IMAP_NOT_AUTH) {
 		if (srv_tls_available() && !srv_tls_active(s->conn))
@@ -174,19 +174,26 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 		return;
 	mbox_view(s->mb, &v);
 	if (allow_expunge) {
-		/* both lists ascend by UID: a merge finds what left the mailbox */
-		while (i < s->view_count) {
+		struct imap_uid_writer gone;
+		size_t kept = 0;
+
+		/* both lists ascend by UID: a merge finds what left the mailbox; with QRESYNC the
+		 * UIDs go out as one VANISHED, otherwise one EXPUNGE each, numbered as they go */
+		imap_uids_begin(&gone, s, "* VANISHED ");
+		for (i = 0; i < s->view_count; i++) {
 			while (j < v.count && v.msgs[j].uid < s->view[i])
 				j++;
-			if (j < v.count && v.msgs[j].uid == s->view[i]) {
-				i++;
-				continue;
-			}
-			srv_printf(s->conn, "* %zu EXPUNGE\r\n", i + 1);
-			memmove(s->view + i, s->view + i + 1, (s->view_count - i - 1) * sizeof(*s->view));
-			s->view_count--;
+			if (j < v.count && v.msgs[j].uid == s->view[i])
+				s->view[kept++] = s->view[i];
+			else if (s->qresync)
+				imap_uids_add(&gone, s->view[i], s->view[i]);
+			else
+				srv_printf(s->conn, "* %zu EXPUNGE\r\n", kept + 1);
 		}
+		imap_uids_end(&gone, "\r\n");
+		s->view_count = kept;
 		old_count = s->view_count;
+		s->expunges_reported = v.highestmodseq;
 	}
 	uint32_t last = s->view_count ? s->view[s->view_count - 1] : 0;
 
@@ -197,7 +204,7 @@ void imap_sync(struct imap_session *s, bool allow_expunge)
 			break;
 		s->view[s->view_count++] = v.msgs[j].uid;
 	}
-	if (s->view_count != old_count || (allow_expunge && s->view_count != old_count)) {
+	if (s->view_count != old_count) {
 		srv_printf(s->conn, "* %zu EXISTS\r\n", s->view_count);
 		srv_printf(s->conn, "* %zu RECENT\r\n", recent_count(&v));
 	}
@@ -352,6 +359,7 @@ static void cmd_noop(struct imap_session *s, const char *tag, struct imap_parser
 	if (s->mb) {
 		mbox_rescan(s->mb);
 		mbox_notify(s->mb);
+		imap_sync(s, true);
 	}
 	srv_printf(s->conn, "%s OK NOOP completed\r\n", tag);
 }
@@ -531,22 +539,33 @@ static void auth_continuation(struct imap_session *s, const char *line, size_t l
 
 /* ---- authenticated ---- */
 
+/* RFC 5161: CONDSTORE and QRESYNC (which implies CONDSTORE) can be enabled; unknown
+ * capabilities are ignored; ENABLED lists what this command turned on. */
 static void cmd_enable(struct imap_session *s, const char *tag, struct imap_parser *p)
 {
 	struct imap_str cap;
+	bool condstore = false, qresync = false;
 
-	if (imap_sp(p) < 0) {
+	if (imap_at_end(p)) {
 		srv_printf(s->conn, "%s BAD syntax: ENABLE capability...\r\n", tag);
 		return;
 	}
-	p->p--; /* every capability is preceded by a space */
-	while (!imap_at_end(p))
-		if (imap_sp(p) < 0 || imap_atom(p, &cap) < 0) {
+	for (bool first = true; !imap_at_end(p); first = false) {
+		if ((!first && imap_sp(p) < 0) || imap_atom(p, &cap) < 0) {
 			srv_printf(s->conn, "%s BAD syntax: ENABLE capability...\r\n", tag);
 			return;
 		}
-	/* nothing this server implements needs enabling yet (RFC 5161: unknown ones are ignored) */
-	srv_printf(s->conn, "* ENABLED\r\n%s OK ENABLE completed\r\n", tag);
+		condstore |= cap.len == 9 && strncasecmp(cap.s, "CONDSTORE", 9) == 0;
+		qresync |= cap.len == 7 && strncasecmp(cap.s, "QRESYNC", 7) == 0;
+	}
+	condstore &= !s->condstore;
+	qresync &= !s->qresync;
+	if (condstore || qresync)
+		imap_condstore_on(s);
+	if (qresync)
+		s->qresync = true;
+	srv_printf(s->conn, "* ENABLED%s%s\r\n%s OK ENABLE completed\r\n",
+		   condstore ? " CONDSTORE" : "", qresync ? " QRESYNC" : "", tag);
 }
 
 static void cmd_namespace(struct imap_session *s, const char *tag, struct imap_parser *p)
@@ -782,7 +801,7 @@ static void cmd_unsubscribe(struct imap_session *s, const char *tag, struct imap
 }
 
 static const char *const status_items[] = { "MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY",
-					    "UNSEEN" };
+					    "UNSEEN", "HIGHESTMODSEQ" };
 
 static unsigned long long status_value(size_t item, const struct mbox_view *v)
 {
@@ -793,6 +812,7 @@ static unsigned long long status_value(size_t item, const struct mbox_view *v)
 	case 1: return recent_count(v);
 	case 2: return v->uidnext;
 	case 3: return v->uidvalidity;
+	case 5: return v->highestmodseq;
 	default:
 		for (size_t i = 0; i < v->count; i++)
 			unseen += !(v->msgs[i].flags & MB_SEEN);
@@ -831,6 +851,8 @@ static void cmd_status(struct imap_session *s, const char *tag, struct imap_pars
 				break;
 		if (k == sizeof(status_items) / sizeof(status_items[0]))
 			goto bad;
+		if (k == 5)
+			imap_condstore_on(s);
 		if (n + 40 < sizeof(out))
 			n += (size_t)snprintf(out + n, sizeof(out) - n, "%s%s %llu", n ? " " : "",
 					      status_items[k], status_value(k, &v));
@@ -845,8 +867,68 @@ static void cmd_status(struct imap_session *s, const char *tag, struct imap_pars
 	return;
 bad:
 	mbox_close(mb);
-	srv_printf(s->conn, "%s BAD syntax: STATUS mailbox (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN)\r\n",
-		   tag);
+	srv_printf(s->conn, "%s BAD syntax: STATUS mailbox (MESSAGES RECENT UIDNEXT UIDVALIDITY UNSEEN "
+		   "HIGHESTMODSEQ)\r\n", tag);
+}
+
+struct select_params {
+	bool condstore, qresync, has_known;
+	uint32_t uidvalidity;
+	uint64_t modseq;
+	struct imap_seqset known;
+};
+
+/* RFC 7162: [SP "(" (CONDSTORE / QRESYNC (uidvalidity modseq [known-uids [seq-match]])) ")"] */
+static int parse_select_params(struct imap_parser *p, struct select_params *o)
+{
+	struct imap_seqset seqs, uids;
+
+	if (imap_at_end(p))
+		return 0;
+	if (imap_sp(p) < 0 || imap_expect(p, '(') < 0)
+		return -1;
+	for (bool first = true; imap_peek(p) != ')'; first = false) {
+		if (!first && imap_sp(p) < 0)
+			return -1;
+		if (imap_take_word(p, "CONDSTORE") == 0) {
+			o->condstore = true;
+			continue;
+		}
+		if (imap_take_word(p, "QRESYNC") < 0 || o->qresync) {
+			p->err = o->qresync ? "QRESYNC given twice" : "unknown SELECT parameter";
+			return -1;
+		}
+		o->qresync = true;
+		if (imap_sp(p) < 0 || imap_expect(p, '(') < 0 || imap_nz_number(p, &o->uidvalidity) < 0 ||
+		    imap_sp(p) < 0 || imap_number64(p, &o->modseq) < 0)
+			return -1;
+		if (imap_peek(p) == ' ' && p->p + 1 < p->end && p->p[1] != '(') {
+			p->p++;
+			if (imap_seqset(p, &o->known) < 0)
+				return -1;
+			o->has_known = true;
+			if (o->known.searchres) {
+				p->err = "$ is not a UID set";
+				return -1;
+			}
+		}
+		if (imap_peek(p) == ' ') {
+			/* the sequence-number-to-UID hint only helps servers without expunge history */
+			p->p++;
+			if (imap_expect(p, '(') < 0 || imap_seqset(p, &seqs) < 0)
+				return -1;
+			imap_seqset_free(&seqs);
+			if (imap_sp(p) < 0 || imap_seqset(p, &uids) < 0)
+				return -1;
+			imap_seqset_free(&uids);
+			if (imap_expect(p, ')') < 0)
+				return -1;
+		}
+		if (imap_expect(p, ')') < 0)
+			return -1;
+	}
+	p->p++;
+	return imap_end(p);
 }
 
 static void select_common(struct imap_session *s, const char *tag, struct imap_parser *p,
@@ -856,16 +938,31 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 	struct mbox *mb;
 	struct mbox_view v;
 	size_t first_unseen = 0;
+	struct select_params o = { 0 };
+	const char *cmd = readonly ? "EXAMINE" : "SELECT";
 
 	if (mailbox_arg(s, tag, p, name) < 0)
 		return;
-	if (imap_end(p) < 0) {
-		srv_printf(s->conn, "%s BAD syntax: %s mailbox\r\n", tag, readonly ? "EXAMINE" : "SELECT");
+	p->err = NULL;
+	if (parse_select_params(p, &o) < 0) {
+		srv_printf(s->conn, "%s BAD %s (syntax: %s mailbox [(CONDSTORE | QRESYNC (...))])\r\n",
+			   tag, p->err ? p->err : "bad parameters", cmd);
+		imap_seqset_free(&o.known);
 		return;
 	}
+	if (o.qresync && !s->qresync) {
+		srv_printf(s->conn, "%s BAD QRESYNC must be enabled first (ENABLE QRESYNC)\r\n", tag);
+		imap_seqset_free(&o.known);
+		return;
+	}
+	if (s->mb) /* RFC 7162 3.2.11 */
+		srv_printf(s->conn, "* OK [CLOSED] previous mailbox closed\r\n");
 	unselect(s); /* a failed SELECT leaves no mailbox selected (RFC 3501 6.3.1) */
+	if (o.condstore)
+		imap_condstore_on(s);
 	if (!(mb = mbox_open(s->user, name))) {
 		srv_printf(s->conn, "%s NO [NONEXISTENT] no such mailbox\r\n", tag);
+		imap_seqset_free(&o.known);
 		return;
 	}
 	s->mb = mb;
@@ -874,6 +971,7 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 	watch_mailbox(mb, true);
 	mbox_view(mb, &v);
 	if (view_reserve(s, v.count) < 0) {
+		imap_seqset_free(&o.known);
 		unselect(s);
 		srv_printf(s->conn, "%s NO [SERVERBUG] out of memory\r\n", tag);
 		return;
@@ -885,6 +983,7 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 	}
 	s->view_count = v.count;
 	s->reported_modseq = v.highestmodseq;
+	s->expunges_reported = v.highestmodseq;
 	s->state = IMAP_SELECTED;
 	srv_printf(s->conn, "* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft");
 	for (size_t k = 0; k < v.keyword_count; k++)
@@ -898,12 +997,17 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 		srv_printf(s->conn, "* OK [UNSEEN %zu] first unseen\r\n", first_unseen);
 	srv_printf(s->conn, "* OK [UIDVALIDITY %u] UIDs valid\r\n* OK [UIDNEXT %u] next UID\r\n",
 		   v.uidvalidity, v.uidnext);
+	srv_printf(s->conn, "* OK [HIGHESTMODSEQ %llu] modification sequences kept\r\n",
+		   (unsigned long long)v.highestmodseq);
+	if (o.qresync && o.uidvalidity == v.uidvalidity)
+		imap_qresync_select(s, o.modseq, o.has_known ? &o.known : NULL);
+	imap_seqset_free(&o.known);
 	if (!readonly) {
 		mbox_clear_recent(mb);
 		mbox_commit(mb);
 	}
 	srv_printf(s->conn, "%s OK [%s] %s completed\r\n", tag, readonly ? "READ-ONLY" : "READ-WRITE",
-		   readonly ? "EXAMINE" : "SELECT");
+		   cmd);
 }
 
 static void cmd_select(struct imap_session *s, const char *tag, struct imap_parser *p)
@@ -1013,6 +1117,8 @@ static void cmd_append(struct imap_session *s, const char *tag, struct imap_pars
 
 	mbox_view(mb, &v);
 	mbox_notify(mb);
+	if (mb == s->mb)
+		imap_sync(s, true); /* RFC 3501 6.3.11: EXISTS for an APPEND to the selected mailbox */
 	srv_printf(s->conn, "%s OK [APPENDUID %u %u] APPEND completed\r\n", tag, v.uidvalidity, uid);
 	mbox_close(mb);
 	return;
@@ -1034,6 +1140,9 @@ static void cmd_check(struct imap_session *s, const char *tag, struct imap_parse
 		srv_printf(s->conn, "%s NO [SERVERBUG] cannot save the mailbox\r\n", tag);
 		return;
 	}
+	mbox_rescan(s->mb);
+	mbox_notify(s->mb);
+	imap_sync(s, true);
 	srv_printf(s->conn, "%s OK CHECK completed\r\n", tag);
 }
 
@@ -1054,6 +1163,20 @@ static int expunge(struct imap_session *s, struct imap_seqset *only)
 	return rc;
 }
 
+/* RFC 7162 3.2.10 (and 3.1 for CONDSTORE): the tagged OK of an expunge tells where the
+ * mailbox now stands */
+static void expunge_done(struct imap_session *s, const char *tag, const char *what)
+{
+	struct mbox_view v;
+
+	mbox_view(s->mb, &v);
+	if (s->condstore)
+		srv_printf(s->conn, "%s OK [HIGHESTMODSEQ %llu] %s completed\r\n", tag,
+			   (unsigned long long)v.highestmodseq, what);
+	else
+		srv_printf(s->conn, "%s OK %s completed\r\n", tag, what);
+}
+
 static void cmd_expunge(struct imap_session *s, const char *tag, struct imap_parser *p)
 {
 	if (imap_end(p) < 0) {
@@ -1069,7 +1192,7 @@ static void cmd_expunge(struct imap_session *s, const char *tag, struct imap_par
 		return;
 	}
 	imap_sync(s, true);
-	srv_printf(s->conn, "%s OK EXPUNGE completed\r\n", tag);
+	expunge_done(s, tag, "EXPUNGE");
 }
 
 static void cmd_uid_expunge(struct imap_session *s, const char *tag, struct imap_parser *p)
@@ -1094,7 +1217,10 @@ static void cmd_uid_expunge(struct imap_session *s, const char *tag, struct imap
 
 	imap_seqset_free(&set);
 	imap_sync(s, true);
-	srv_printf(s->conn, rc < 0 ? "%s NO [SERVERBUG] expunge failed\r\n" : "%s OK UID EXPUNGE completed\r\n", tag);
+	if (rc < 0)
+		srv_printf(s->conn, "%s NO [SERVERBUG] expunge failed\r\n", tag);
+	else
+		expunge_done(s, tag, "UID EXPUNGE");
 }
 
 static void cmd_close(struct imap_session *s, const char *tag, struct imap_parser *p)
@@ -1119,24 +1245,6 @@ static void cmd_unselect(struct imap_session *s, const char *tag, struct imap_pa
 	}
 	unselect(s);
 	srv_printf(s->conn, "%s OK UNSELECT completed\r\n", tag);
-}
-
-static void put_uid_list(char *out, size_t size, const uint32_t *uids, size_t n)
-{
-	size_t o = 0;
-
-	out[0] = '\0';
-	for (size_t i = 0; i < n && o + 24 < size; i++) {
-		size_t j = i;
-
-		while (j + 1 < n && uids[j + 1] == uids[j] + 1)
-			j++;
-		if (j > i)
-			o += (size_t)snprintf(out + o, size - o, "%s%u:%u", o ? "," : "", uids[i], uids[j]);
-		else
-			o += (size_t)snprintf(out + o, size - o, "%s%u", o ? "," : "", uids[i]);
-		i = j;
-	}
 }
 
 static void copy_common(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid)
@@ -1193,26 +1301,29 @@ static void copy_common(struct imap_session *s, const char *tag, struct imap_par
 	}
 	if (done)
 		mbox_notify(dst);
+	if (done && dst == s->mb)
+		imap_sync(s, true);
 	if (!src_uids || !dst_uids || (done < n && n)) {
 		srv_printf(s->conn, "%s NO [SERVERBUG] copy incomplete (%zu of %zu)\r\n", tag, done, n);
 	} else if (done == 0) {
 		srv_printf(s->conn, "%s OK %sCOPY completed, nothing to copy\r\n", tag, use_uid ? "UID " : "");
 	} else {
-		size_t cap = done * 24 + 64;
-		char *a = malloc(cap), *b = malloc(cap);
+		struct imap_uid_writer w;
 		struct mbox_view v;
+		char prefix[64];
 
+		/* source UIDs ascend with the sequence numbers, new UIDs as they were given out */
 		mbox_view(dst, &v);
-		if (a && b) {
-			put_uid_list(a, cap, src_uids, done);
-			put_uid_list(b, cap, dst_uids, done);
-			srv_printf(s->conn, "%s OK [COPYUID %u %s %s] %sCOPY completed\r\n", tag,
-				   v.uidvalidity, a, b, use_uid ? "UID " : "");
-		} else {
-			srv_printf(s->conn, "%s OK COPY completed\r\n", tag);
-		}
-		free(a);
-		free(b);
+		snprintf(prefix, sizeof(prefix), "%s OK [COPYUID %u ", tag, v.uidvalidity);
+		imap_uids_begin(&w, s, prefix);
+		for (size_t i = 0; i < done; i++)
+			imap_uids_add(&w, src_uids[i], src_uids[i]);
+		imap_uids_end(&w, " ");
+		imap_uids_begin(&w, s, "");
+		for (size_t i = 0; i < done; i++)
+			imap_uids_add(&w, dst_uids[i], dst_uids[i]);
+		imap_uids_end(&w, "");
+		srv_printf(s->conn, "] %sCOPY completed\r\n", use_uid ? "UID " : "");
 	}
 	free(seqs);
 	free(src_uids);
@@ -1353,11 +1464,11 @@ static void execute(struct imap_session *s, char *buf, size_t len)
 			srv_printf(s->conn, "%s BAD expected a space after the command name\r\n", tag);
 			return;
 		}
-		bool uid_cmd = strcmp(c->name, "UID") == 0;
-
+		/* what changed since the last command goes out while this one is in progress: an
+		 * EXPUNGE may not be sent when no command is (RFC 3501 7.4.1) */
+		if (s->state == IMAP_SELECTED)
+			imap_sync(s, strcmp(c->name, "UID") == 0 || !blocks_expunge(cmd.s, cmd.len));
 		c->run(s, tag, &p);
-		if (s->state == IMAP_SELECTED && !s->idling)
-			imap_sync(s, uid_cmd || !blocks_expunge(cmd.s, cmd.len));
 		if (s->state != IMAP_NOT_AUTH)
 			srv_set_timeout(s->conn, AUTOLOGOUT_S);
 		return;

@@ -1,4 +1,5 @@
-/* FETCH and STORE (RFC 3501 6.4.5, 6.4.6; RFC 4315 UID forms). */
+/* FETCH and STORE (RFC 3501 6.4.5, 6.4.6; RFC 4315 UID forms; RFC 7162 CHANGEDSINCE,
+ * VANISHED and UNCHANGEDSINCE). */
 #include "servers/imap/envelope.h"
 #include "servers/imap/mime.h"
 #include "servers/imap/session.h"
@@ -39,6 +40,8 @@ struct fetch_req {
 	struct fetch_att atts[FETCH_ATTS_MAX];
 	size_t count;
 	bool needs_body;
+	bool changedsince, vanished;
+	uint64_t since;
 };
 
 static void req_free(struct fetch_req *r)
@@ -305,7 +308,7 @@ static int fetch_one(struct imap_session *s, const struct fetch_req *r, uint32_t
 	char *msg = NULL;
 	size_t len = 0;
 	struct mime_part *root = NULL;
-	bool sets_seen = false, first = true, uid_sent = false, flags_sent = false;
+	bool sets_seen = false, first = true, uid_sent = false, flags_sent = false, modseq_sent = false;
 	int index;
 
 	if (!m)
@@ -344,7 +347,8 @@ static int fetch_one(struct imap_session *s, const struct fetch_req *r, uint32_t
 		size_t dlen;
 		char *built;
 
-		if ((a->kind == ATT_UID && uid_sent) || (a->kind == ATT_FLAGS && flags_sent))
+		if ((a->kind == ATT_UID && uid_sent) || (a->kind == ATT_FLAGS && flags_sent) ||
+		    (a->kind == ATT_MODSEQ && modseq_sent))
 			continue;
 		if (!first)
 			srv_write(s->conn, " ", 1);
@@ -367,6 +371,7 @@ static int fetch_one(struct imap_session *s, const struct fetch_req *r, uint32_t
 			break;
 		case ATT_MODSEQ:
 			srv_printf(s->conn, "MODSEQ (%llu)", (unsigned long long)m->modseq);
+			modseq_sent = true;
 			break;
 		case ATT_RFC822:
 			srv_printf(s->conn, "RFC822 {%zu}\r\n", len);
@@ -402,7 +407,11 @@ static int fetch_one(struct imap_session *s, const struct fetch_req *r, uint32_t
 	if (sets_seen && !flags_sent) {
 		srv_write(s->conn, first ? "FLAGS " : " FLAGS ", first ? 6 : 7);
 		imap_put_flags(s, m);
+		first = false;
 	}
+	/* RFC 7162 3.1: with CONDSTORE on, every FETCH response carries the MODSEQ */
+	if (s->condstore && !modseq_sent)
+		srv_printf(s->conn, "%sMODSEQ (%llu)", first ? "" : " ", (unsigned long long)m->modseq);
 	srv_write(s->conn, ")\r\n", 3);
 	mime_free(root);
 	free(msg);
@@ -424,11 +433,15 @@ static bool seqset_in_range(const struct imap_seqset *set, size_t count)
 	return true;
 }
 
+/* The set and the space after it, resolved to sequence numbers; KEEP (when not NULL) gets
+ * the set as written, '*' unresolved. */
 static int parse_set(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid,
-		     const char *cmd, uint32_t **seqs, size_t *n)
+		     const char *cmd, uint32_t **seqs, size_t *n, struct imap_seqset *keep)
 {
 	struct imap_seqset set;
 
+	if (keep)
+		*keep = (struct imap_seqset){ 0 };
 	if (imap_seqset(p, &set) < 0 || set.searchres || imap_sp(p) < 0) {
 		imap_seqset_free(&set);
 		srv_printf(s->conn, "%s BAD syntax: %s%s set ...\r\n", tag, use_uid ? "UID " : "", cmd);
@@ -440,8 +453,17 @@ static int parse_set(struct imap_session *s, const char *tag, struct imap_parser
 			   s->view_count);
 		return -1;
 	}
-	if (imap_resolve_set(s, &set, use_uid, seqs, n) < 0) {
+	if (keep) {
+		keep->r = malloc((set.n + 1) * sizeof(*keep->r));
+		if (keep->r) {
+			memcpy(keep->r, set.r, set.n * sizeof(*keep->r));
+			keep->n = set.n;
+		}
+	}
+	if ((keep && !keep->r) || imap_resolve_set(s, &set, use_uid, seqs, n) < 0) {
 		imap_seqset_free(&set);
+		if (keep)
+			imap_seqset_free(keep);
 		srv_printf(s->conn, "%s NO [SERVERBUG] out of memory\r\n", tag);
 		return -1;
 	}
@@ -449,9 +471,36 @@ static int parse_set(struct imap_session *s, const char *tag, struct imap_parser
 	return 0;
 }
 
+/* FETCH modifiers (RFC 7162 3.1.4, 3.2.6): SP "(" CHANGEDSINCE modseq [SP VANISHED] ")" in
+ * either order */
+static int parse_fetch_modifiers(struct imap_parser *p, struct fetch_req *r)
+{
+	if (imap_at_end(p))
+		return 0;
+	if (imap_sp(p) < 0 || imap_expect(p, '(') < 0)
+		return -1;
+	for (bool first = true; imap_peek(p) != ')'; first = false) {
+		if (!first && imap_sp(p) < 0)
+			return -1;
+		if (imap_take_word(p, "CHANGEDSINCE") == 0 && !r->changedsince) {
+			if (imap_sp(p) < 0 || imap_number64(p, &r->since) < 0)
+				return -1;
+			r->changedsince = true;
+		} else if (imap_take_word(p, "VANISHED") == 0 && !r->vanished) {
+			r->vanished = true;
+		} else {
+			p->err = "unknown or repeated FETCH modifier";
+			return -1;
+		}
+	}
+	p->p++;
+	return 0;
+}
+
 void imap_cmd_fetch(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid)
 {
 	struct fetch_req *r = calloc(1, sizeof(*r));
+	struct imap_seqset written;
 	uint32_t *seqs;
 	size_t n;
 
@@ -459,20 +508,37 @@ void imap_cmd_fetch(struct imap_session *s, const char *tag, struct imap_parser 
 		srv_printf(s->conn, "%s NO [SERVERBUG] out of memory\r\n", tag);
 		return;
 	}
-	if (parse_set(s, tag, p, use_uid, "FETCH", &seqs, &n) < 0) {
+	if (parse_set(s, tag, p, use_uid, "FETCH", &seqs, &n, &written) < 0) {
 		free(r);
 		return;
 	}
-	if (parse_request(p, r) < 0 || imap_end(p) < 0) {
+	if (parse_request(p, r) < 0 || parse_fetch_modifiers(p, r) < 0 || imap_end(p) < 0) {
 		srv_printf(s->conn, "%s BAD %s\r\n", tag, p->err ? p->err : "bad FETCH items");
 		goto out;
 	}
-	imap_sync(s, false); /* others' flag changes first: what follows is this FETCH's own */
-	for (size_t i = 0; i < n; i++)
+	if (r->vanished && (!use_uid || !s->qresync || !r->changedsince)) {
+		srv_printf(s->conn, "%s BAD VANISHED needs UID FETCH, CHANGEDSINCE and ENABLE QRESYNC\r\n",
+			   tag);
+		goto out;
+	}
+	bool enables = r->changedsince;
+
+	for (size_t i = 0; i < r->count; i++)
+		enables |= r->atts[i].kind == ATT_MODSEQ;
+	if (enables)
+		imap_condstore_on(s); /* a CONDSTORE enabling command (RFC 7162 3.1) */
+	if (r->vanished)
+		imap_vanished_earlier(s, r->since, &written);
+	for (size_t i = 0; i < n; i++) {
+		const struct mb_msg *m = imap_msg_at(s, seqs[i]);
+
+		if (r->changedsince && (!m || m->modseq <= r->since))
+			continue;
 		if (fetch_one(s, r, seqs[i], use_uid) < 0) {
 			srv_printf(s->conn, "%s NO [SERVERBUG] message %u unreadable\r\n", tag, seqs[i]);
 			goto out;
 		}
+	}
 	/* \Seen set by the FETCH was reported in it */
 	struct mbox_view v;
 
@@ -480,8 +546,10 @@ void imap_cmd_fetch(struct imap_session *s, const char *tag, struct imap_parser 
 	s->reported_modseq = v.highestmodseq;
 	mbox_commit(s->mb);
 	mbox_notify(s->mb);
+	imap_hold_modseq(s);
 	srv_printf(s->conn, "%s OK %sFETCH completed\r\n", tag, use_uid ? "UID " : "");
 out:
+	imap_seqset_free(&written);
 	free(seqs);
 	req_free(r);
 	free(r);
@@ -494,11 +562,28 @@ void imap_cmd_store(struct imap_session *s, const char *tag, struct imap_parser 
 	uint64_t kw = 0;
 	size_t n;
 	int mode;
-	bool silent, parens;
+	bool silent, parens, conditional = false;
+	uint64_t unchangedsince = 0;
 	struct mbox_view v;
+	struct imap_uid_writer w;
+	char prefix[IMAP_TAG_MAX + 32];
+	uint32_t *modified = NULL;
+	size_t modified_count = 0;
 
-	if (parse_set(s, tag, p, use_uid, "STORE", &seqs, &n) < 0)
+	if (parse_set(s, tag, p, use_uid, "STORE", &seqs, &n, NULL) < 0)
 		return;
+	if (imap_peek(p) == '(') {
+		/* RFC 7162 3.1.3: only messages whose MODSEQ is still at most the given one change */
+		p->p++;
+		if (imap_take_word(p, "UNCHANGEDSINCE") < 0 || imap_sp(p) < 0 ||
+		    imap_number64(p, &unchangedsince) < 0 || imap_expect(p, ')') < 0 || imap_sp(p) < 0) {
+			srv_printf(s->conn, "%s BAD syntax: STORE set [(UNCHANGEDSINCE modseq)] op flags\r\n",
+				   tag);
+			free(seqs);
+			return;
+		}
+		conditional = true;
+	}
 	if (imap_atom(p, &op) < 0 || imap_sp(p) < 0) {
 		srv_printf(s->conn, "%s BAD syntax: STORE set (+|-)FLAGS[.SILENT] (flags)\r\n", tag);
 		free(seqs);
@@ -582,8 +667,14 @@ void imap_cmd_store(struct imap_session *s, const char *tag, struct imap_parser 
 		if (imap_end(p) < 0)
 			goto bad;
 	}
-	/* report others' changes first, so that what follows is exactly this STORE's doing */
-	imap_sync(s, false);
+	if (conditional) {
+		imap_condstore_on(s);
+		if (!(modified = malloc((n + 1) * sizeof(*modified)))) {
+			srv_printf(s->conn, "%s NO [SERVERBUG] out of memory\r\n", tag);
+			free(seqs);
+			return;
+		}
+	}
 	for (size_t i = 0; i < n; i++) {
 		const struct mb_msg *m = imap_msg_at(s, seqs[i]);
 		uint32_t nf;
@@ -591,31 +682,51 @@ void imap_cmd_store(struct imap_session *s, const char *tag, struct imap_parser 
 
 		if (!m)
 			continue;
+		if (conditional && m->modseq > unchangedsince) {
+			modified[modified_count++] = use_uid ? m->uid : seqs[i];
+			continue;
+		}
 		nf = mode > 0 ? m->flags | flags : mode < 0 ? m->flags & ~flags : (m->flags & MB_RECENT) | flags;
 		nk = mode > 0 ? m->keywords | kw : mode < 0 ? m->keywords & ~kw : kw;
 		mbox_set_flags(s->mb, (size_t)mbox_index_of_uid(s->mb, m->uid), nf, nk);
+		if (silent && !s->condstore)
+			continue;
+		/* with CONDSTORE on, even .SILENT tells the new MODSEQ (RFC 7162 3.1.3) */
+		m = imap_msg_at(s, seqs[i]);
+		srv_printf(s->conn, "* %u FETCH (", seqs[i]);
+		if (use_uid)
+			srv_printf(s->conn, "UID %u ", m->uid);
 		if (!silent) {
-			m = imap_msg_at(s, seqs[i]);
-			srv_printf(s->conn, "* %u FETCH (", seqs[i]);
-			if (use_uid)
-				srv_printf(s->conn, "UID %u ", m->uid);
 			srv_write(s->conn, "FLAGS ", 6);
 			imap_put_flags(s, m);
-			srv_write(s->conn, ")\r\n", 3);
 		}
+		if (s->condstore)
+			srv_printf(s->conn, "%sMODSEQ (%llu)", silent ? "" : " ",
+				   (unsigned long long)m->modseq);
+		srv_write(s->conn, ")\r\n", 3);
 	}
 	mbox_view(s->mb, &v);
 	s->reported_modseq = v.highestmodseq;
 	if (mbox_commit(s->mb) < 0) {
 		srv_printf(s->conn, "%s NO [SERVERBUG] flags not saved\r\n", tag);
-		free(seqs);
-		return;
+		goto out;
 	}
 	mbox_notify(s->mb);
-	srv_printf(s->conn, "%s OK %sSTORE completed\r\n", tag, use_uid ? "UID " : "");
-	free(seqs);
-	return;
+	imap_hold_modseq(s);
+	/* messages that failed the UNCHANGEDSINCE test, ascending either way */
+	snprintf(prefix, sizeof(prefix), "%s OK [MODIFIED ", tag);
+	imap_uids_begin(&w, s, prefix);
+	for (size_t i = 0; i < modified_count; i++)
+		imap_uids_add(&w, modified[i], modified[i]);
+	if (imap_uids_end(&w, "] "))
+		srv_printf(s->conn, "conditional %sSTORE failed for some messages\r\n",
+			   use_uid ? "UID " : "");
+	else
+		srv_printf(s->conn, "%s OK %sSTORE completed\r\n", tag, use_uid ? "UID " : "");
+	goto out;
 bad:
 	srv_printf(s->conn, "%s BAD %s\r\n", tag, p->err ? p->err : "bad flag list");
+out:
+	free(modified);
 	free(seqs);
 }

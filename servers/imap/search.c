@@ -15,7 +15,7 @@
 enum key_kind {
 	K_ALL, K_FLAG_ON, K_FLAG_OFF, K_KEYWORD_ON, K_KEYWORD_OFF, K_NEW, K_OLD, K_LARGER, K_SMALLER,
 	K_UID, K_SEQ, K_NOT, K_OR, K_AND, K_BEFORE, K_ON, K_SINCE, K_SENTBEFORE, K_SENTON,
-	K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOTHING,
+	K_SENTSINCE, K_HEADER, K_BODY, K_TEXT, K_NOTHING, K_MODSEQ,
 };
 
 struct key {
@@ -34,6 +34,7 @@ struct search {
 	struct imap_session *s;
 	struct imap_parser *p;
 	bool use_uid;
+	bool modseq; /* a MODSEQ key: the reply ends with the highest MODSEQ found */
 };
 
 static void key_free(struct key *k)
@@ -206,6 +207,35 @@ static struct key *parse_key(struct search *q, int depth)
 		k->number = n;
 		return k;
 	}
+	if (imap_take_word(p, "MODSEQ") == 0) {
+		/* RFC 7162 3.1.5: MODSEQ [entry-name entry-type] modseq; flags share one MODSEQ
+		 * here, so the entry only has to be well formed */
+		struct imap_str entry, type;
+
+		if (!(k = new_key(K_MODSEQ)))
+			return NULL;
+		if (imap_sp(p) < 0)
+			goto bad_modseq;
+		if (imap_peek(p) == '"') {
+			if (imap_string(p, &entry) < 0 || imap_sp(p) < 0 || imap_atom(p, &type) < 0 ||
+			    imap_sp(p) < 0)
+				goto bad_modseq;
+			if (!((type.len == 4 && strncasecmp(type.s, "priv", 4) == 0) ||
+			      (type.len == 6 && strncasecmp(type.s, "shared", 6) == 0) ||
+			      (type.len == 3 && strncasecmp(type.s, "all", 3) == 0))) {
+				p->err = "MODSEQ entry type is priv, shared or all";
+				goto bad_modseq;
+			}
+		}
+		if (imap_number64(p, &k->number) < 0)
+			goto bad_modseq;
+		q->modseq = true;
+		return k;
+bad_modseq:
+		key_free(k);
+		return NULL;
+	}
+	p->err = NULL;
 	if (imap_take_word(p, "HEADER") == 0) {
 		if (!(k = new_key(K_HEADER)) || take_string(p, &k->field, NULL) < 0 ||
 		    take_string(p, &k->text, &k->text_len) < 0) {
@@ -351,6 +381,7 @@ static bool eval(struct key *k, struct candidate *c)
 
 		return k->kind == K_KEYWORD_ON ? on : !on;
 	}
+	case K_MODSEQ: return m->modseq >= k->number;
 	case K_LARGER: return m->size > k->number;
 	case K_SMALLER: return m->size < k->number;
 	case K_UID: return imap_seqset_has(&k->set, m->uid);
@@ -441,17 +472,28 @@ void imap_cmd_search(struct imap_session *s, const char *tag, struct imap_parser
 		return;
 	}
 	resolve_stars(root, s->view_count ? s->view[s->view_count - 1] : 0, (uint32_t)s->view_count);
+	if (q.modseq)
+		imap_condstore_on(s);
+	uint64_t highest = 0;
+
 	srv_printf(s->conn, "* SEARCH");
 	for (uint32_t seq = 1; seq <= s->view_count; seq++) {
 		struct candidate c = { .s = s, .seq = seq, .m = imap_msg_at(s, seq) };
 
 		if (!c.m)
 			continue;
-		if (eval(root, &c))
+		if (eval(root, &c)) {
 			srv_printf(s->conn, " %u", use_uid ? c.m->uid : seq);
+			if (c.m->modseq > highest)
+				highest = c.m->modseq;
+		}
 		mime_free(c.root);
 		free(c.data);
 	}
-	srv_printf(s->conn, "\r\n%s OK %sSEARCH completed\r\n", tag, use_uid ? "UID " : "");
+	if (q.modseq && highest)
+		srv_printf(s->conn, " (MODSEQ %llu)", (unsigned long long)highest);
+	srv_printf(s->conn, "\r\n");
+	imap_hold_modseq(s);
+	srv_printf(s->conn, "%s OK %sSEARCH completed\r\n", tag, use_uid ? "UID " : "");
 	key_free(root);
 }

@@ -39,6 +39,7 @@ struct imap_session {
 	uint32_t *view;
 	size_t view_count, view_cap;
 	uint64_t reported_modseq;   /* flag changes up to here have been reported */
+	uint64_t expunges_reported; /* expunges up to this MODSEQ have been reported */
 	uint32_t reported_uidnext;
 	size_t recent;
 };
@@ -61,5 +62,26 @@ int imap_resolve_set(struct imap_session *s, struct imap_seqset *set, bool uid, 
 void imap_cmd_fetch(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid);
 void imap_cmd_store(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid);
 void imap_cmd_search(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid);
+
+/* CONDSTORE and QRESYNC (RFC 7162), condstore.c */
+void imap_condstore_on(struct imap_session *s);
+/* A UID set on the wire ("4,7:9"), from ascending ranges; PREFIX goes out before the first
+ * one, nothing at all when there is none. */
+struct imap_uid_writer {
+	struct imap_session *s;
+	const char *prefix;
+	uint32_t lo, hi;
+	bool pending, written;
+};
+void imap_uids_begin(struct imap_uid_writer *w, struct imap_session *s, const char *prefix);
+void imap_uids_add(struct imap_uid_writer *w, uint32_t lo, uint32_t hi);
+bool imap_uids_end(struct imap_uid_writer *w, const char *suffix); /* true when written */
+/* "* VANISHED (EARLIER)" for the UIDs of UIDS (NULL: all) expunged after MODSEQ SINCE. */
+void imap_vanished_earlier(struct imap_session *s, uint64_t since, struct imap_seqset *uids);
+/* SELECT's QRESYNC parameter: what changed since SINCE among the KNOWN UIDs (NULL: all). */
+void imap_qresync_select(struct imap_session *s, uint64_t since, struct imap_seqset *known);
+/* Before the tagged reply of a command that may not report expunges: when some are pending,
+ * an HIGHESTMODSEQ below them, so that a client never skips past them (RFC 7162 3.2). */
+void imap_hold_modseq(struct imap_session *s);
 
 #endif

@@ -37,6 +37,7 @@ struct mbox {
 	size_t count, cap;
 	struct mb_expunged *exp;
 	size_t exp_count, exp_cap;
+	uint64_t exp_complete_after; /* every expunge with a greater MODSEQ is in exp */
 	char *keywords[MB_KEYWORDS_MAX];
 	size_t keyword_count;
 	struct listener *ls;
@@ -228,7 +229,8 @@ static uint32_t next_uidvalidity(const char *user)
 
 static int write_index(const char *dir, uint32_t uidvalidity, uint32_t uidnext, uint64_t hms,
 		       const struct mb_msg *msgs, size_t count, const struct mb_expunged *exp,
-		       size_t exp_count, char *const *keywords, size_t keyword_count)
+		       size_t exp_count, uint64_t exp_complete_after, char *const *keywords,
+		       size_t keyword_count)
 {
 	char tmp[PATH_MAX], final[PATH_MAX];
 	FILE *f;
@@ -242,8 +244,9 @@ static int write_index(const char *dir, uint32_t uidvalidity, uint32_t uidnext, 
 			close(fd);
 		return -1;
 	}
-	fprintf(f, "%s\nuidvalidity %u\nuidnext %u\nhighestmodseq %llu\n", INDEX_MAGIC,
-		uidvalidity, uidnext, (unsigned long long)hms);
+	fprintf(f, "%s\nuidvalidity %u\nuidnext %u\nhighestmodseq %llu\nexpungedafter %llu\n",
+		INDEX_MAGIC, uidvalidity, uidnext, (unsigned long long)hms,
+		(unsigned long long)exp_complete_after);
 	for (size_t i = 0; i < keyword_count; i++)
 		fprintf(f, "keyword %s\n", keywords[i]);
 	for (size_t i = 0; i < count; i++) {
@@ -277,7 +280,7 @@ static int make_mailbox(const char *user, const char *name)
 		if (mkdir_p1(sub) < 0)
 			return -1;
 	}
-	if (write_index(path, next_uidvalidity(user), 1, 1, NULL, 0, NULL, 0, NULL, 0) < 0)
+	if (write_index(path, next_uidvalidity(user), 1, 1, NULL, 0, NULL, 0, 0, NULL, 0) < 0)
 		return -1;
 	user_path(user, "/mailboxes", sub, sizeof(sub));
 	return fsync_dir(sub);
@@ -646,15 +649,19 @@ static void note_expunged(struct mbox *mb, uint32_t uid, uint64_t modseq)
 {
 	if (mb->exp_count == mb->exp_cap) {
 		if (mb->exp_cap >= EXPUNGED_KEEP) {
-			memmove(mb->exp, mb->exp + mb->exp_cap / 2,
-				(mb->exp_count - mb->exp_cap / 2) * sizeof(*mb->exp));
-			mb->exp_count -= mb->exp_cap / 2;
+			size_t drop = mb->exp_cap / 2;
+
+			mb->exp_complete_after = mb->exp[drop - 1].modseq;
+			memmove(mb->exp, mb->exp + drop, (mb->exp_count - drop) * sizeof(*mb->exp));
+			mb->exp_count -= drop;
 		} else {
 			size_t cap = mb->exp_cap ? mb->exp_cap * 2 : 64;
 			struct mb_expunged *e = realloc(mb->exp, cap * sizeof(*e));
 
-			if (!e)
+			if (!e) {
+				mb->exp_complete_after = modseq;
 				return;
+			}
 			mb->exp = e;
 			mb->exp_cap = cap;
 		}
@@ -745,6 +752,8 @@ static int read_index(struct mbox *mb)
 			mb->uidnext = (uint32_t)a;
 		} else if (sscanf(line, "highestmodseq %llu", &a) == 1) {
 			mb->highestmodseq = a;
+		} else if (sscanf(line, "expungedafter %llu", &a) == 1) {
+			mb->exp_complete_after = a;
 		} else if (sscanf(line, "keyword %255s", word) == 1) {
 			if (keyword_add(mb, word) < 0)
 				goto bad;
@@ -784,6 +793,7 @@ static void free_msgs(struct mbox *mb)
 		free(mb->keywords[i]);
 	mb->keyword_count = 0;
 	mb->exp_count = 0;
+	mb->exp_complete_after = 0;
 }
 
 static int cmp_file(const void *a, const void *b)
@@ -976,6 +986,7 @@ void mbox_view(const struct mbox *mb, struct mbox_view *v)
 		.user = mb->user, .name = mb->name, .uidvalidity = mb->uidvalidity,
 		.uidnext = mb->uidnext, .highestmodseq = mb->highestmodseq, .msgs = mb->msgs,
 		.count = mb->count, .expunged = mb->exp, .expunged_count = mb->exp_count,
+		.expunged_complete_after = mb->exp_complete_after,
 		.keywords = (const char *const *)mb->keywords, .keyword_count = mb->keyword_count,
 	};
 }
@@ -1044,7 +1055,8 @@ int mbox_commit(struct mbox *mb)
 	if (!mb->dirty)
 		return 0;
 	if (write_index(mb->dir, mb->uidvalidity, mb->uidnext, mb->highestmodseq, mb->msgs,
-			mb->count, mb->exp, mb->exp_count, mb->keywords, mb->keyword_count) < 0)
+			mb->count, mb->exp, mb->exp_count, mb->exp_complete_after, mb->keywords,
+			mb->keyword_count) < 0)
 		return -1;
 	mb->dirty = false;
 	return 0;

@@ -57,8 +57,9 @@ struct mbox_view {
 	uint64_t highestmodseq;
 	const struct mb_msg *msgs;
 	size_t count;
-	const struct mb_expunged *expunged;
+	const struct mb_expunged *expunged; /* ascending MODSEQ */
 	size_t expunged_count;
+	uint64_t expunged_complete_after;   /* older expunges were forgotten (or never known) */
 	const char *const *keywords;
 	size_t keyword_count;
 };

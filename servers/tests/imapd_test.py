@@ -368,6 +368,158 @@ def test_restart(srv):
     m.logout()
 
 
+def raw_login(port, user):
+    r = Raw(port)
+    r.starttls()
+    out = r.cmd(b"l", b"LOGIN " + user + b" secret")
+    if not out[-1].startswith(b"l OK"):
+        raise RuntimeError("login failed: %r" % out)
+    return r
+
+
+def code_value(lines, code):
+    """The number after [CODE in the untagged or tagged lines, or None."""
+    for line in lines:
+        i = line.find(b"[" + code + b" ")
+        if i >= 0:
+            return int(line[i + len(code) + 2:].split(b"]")[0])
+    return None
+
+
+def modseq_of(line):
+    i = line.find(b"MODSEQ (")
+    return int(line[i + 8:].split(b")")[0]) if i >= 0 else None
+
+
+def test_condstore_qresync(srv):
+    """RFC 7162 with bob's mailbox cs: CONDSTORE (MODSEQ, CHANGEDSINCE, UNCHANGEDSINCE, SEARCH
+    MODSEQ, STATUS) and QRESYNC (VANISHED, SELECT resynchronisation, [CLOSED])."""
+    a = raw_login(srv.port, b"bob")
+    check(b"CONDSTORE" in a.greeting or b"CONDSTORE" in a.cmd(b"c", b"CAPABILITY")[0],
+          "CONDSTORE advertised")
+    a.cmd(b"c1", b"CREATE cs")
+    for i in range(4):
+        body = b"Subject: cs %d\r\n\r\nbody %d\r\n" % (i, i)
+        a.cmd(b"ap%d" % i, b"APPEND cs {%d+}\r\n" % len(body) + body)
+    out = a.cmd(b"e1", b"ENABLE CONDSTORE QRESYNC")
+    check(out[0] == b"* ENABLED CONDSTORE QRESYNC" and out[-1].startswith(b"e1 OK"), "ENABLE: %r" % out)
+    out = a.cmd(b"e2", b"ENABLE QRESYNC")
+    check(out[0] == b"* ENABLED", "ENABLE again turns nothing new on: %r" % out)
+    out = a.cmd(b"s1", b"SELECT cs")
+    hms0 = code_value(out, b"HIGHESTMODSEQ")
+    uidvalidity = code_value(out, b"UIDVALIDITY")
+    check(hms0 and hms0 >= 4 and out[-1].startswith(b"s1 OK"), "SELECT gives HIGHESTMODSEQ: %r" % out)
+    out = a.cmd(b"f1", b"FETCH 1:* (FLAGS)")
+    mods = [modseq_of(l) for l in out[:-1]]
+    check(len(mods) == 4 and all(mods) and max(mods) == hms0, "FETCH carries MODSEQ once enabled: %r" % out)
+    out = a.cmd(b"st1", b"STORE 1 +FLAGS.SILENT (\\Seen)")
+    m1 = modseq_of(out[0]) if out[0].startswith(b"* 1 FETCH") else None
+    check(m1 and m1 > hms0 and b"FLAGS" not in out[0], ".SILENT STORE still tells the new MODSEQ: %r" % out)
+    out = a.cmd(b"st2", b"STORE 1:3 (UNCHANGEDSINCE %d) +FLAGS (\\Flagged)" % hms0)
+    check(out[-1].startswith(b"st2 OK [MODIFIED 1]") and len(out) == 3 and
+          all(b"\\Flagged" in l and modseq_of(l) for l in out[:-1]),
+          "UNCHANGEDSINCE: message 1 changed since, refused; 2 and 3 stored: %r" % out)
+    out = a.cmd(b"st3", b"UID STORE 1:* (UNCHANGEDSINCE 0) -FLAGS (\\Flagged)")
+    check(out[-1].startswith(b"st3 OK [MODIFIED 1:4]") and len(out) == 1,
+          "UNCHANGEDSINCE 0 changes nothing, UIDs listed: %r" % out)
+    out = a.cmd(b"st4", b"STORE 1 (UNCHANGEDSINCE x) +FLAGS (\\Seen)")
+    check(out[-1].startswith(b"st4 BAD"), "UNCHANGEDSINCE without a number: BAD")
+    out = a.cmd(b"f2", b"UID FETCH 1:* (UID) (CHANGEDSINCE %d)" % hms0)
+    check(len(out) == 4 and all(modseq_of(l) for l in out[:-1]),
+          "CHANGEDSINCE: only the three changed messages, MODSEQ included: %r" % out)
+    hms1 = max(modseq_of(l) for l in out[:-1])
+    out = a.cmd(b"f3", b"FETCH 1:* (FLAGS) (CHANGEDSINCE %d)" % hms1)
+    check(len(out) == 1 and out[0].startswith(b"f3 OK"), "nothing changed since the highest: %r" % out)
+    out = a.cmd(b"f4", b"FETCH 1:* (FLAGS) (CHANGEDSINCE 1 VANISHED)")
+    check(out[-1].startswith(b"f4 BAD"), "VANISHED needs UID FETCH: %r" % out)
+    out = a.cmd(b"se1", b"SEARCH MODSEQ %d" % hms1)
+    check(out[0].startswith(b"* SEARCH ") and out[0].endswith(b"(MODSEQ %d)" % hms1), "SEARCH MODSEQ: %r" % out)
+    out = a.cmd(b"se2", b'UID SEARCH MODSEQ "/flags/\\\\seen" all 1')
+    check(out[0] == b"* SEARCH 1 2 3 4 (MODSEQ %d)" % hms1, "SEARCH MODSEQ with an entry: %r" % out)
+    out = a.cmd(b"se3", b"SEARCH MODSEQ %d" % (hms1 + 1))
+    check(out[0] == b"* SEARCH", "SEARCH MODSEQ above everything: no MODSEQ part: %r" % out)
+    out = a.cmd(b"sta", b"STATUS cs (HIGHESTMODSEQ MESSAGES)")
+    check(out[0].endswith(b"(HIGHESTMODSEQ %d MESSAGES 4)" % hms1), "STATUS HIGHESTMODSEQ: %r" % out)
+
+    # another session (no CONDSTORE) expunges message 2 (UID 2)
+    b = raw_login(srv.port, b"bob")
+    b.cmd(b"s", b"SELECT cs")
+    # while a FETCH runs, the expunge cannot be reported: a is told a HIGHESTMODSEQ below it
+    b.cmd(b"d", b"STORE 2 +FLAGS.SILENT (\\Deleted)")
+    out = b.cmd(b"x", b"EXPUNGE")
+    check(out == [b"* 2 EXPUNGE", b"x OK EXPUNGE completed"], "plain EXPUNGE for a session without QRESYNC: %r" % out)
+    out = a.cmd(b"f5", b"FETCH 1 (FLAGS)")
+    held = code_value(out, b"HIGHESTMODSEQ")
+    check(held is not None and held < hms1 + 2 and b"VANISHED" not in b"".join(out),
+          "pending expunge: no VANISHED during FETCH, HIGHESTMODSEQ held below it: %r" % out)
+    out = a.cmd(b"n1", b"NOOP")
+    check(out[0] == b"* VANISHED 2" and out[-1].startswith(b"n1 OK"),
+          "QRESYNC session hears VANISHED, before the tagged OK: %r" % out)
+    out = a.cmd(b"f6", b"UID FETCH 1:* (FLAGS) (CHANGEDSINCE %d VANISHED)" % hms1)
+    check(out[0] == b"* VANISHED (EARLIER) 2", "UID FETCH VANISHED lists the expunged UID: %r" % out)
+    a.cmd(b"d2", b"STORE 3 +FLAGS.SILENT (\\Deleted)")
+    out = a.cmd(b"x2", b"EXPUNGE")
+    check(out[0] == b"* VANISHED 4" and code_value(out[-1:], b"HIGHESTMODSEQ"),
+          "EXPUNGE under QRESYNC: VANISHED, HIGHESTMODSEQ in the OK: %r" % out)
+    hms2 = code_value(out[-1:], b"HIGHESTMODSEQ")
+    out = b.cmd(b"n", b"NOOP")
+    check(b"* 3 EXPUNGE" in out, "the other session gets its EXPUNGE: %r" % out)
+    b.cmd(b"lo", b"LOGOUT")
+
+    # reconnect with QRESYNC: what vanished and what changed since hms0, in one SELECT
+    c = raw_login(srv.port, b"bob")
+    out = c.cmd(b"q0", b"SELECT cs (QRESYNC (%d %d))" % (uidvalidity, hms0))
+    check(out[-1].startswith(b"q0 BAD"), "QRESYNC before ENABLE QRESYNC: BAD")
+    c.cmd(b"e", b"ENABLE QRESYNC")
+    out = c.cmd(b"q1", b"SELECT cs (QRESYNC (%d %d))" % (uidvalidity, hms0))
+    check(b"* VANISHED (EARLIER) 2,4" in out, "QRESYNC SELECT: VANISHED (EARLIER): %r" % out)
+    fetched = [l for l in out if b" FETCH " in l]
+    check(len(fetched) == 2 and all(modseq_of(l) > hms0 for l in fetched) and
+          code_value(out, b"HIGHESTMODSEQ") == hms2, "QRESYNC SELECT: changed messages with FLAGS and MODSEQ: %r" % out)
+    out = c.cmd(b"q2", b"SELECT cs (QRESYNC (%d %d 3:5))" % (uidvalidity, hms0))
+    check(out[0] == b"* OK [CLOSED] previous mailbox closed", "[CLOSED] when another SELECT closes the mailbox: %r" % out[0])
+    check(b"* VANISHED (EARLIER) 4" in out and [l for l in out if b" FETCH " in l][0].startswith(b"* 2 FETCH (UID 3 ") and
+          len([l for l in out if b" FETCH " in l]) == 1, "known UIDs 3:5 limit the answer: %r" % out)
+    out = c.cmd(b"q3", b"EXAMINE cs (QRESYNC (%d %d 1:5 (1:3 1,3,5)))" % (uidvalidity, hms0))
+    check(out[-1].startswith(b"q3 OK [READ-ONLY]") and b"* VANISHED (EARLIER) 2,4" in out,
+          "sequence match data accepted: %r" % out)
+    out = c.cmd(b"q4", b"SELECT cs (QRESYNC (%d %d))" % (uidvalidity + 1, hms0))
+    check(not [l for l in out if b"VANISHED" in l or b" FETCH " in l] and out[-1].startswith(b"q4 OK"),
+          "QRESYNC with a stale UIDVALIDITY: a plain SELECT: %r" % out)
+    for bad in (b"SELECT cs (QRESYNC)", b"SELECT cs (QRESYNC (0 1))", b"SELECT cs (FOO)",
+                b"SELECT cs (QRESYNC (1 1) QRESYNC (1 1))", b"SELECT cs (CONDSTORE"):
+        out = c.cmd(b"qb", bad)
+        check(out[-1].startswith(b"qb BAD"), "bad SELECT parameters %r: BAD" % bad)
+    c.cmd(b"lo", b"LOGOUT")
+    a.cmd(b"lo", b"LOGOUT")
+    return uidvalidity, hms0
+
+
+def test_condstore_after_restart(srv, uidvalidity, hms0):
+    """Expunge history and MODSEQs survive a restart; when the history is gone (forgotten
+    past its limit), VANISHED (EARLIER) falls back to every missing UID."""
+    c = raw_login(srv.port, b"bob")
+    c.cmd(b"e", b"ENABLE QRESYNC")
+    out = c.cmd(b"q1", b"SELECT cs (QRESYNC (%d %d))" % (uidvalidity, hms0))
+    check(b"* VANISHED (EARLIER) 2,4" in out, "expunge history after a restart: %r" % out)
+    c.cmd(b"lo", b"LOGOUT")
+    srv.stop()
+    index = os.path.join(srv.work, "mail", "bob", "mailboxes", "cs", "lemongate.index")
+    text = open(index).read().splitlines()
+    hms = [l for l in text if l.startswith("highestmodseq ")][0].split()[1]
+    text = [("expungedafter " + hms) if l.startswith("expungedafter ") else l for l in text
+            if not l.startswith("x ")]
+    open(index, "w").write("\n".join(text) + "\n")
+    srv.start()
+    c = raw_login(srv.port, b"bob")
+    c.cmd(b"e", b"ENABLE QRESYNC")
+    out = c.cmd(b"q2", b"SELECT cs (QRESYNC (%d %d))" % (uidvalidity, hms0))
+    check(b"* VANISHED (EARLIER) 2,4" in out, "history forgotten: every missing UID: %r" % out)
+    out = c.cmd(b"q3", b"SELECT cs (QRESYNC (%d %d 3:4))" % (uidvalidity, hms0))
+    check(b"* VANISHED (EARLIER) 4" in out, "history forgotten, within the known UIDs: %r" % out)
+    c.cmd(b"lo", b"LOGOUT")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="lg-imapd-test-")
     srv = None
@@ -378,10 +530,16 @@ def main():
         os.mkdir(os.path.join(work, "mail"))
         srv = Server(work)
         srv.start()
+        state = {}
         for t in (test_tls_and_auth, test_mailboxes, test_messages, test_two_sessions, test_hostile,
-                  test_restart):
+                  test_restart, test_condstore_qresync, test_condstore_after_restart):
             try:
-                t(srv)
+                if t is test_condstore_qresync:
+                    state["cs"] = t(srv)
+                elif t is test_condstore_after_restart:
+                    t(srv, *state["cs"])
+                else:
+                    t(srv)
             except Exception as e:  # a crash of one scenario is a failure, not the end
                 import traceback
                 traceback.print_exc()
