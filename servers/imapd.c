@@ -2,6 +2,7 @@
  * no thread per client; commands are executed in arrival order, literals included. It
  * advertises only what it implements (see capabilities()). */
 #include "servers/imap/session.h"
+#include "servers/imap/urlauth.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -41,7 +42,7 @@ static bool auth_allowed(struct imap_session *s)
 static void capabilities(struct imap_session *s, char *out, size_t size)
 {
 	size_t n = (size_t)snprintf(out, size, "IMAP4rev1 LITERAL+ SASL-IR ENABLE IDLE NAMESPACE "
-					       "UIDPLUS UNSELECT ID CONDSTORE QRESYNC");
+					       "UIDPLUS UNSELECT ID CONDSTORE QRESYNC CATENATE URLAUTH");
 
 	if (s->state == IMAP_NOT_AUTH) {
 		if (srv_tls_available() && !srv_tls_active(s->conn))
@@ -1074,6 +1075,70 @@ static int parse_flag_list(struct imap_parser *p, struct mbox *mb, uint32_t *fla
 	return 0;
 }
 
+/* CATENATE (RFC 4469): "(" TEXT literal / URL url ... ")" assembled into one message;
+ * -1 after a tagged reply. */
+static int catenate(struct imap_session *s, const char *tag, struct imap_parser *p, char **out,
+		    size_t *out_len)
+{
+	char *msg = NULL;
+	size_t len = 0;
+
+	if (imap_sp(p) < 0 || imap_expect(p, '(') < 0)
+		goto bad;
+	for (bool first = true; imap_peek(p) != ')'; first = false) {
+		struct imap_str part;
+		char *fetched = NULL;
+		const char *data;
+		size_t dlen;
+		const char *err = NULL;
+		bool url;
+
+		if (!first && imap_sp(p) < 0)
+			goto bad;
+		if (imap_take_word(p, "TEXT") == 0)
+			url = false;
+		else if (imap_take_word(p, "URL") == 0)
+			url = true;
+		else
+			goto bad;
+		if (imap_sp(p) < 0 || (url ? imap_astring(p, &part) : imap_string(p, &part)) < 0 ||
+		    (!url && !part.literal))
+			goto bad;
+		if (url && urlauth_fetch(s->user, part.s, part.len, false, &fetched, &dlen, &err) < 0) {
+			srv_printf(s->conn, "%s NO [BADURL %.*s] %s\r\n", tag,
+				   (int)(part.len < 1024 ? part.len : 1024), part.s, err);
+			free(msg);
+			return -1;
+		}
+		data = url ? fetched : part.s;
+		if (!url)
+			dlen = part.len;
+		char *bigger = len + dlen <= MB_MESSAGE_MAX ? realloc(msg, len + dlen + 1) : NULL;
+
+		if (!bigger) {
+			free(fetched);
+			free(msg);
+			srv_printf(s->conn, "%s NO [TOOBIG] message larger than the limit (64 MiB)\r\n", tag);
+			return -1;
+		}
+		msg = bigger;
+		memcpy(msg + len, data, dlen);
+		len += dlen;
+		free(fetched);
+	}
+	p->p++;
+	if (imap_end(p) < 0)
+		goto bad;
+	*out = msg;
+	*out_len = len;
+	return 0;
+bad:
+	free(msg);
+	srv_printf(s->conn, "%s BAD %s\r\n", tag,
+		   p->err ? p->err : "syntax: APPEND mailbox [(flags)] [date-time] CATENATE (TEXT literal / URL url ...)");
+	return -1;
+}
+
 static void cmd_append(struct imap_session *s, const char *tag, struct imap_parser *p)
 {
 	char name[MB_NAME_MAX];
@@ -1083,6 +1148,7 @@ static void cmd_append(struct imap_session *s, const char *tag, struct imap_pars
 	uint64_t kw = 0;
 	int64_t when = time(NULL);
 	int zone = 0;
+	char *built = NULL;
 
 	if (mailbox_arg(s, tag, p, name) < 0)
 		return;
@@ -1098,14 +1164,27 @@ static void cmd_append(struct imap_session *s, const char *tag, struct imap_pars
 		goto bad;
 	if (imap_peek(p) == '"' && (imap_date_time(p, &when, &zone) < 0 || imap_sp(p) < 0))
 		goto bad;
-	if (imap_string(p, &msg) < 0 || !msg.literal || imap_end(p) < 0)
+	if (imap_take_word(p, "CATENATE") == 0) {
+		if (catenate(s, tag, p, &built, &msg.len) < 0) {
+			mbox_commit(mb);
+			mbox_close(mb);
+			return;
+		}
+		msg.s = built;
+	} else if (imap_string(p, &msg) < 0 || !msg.literal || imap_end(p) < 0) {
 		goto bad;
+	}
 	if (msg.len == 0) {
+		free(built);
 		mbox_close(mb);
 		srv_printf(s->conn, "%s NO [CANNOT] empty message\r\n", tag);
 		return;
 	}
-	if (mbox_append(mb, msg.s, msg.len, flags, kw, when, zone, &uid) < 0) {
+	int appended = mbox_append(mb, msg.s, msg.len, flags, kw, when, zone, &uid), saved = errno;
+
+	free(built);
+	errno = saved;
+	if (appended < 0) {
 		srv_log("%s: APPEND to %s/%s failed: %s", srv_peer(s->conn), s->user, name,
 			strerror(errno));
 		srv_printf(s->conn, "%s NO [%s] message not stored\r\n", tag,
@@ -1126,6 +1205,121 @@ bad:
 	mbox_commit(mb);
 	mbox_close(mb);
 	srv_printf(s->conn, "%s BAD %s\r\n", tag, p->err ? p->err : "syntax: APPEND mailbox [(flags)] [date-time] literal");
+}
+
+/* ---- URLAUTH (RFC 4467) ---- */
+
+#define URL_MAX 4096
+
+static void cmd_genurlauth(struct imap_session *s, const char *tag, struct imap_parser *p)
+{
+	char (*out)[URL_MAX + 200] = NULL;
+	size_t n = 0;
+
+	do {
+		struct imap_str url, mech;
+		const char *err;
+		void *bigger;
+
+		if (imap_astring(p, &url) < 0 || imap_sp(p) < 0 || imap_atom(p, &mech) < 0 ||
+		    url.len > URL_MAX) {
+			srv_printf(s->conn, "%s BAD syntax: GENURLAUTH url INTERNAL [url INTERNAL ...]\r\n", tag);
+			goto out;
+		}
+		if (mech.len != 8 || strncasecmp(mech.s, "INTERNAL", 8) != 0) {
+			srv_printf(s->conn, "%s NO unknown URLAUTH mechanism (INTERNAL is supported)\r\n", tag);
+			goto out;
+		}
+		if (n >= 64 || !(bigger = realloc(out, (n + 1) * sizeof(*out)))) {
+			srv_printf(s->conn, "%s NO [LIMIT] too many URLs in one command\r\n", tag);
+			goto out;
+		}
+		out = bigger;
+		if (urlauth_generate(s->user, url.s, url.len, out[n], sizeof(out[n]), &err) < 0) {
+			srv_printf(s->conn, "%s NO [BADURL %.*s] %s\r\n", tag, (int)url.len, url.s, err);
+			goto out;
+		}
+		n++;
+	} while (!imap_at_end(p) && imap_sp(p) == 0);
+	if (imap_end(p) < 0) {
+		srv_printf(s->conn, "%s BAD syntax: GENURLAUTH url INTERNAL [url INTERNAL ...]\r\n", tag);
+		goto out;
+	}
+	srv_printf(s->conn, "* GENURLAUTH");
+	for (size_t i = 0; i < n; i++) {
+		srv_write(s->conn, " ", 1);
+		imap_put_string(s, out[i], strlen(out[i]));
+	}
+	srv_printf(s->conn, "\r\n%s OK GENURLAUTH completed\r\n", tag);
+out:
+	free(out);
+}
+
+static void cmd_urlfetch(struct imap_session *s, const char *tag, struct imap_parser *p)
+{
+	struct imap_str urls[64];
+	size_t n = 0;
+
+	do {
+		if (n == 64 || imap_astring(p, &urls[n]) < 0 || urls[n].len > URL_MAX) {
+			srv_printf(s->conn, "%s BAD syntax: URLFETCH url [url ...] (at most 64)\r\n", tag);
+			return;
+		}
+		n++;
+	} while (!imap_at_end(p) && imap_sp(p) == 0);
+	if (imap_end(p) < 0) {
+		srv_printf(s->conn, "%s BAD syntax: URLFETCH url [url ...]\r\n", tag);
+		return;
+	}
+	/* RFC 4467 3.4: a URL that cannot be fetched gets NIL; the command still succeeds */
+	srv_printf(s->conn, "* URLFETCH");
+	for (size_t i = 0; i < n; i++) {
+		char *data;
+		size_t len;
+		const char *err;
+
+		srv_write(s->conn, " ", 1);
+		imap_put_string(s, urls[i].s, urls[i].len);
+		if (urlauth_fetch(s->user, urls[i].s, urls[i].len, true, &data, &len, &err) < 0) {
+			srv_log("%s: URLFETCH by %s refused: %s", srv_peer(s->conn), s->user, err);
+			srv_write(s->conn, " NIL", 4);
+			continue;
+		}
+		srv_printf(s->conn, " {%zu}\r\n", len);
+		srv_write(s->conn, data, len);
+		free(data);
+	}
+	srv_printf(s->conn, "\r\n%s OK URLFETCH completed\r\n", tag);
+}
+
+static void cmd_resetkey(struct imap_session *s, const char *tag, struct imap_parser *p)
+{
+	char name[MB_NAME_MAX];
+	struct imap_str mech;
+
+	if (imap_at_end(p)) {
+		if (urlauth_reset(s->user, NULL) < 0)
+			srv_printf(s->conn, "%s NO [SERVERBUG] keys not reset\r\n", tag);
+		else
+			srv_printf(s->conn, "%s OK RESETKEY completed: every URL issued so far is void\r\n", tag);
+		return;
+	}
+	if (mailbox_arg(s, tag, p, name) < 0)
+		return;
+	while (!imap_at_end(p))
+		if (imap_sp(p) < 0 || imap_atom(p, &mech) < 0 || mech.len != 8 ||
+		    strncasecmp(mech.s, "INTERNAL", 8) != 0) {
+			srv_printf(s->conn, "%s BAD syntax: RESETKEY [mailbox [INTERNAL]]\r\n", tag);
+			return;
+		}
+	if (!store_exists(s->user, name)) {
+		srv_printf(s->conn, "%s NO [NONEXISTENT] no such mailbox\r\n", tag);
+		return;
+	}
+	if (urlauth_reset(s->user, name) < 0)
+		srv_printf(s->conn, "%s NO [SERVERBUG] key not reset\r\n", tag);
+	else
+		srv_printf(s->conn, "%s OK RESETKEY completed\r\n", tag);
 }
 
 /* ---- selected ---- */
@@ -1405,6 +1599,9 @@ static const struct command commands[] = {
 	{ "STATUS", AUTHED, cmd_status },
 	{ "APPEND", AUTHED, cmd_append },
 	{ "IDLE", AUTHED, cmd_idle },
+	{ "GENURLAUTH", AUTHED, cmd_genurlauth },
+	{ "URLFETCH", AUTHED, cmd_urlfetch },
+	{ "RESETKEY", AUTHED, cmd_resetkey },
 	{ "CHECK", SELECTED, cmd_check },
 	{ "CLOSE", SELECTED, cmd_close },
 	{ "UNSELECT", SELECTED, cmd_unselect },
@@ -1647,6 +1844,13 @@ static void imap_timeout(struct srv_conn *c)
 	srv_printf(c, "* BYE autologout: idle for more than %d minutes\r\n", AUTOLOGOUT_S / 60);
 }
 
+static const char *imap_option(const char *key, const char *value)
+{
+	if (strcmp(key, "submit-user") == 0)
+		return urlauth_set_submit_users(value) < 0 ? "submit-user: a comma list of user names" : NULL;
+	return "unknown option (imapd knows -o submit-user=NAME[,NAME...])";
+}
+
 static const char *imap_start(void)
 {
 	static char err[256];
@@ -1664,6 +1868,7 @@ int main(int argc, char **argv)
 		.name = "lemongate-imapd",
 		.default_port = 143,
 		.state_size = sizeof(struct imap_session),
+		.on_option = imap_option,
 		.on_start = imap_start,
 		.on_open = imap_open,
 		.on_line = imap_line,

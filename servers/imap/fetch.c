@@ -277,6 +277,43 @@ static int section_bytes(const struct fetch_att *a, const char *msg, size_t len,
 	}
 }
 
+int imap_message_section(const char *section, const char *msg, size_t len, char **data,
+			 size_t *dlen)
+{
+	size_t n = strlen(section);
+	char *text = malloc(n + 2);
+	struct fetch_att a = { .kind = ATT_SECTION };
+	struct imap_parser p;
+	struct mime_part *root = NULL;
+	const char *out;
+	char *built = NULL;
+	int rc = -1;
+
+	*data = NULL;
+	*dlen = 0;
+	if (!text)
+		return -1;
+	memcpy(text, section, n);
+	memcpy(text + n, "]", 2);
+	imap_p_init(&p, text, n + 1);
+	if (parse_section(&p, &a) < 0 || !imap_at_end(&p) || a.partial ||
+	    !(root = mime_parse(msg, len)) ||
+	    section_bytes(&a, msg, len, root, &out, dlen, &built) < 0)
+		goto out;
+	rc = 0;
+	if (out && !(*data = malloc(*dlen + 1)))
+		rc = -1;
+	else if (out)
+		memcpy(*data, out, *dlen);
+out:
+	for (size_t k = 0; k < a.field_count; k++)
+		free(a.fields[k]);
+	free(built);
+	mime_free(root);
+	free(text);
+	return rc;
+}
+
 static void put_section(struct imap_session *s, const struct fetch_att *a, const char *data,
 			size_t len)
 {

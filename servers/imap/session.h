@@ -58,6 +58,11 @@ const struct mb_msg *imap_msg_at(struct imap_session *s, uint32_t seq);
 int imap_resolve_set(struct imap_session *s, struct imap_seqset *set, bool uid, uint32_t **seqs,
 		     size_t *count);
 
+/* BODY[SECTION] of a message (SECTION as in FETCH, without the brackets; "" for all of it),
+ * malloc'd into *DATA; *DATA NULL when no such part exists. -1 on a malformed SECTION. */
+int imap_message_section(const char *section, const char *msg, size_t len, char **data,
+			 size_t *dlen);
+
 /* Commands of the other modules; ARGS is after "FETCH " and so on; USE_UID for UID FETCH. */
 void imap_cmd_fetch(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid);
 void imap_cmd_store(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid);

@@ -614,6 +614,72 @@ fail:
 	return -1;
 }
 
+static bool user_file_name_ok(const char *name)
+{
+	if (!*name || strlen(name) > 64)
+		return false;
+	for (const char *c = name; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') || *c == '.' || *c == '-'))
+			return false;
+	return true;
+}
+
+char *store_user_file_read(const char *user, const char *name, size_t *len)
+{
+	char path[PATH_MAX];
+	char *data = NULL;
+	FILE *f;
+	long size;
+
+	if (!user_file_name_ok(name)) {
+		fail_errno(EINVAL);
+		return NULL;
+	}
+	if (user_path(user, "/", path, sizeof(path)) < 0 || strlen(path) + strlen(name) >= sizeof(path)) {
+		fail_errno(ENAMETOOLONG);
+		return NULL;
+	}
+	strcat(path, name);
+	if (!(f = fopen(path, "re")))
+		return NULL;
+	if (fseek(f, 0, SEEK_END) == 0 && (size = ftell(f)) >= 0 && size <= (1 << 20) &&
+	    fseek(f, 0, SEEK_SET) == 0 && (data = malloc((size_t)size + 1)) &&
+	    fread(data, 1, (size_t)size, f) == (size_t)size) {
+		data[size] = '\0';
+		*len = (size_t)size;
+	} else {
+		free(data);
+		data = NULL;
+		errno = EIO;
+	}
+	fclose(f);
+	return data;
+}
+
+int store_user_file_write(const char *user, const char *name, const void *data, size_t len)
+{
+	char dir[PATH_MAX], tmp[PATH_MAX], final[PATH_MAX];
+	int fd;
+	bool bad;
+
+	if (!user_file_name_ok(name))
+		return fail_errno(EINVAL);
+	if (store_user_init(user) < 0 || user_path(user, "", dir, sizeof(dir)) < 0)
+		return -1;
+	pathf(tmp, "%s/%s.tmp", dir, name);
+	pathf(final, "%s/%s", dir, name);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600)) < 0)
+		return -1;
+	bad = write(fd, data, len) != (ssize_t)len || fsync(fd) < 0;
+	if (close(fd) < 0 || bad || rename(tmp, final) < 0 || fsync_dir(dir) < 0) {
+		int saved = errno ? errno : EIO;
+
+		unlink(tmp);
+		return fail_errno(saved);
+	}
+	return 0;
+}
+
 int store_deliver(const char *user, const void *data, size_t len)
 {
 	char dir[PATH_MAX], name[128];

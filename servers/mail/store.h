@@ -82,6 +82,12 @@ int store_list(const char *user, void (*cb)(const char *name, void *arg), void *
 int store_subscribe(const char *user, const char *name, bool on);
 bool store_subscribed(const char *user, const char *name);
 
+/* Small per-user files beside the mailboxes (NAME of [a-z.-], at most 1 MiB): read whole
+ * (malloc'd, NUL-terminated; NULL with errno, ENOENT when there is none), or replaced
+ * durably (write, fsync, rename). */
+char *store_user_file_read(const char *user, const char *name, size_t *len);
+int store_user_file_write(const char *user, const char *name, const void *data, size_t len);
+
 /* Durable delivery into USER's INBOX new/ by any process (submitd). 0 or -1 with errno. */
 int store_deliver(const char *user, const void *data, size_t len);
 

@@ -47,7 +47,7 @@ class Server:
         args = [os.path.join(BUILD, "lemongate-imapd"), "-l", "127.0.0.1:%d" % self.port,
                 "-u", USERS, "-d", os.path.join(self.work, "mail"), "-n", "test.lg",
                 "--tls-cert", os.path.join(self.work, "cert.pem"),
-                "--tls-key", os.path.join(self.work, "key.pem")]
+                "--tls-key", os.path.join(self.work, "key.pem"), "-o", "submit-user=submitter"]
         if self.plaintext:
             args.append("--allow-plaintext-auth")
         self.log = open(os.path.join(self.work, "imapd.log"), "ab")
@@ -520,6 +520,113 @@ def test_condstore_after_restart(srv, uidvalidity, hms0):
     c.cmd(b"lo", b"LOGOUT")
 
 
+def fetch_urls(r, tag, *urls):
+    """URLFETCH; returns {url: bytes or None}."""
+    r.send(tag + b" URLFETCH " + b" ".join(b'"' + u + b'"' for u in urls) + b"\r\n")
+    out = {}
+    line = r.line()
+    if not line.startswith(b"* URLFETCH "):
+        return {"error": line}
+    rest = line[len(b"* URLFETCH "):]
+    while True:
+        assert rest.startswith(b'"'), rest
+        end = rest.index(b'"', 1)
+        url, rest = rest[1:end], rest[end + 2:]
+        if rest.startswith(b"NIL"):
+            out[url] = None
+            rest = rest[4:]
+        else:
+            n = int(rest[1:rest.index(b"}")])
+            while len(r.buf) < n:
+                r.buf += r.sock.recv(65536)
+            out[url], r.buf = r.buf[:n], r.buf[n:]
+            rest = r.line()[1:]
+        if not rest:
+            break
+    tagged = r.line()
+    out["tagged"] = tagged
+    return out
+
+
+def test_catenate_urlauth(srv):
+    """RFC 4469 CATENATE (TEXT and URL parts, sections) and RFC 4467 URLAUTH (GENURLAUTH,
+    URLFETCH with submit+ and user+ enforced, RESETKEY, EXPIRE)."""
+    a = raw_login(srv.port, b"alice")
+    caps = a.cmd(b"c", b"CAPABILITY")[0]
+    check(b" CATENATE" in caps and b" URLAUTH" in caps, "CATENATE and URLAUTH advertised: %r" % caps)
+    a.cmd(b"cr", b"CREATE Drafts")
+    orig = (b"From: bob@lg.test\r\nSubject: original\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            b"--b\r\nContent-Type: text/plain\r\n\r\nfirst part\r\n--b\r\nContent-Type: text/plain\r\n\r\n"
+            b"second part\r\n--b--\r\n")
+    out = a.cmd(b"ap", b"APPEND Drafts {%d+}\r\n" % len(orig) + orig)
+    uidv, uid = [int(x) for x in out[-1].split(b"APPENDUID ")[1].split(b"]")[0].split()]
+    base = b"imap://alice@test.lg/Drafts;UIDVALIDITY=%d/;UID=%d" % (uidv, uid)
+    head = b"From: alice@lg.test\r\nSubject: Fwd: original\r\n\r\nSee below.\r\n"
+    out = a.cmd(b"ca", b"APPEND Drafts (\\Draft $Forwarded) CATENATE (TEXT {%d+}\r\n" % len(head) + head +
+                b' URL "' + base + b'/;SECTION=2" TEXT {2+}\r\n\r\n URL "/Drafts/;UID=%d/;SECTION=1")' % uid)
+    check(out[-1].startswith(b"ca OK [APPENDUID"), "CATENATE with TEXT and URL parts: %r" % out)
+    new_uid = int(out[-1].split(b"APPENDUID ")[1].split(b"]")[0].split()[1])
+    expected = head + b"second part" + b"\r\n" + b"first part"
+    a.cmd(b"sel", b"SELECT Drafts")
+    out = a.cmd(b"fe", b"UID FETCH %d (BODY.PEEK[] FLAGS)" % new_uid)
+    check(b"{%d}" % len(expected) in out[0] and expected in b"\r\n".join(out) and b"$Forwarded" in out[-2],
+          "the assembled message is byte for byte the parts: %r" % out)
+    out = a.cmd(b"cb", b'APPEND Drafts CATENATE (URL "' + base.replace(b"UID=%d" % uid, b"UID=999") + b'")')
+    check(out[-1].startswith(b"cb NO [BADURL "), "CATENATE with a URL to no message: NO [BADURL]: %r" % out)
+    out = a.cmd(b"cc", b'APPEND Drafts CATENATE (URL "imap://bob@test.lg/INBOX/;UID=1")')
+    check(out[-1].startswith(b"cc NO [BADURL "), "CATENATE of another user's message without URLAUTH: %r" % out)
+    out = a.cmd(b"cd", b'APPEND Drafts CATENATE (TEXT "quoted")')
+    check(out[-1].startswith(b"cd BAD"), "CATENATE TEXT must be a literal: %r" % out)
+
+    # URLAUTH: submit+alice for the submission server, user+bob for bob
+    rump_submit = base + b";URLAUTH=submit+alice"
+    rump_bob = base + b"/;SECTION=1;URLAUTH=user+bob"
+    rump_expired = base + b";EXPIRE=2001-01-01T00:00:00Z;URLAUTH=anonymous"
+    out = a.cmd(b"g", b'GENURLAUTH "' + rump_submit + b'" INTERNAL "' + rump_bob + b'" INTERNAL "' +
+                rump_expired + b'" INTERNAL')
+    check(out[0].startswith(b"* GENURLAUTH ") and out[-1].startswith(b"g OK"), "GENURLAUTH: %r" % out)
+    urls = [u for u in out[0][len(b"* GENURLAUTH "):].split(b" ")]
+    urls = [u.strip(b'"') for u in urls]
+    check(len(urls) == 3 and urls[0].startswith(rump_submit + b":INTERNAL:") and
+          len(urls[0]) - len(rump_submit) - 10 == 64, "URLs carry a 256-bit verifier: %r" % urls)
+    out = a.cmd(b"g2", b'GENURLAUTH "' + rump_submit.replace(b"alice@", b"bob@") + b'" INTERNAL')
+    check(out[-1].startswith(b"g2 NO"), "GENURLAUTH for another user's mailbox refused: %r" % out)
+    out = a.cmd(b"g3", b'GENURLAUTH "' + rump_submit + b'" FOO')
+    check(out[-1].startswith(b"g3 NO"), "unknown mechanism refused: %r" % out)
+    out = a.cmd(b"g4", b'GENURLAUTH "' + base + b'" INTERNAL')
+    check(out[-1].startswith(b"g4 NO [BADURL"), "a URL without ;URLAUTH= refused: %r" % out)
+
+    sub = raw_login(srv.port, b"submitter")
+    got = fetch_urls(sub, b"u1", urls[0], urls[1], urls[2])
+    check(got.get(urls[0]) == orig, "the submit identity fetches the submit+ URL: %r" % got.get(urls[0]))
+    check(got.get(urls[1]) is None, "but not the user+bob one")
+    check(got.get(urls[2]) is None, "nor an expired one")
+    check(got.get("tagged", b"").startswith(b"u1 OK"), "URLFETCH completes with NILs: %r" % got.get("tagged"))
+    bob = raw_login(srv.port, b"bob")
+    got = fetch_urls(bob, b"u2", urls[0], urls[1])
+    check(got.get(urls[0]) is None, "bob may not fetch the submit+ URL")
+    check(got.get(urls[1]) == b"first part", "bob fetches his user+bob URL (a section): %r" % got.get(urls[1]))
+    tampered = urls[1][:-1] + (b"0" if urls[1][-1:] != b"0" else b"1")
+    got = fetch_urls(bob, b"u3", tampered, b"imap://alice@test.lg/Drafts/;UID=1")
+    check(got.get(tampered) is None and got.get(b"imap://alice@test.lg/Drafts/;UID=1") is None,
+          "a tampered verifier, and a URL without URLAUTH, fetch nothing")
+    out = a.cmd(b"rk", b"RESETKEY Drafts INTERNAL")
+    check(out[-1].startswith(b"rk OK"), "RESETKEY mailbox: %r" % out)
+    got = fetch_urls(sub, b"u4", urls[0])
+    check(got.get(urls[0]) is None, "after RESETKEY the old URL is void")
+    out = a.cmd(b"g5", b'GENURLAUTH "' + rump_submit + b'" INTERNAL')
+    new = out[0][len(b"* GENURLAUTH "):].strip(b'"')
+    check(new != urls[0] and fetch_urls(sub, b"u5", new).get(new) == orig,
+          "a new key gives a new verifier that works: %r" % new)
+    out = a.cmd(b"rk2", b"RESETKEY")
+    check(out[-1].startswith(b"rk2 OK") and fetch_urls(sub, b"u6", new).get(new) is None,
+          "RESETKEY without a mailbox voids every URL")
+    out = a.cmd(b"rk3", b"RESETKEY Nonexistent")
+    check(out[-1].startswith(b"rk3 NO"), "RESETKEY of no mailbox: NO")
+    for r in (a, sub, bob):
+        r.cmd(b"lo", b"LOGOUT")
+
+
 def main():
     work = tempfile.mkdtemp(prefix="lg-imapd-test-")
     srv = None
@@ -532,7 +639,7 @@ def main():
         srv.start()
         state = {}
         for t in (test_tls_and_auth, test_mailboxes, test_messages, test_two_sessions, test_hostile,
-                  test_restart, test_condstore_qresync, test_condstore_after_restart):
+                  test_restart, test_condstore_qresync, test_condstore_after_restart, test_catenate_urlauth):
             try:
                 if t is test_condstore_qresync:
                     state["cs"] = t(srv)
