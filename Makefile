@@ -24,6 +24,7 @@ CTL_SRC    := $(filter-out ctl/main.c,$(wildcard ctl/*.c))
 SRVCORE_SRC:= $(wildcard servers/core/*.c)
 MAIL_SRC   := $(wildcard servers/mail/*.c servers/imap/*.c)
 IMAPD_SRC  := servers/imapd.c
+SUBMIT_SRC := $(wildcard servers/submit/*.c)
 SUBMITD_SRC:= servers/submitd.c
 
 BINS := $(BUILD)/lemongated $(BUILD)/lemongatectl $(BUILD)/lemongate-imapd $(BUILD)/lemongate-submitd
@@ -53,6 +54,8 @@ $(BUILD)/$(1)/libsrvcore.a: $(call obj,$(1),$(SRVCORE_SRC))
 	@rm -f $$@; ar rcs $$@ $$^
 $(BUILD)/$(1)/libmail.a: $(call obj,$(1),$(MAIL_SRC))
 	@rm -f $$@; ar rcs $$@ $$^
+$(BUILD)/$(1)/libsubmit.a: $(call obj,$(1),$(SUBMIT_SRC))
+	@rm -f $$@; ar rcs $$@ $$^
 endef
 $(eval $(call component_libs,obj))
 $(eval $(call component_libs,asan))
@@ -63,7 +66,7 @@ $(BUILD)/lemongatectl: $(BUILD)/obj/ctl/main.o $(BUILD)/obj/libctl.a $(BUILD)/ob
 	$(CC) $(CFLAGS) -o $@ $^
 $(BUILD)/lemongate-imapd: $(call obj,obj,$(IMAPD_SRC)) $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_SRV)
-$(BUILD)/lemongate-submitd: $(call obj,obj,$(SUBMITD_SRC)) $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a
+$(BUILD)/lemongate-submitd: $(call obj,obj,$(SUBMITD_SRC)) $(BUILD)/obj/libsubmit.a $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a
 	$(CC) $(CFLAGS) -o $@ $^ $(LIBS_SRV)
 
 # Unit tests: COMPONENT/tests/test_NAME.c -> build/VARIANT/tests/COMPONENT_NAME
@@ -73,10 +76,10 @@ TESTS_PLAIN := $(foreach t,$(TEST_SRC),$(BUILD)/tests/$(call test_name,$(t)))
 TESTS_ASAN  := $(foreach t,$(TEST_SRC),$(BUILD)/asan-tests/$(call test_name,$(t)))
 
 define test_rules
-$(BUILD)/tests/$(call test_name,$(1)): $(call obj,obj,$(1)) $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libctl.a $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a $(BUILD)/obj/libpolicy.a
+$(BUILD)/tests/$(call test_name,$(1)): $(call obj,obj,$(1)) $(BUILD)/obj/libdataplane.a $(BUILD)/obj/libctl.a $(BUILD)/obj/libsubmit.a $(BUILD)/obj/libmail.a $(BUILD)/obj/libsrvcore.a $(BUILD)/obj/libpolicy.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) $$(CFLAGS) -o $$@ $$^ $$(LIBS_DP) $$(LIBS_SRV)
-$(BUILD)/asan-tests/$(call test_name,$(1)): $(call obj,asan,$(1)) $(BUILD)/asan/libdataplane.a $(BUILD)/asan/libctl.a $(BUILD)/asan/libmail.a $(BUILD)/asan/libsrvcore.a $(BUILD)/asan/libpolicy.a
+$(BUILD)/asan-tests/$(call test_name,$(1)): $(call obj,asan,$(1)) $(BUILD)/asan/libdataplane.a $(BUILD)/asan/libctl.a $(BUILD)/asan/libsubmit.a $(BUILD)/asan/libmail.a $(BUILD)/asan/libsrvcore.a $(BUILD)/asan/libpolicy.a
 	@mkdir -p $$(dir $$@)
 	$$(CC) -fsanitize=address,undefined -o $$@ $$^ $$(LIBS_DP) $$(LIBS_SRV)
 endef
@@ -106,8 +109,11 @@ $(BUILD)/fuzz/fuzz_imap: fuzz/fuzz_imap.c $(IMAPD_SRC) $(MAIL_SRC) $(wildcard se
 FUZZERS := $(BUILD)/fuzz/fuzz_packet $(BUILD)/fuzz/fuzz_policy $(BUILD)/fuzz/fuzz_imap
 
 # The servers once more with ASan+UBSan, for their functional tests (servers/tests/*_test.py).
-SERVERS_ASAN := $(BUILD)/asan-bin/lemongate-imapd
+SERVERS_ASAN := $(BUILD)/asan-bin/lemongate-imapd $(BUILD)/asan-bin/lemongate-submitd
 $(BUILD)/asan-bin/lemongate-imapd: $(call obj,asan,$(IMAPD_SRC)) $(BUILD)/asan/libmail.a $(BUILD)/asan/libsrvcore.a
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=address,undefined -o $@ $^ $(LIBS_SRV)
+$(BUILD)/asan-bin/lemongate-submitd: $(call obj,asan,$(SUBMITD_SRC)) $(BUILD)/asan/libsubmit.a $(BUILD)/asan/libmail.a $(BUILD)/asan/libsrvcore.a
 	@mkdir -p $(dir $@)
 	$(CC) -fsanitize=address,undefined -o $@ $^ $(LIBS_SRV)
 

@@ -43,6 +43,7 @@ struct srv_conn {
 	SSL *ssl;
 	bool tls_requested, handshaking, ssl_wants_write;
 	bool closing, dead, in_dirty_list, gone;
+	bool paused, processing;
 	unsigned timeout_s;
 	time_t last_input;
 	struct srv_conn *next_dirty;
@@ -199,6 +200,16 @@ void srv_read_bytes(struct srv_conn *c, size_t len)
 	c->want_bytes = len;
 }
 
+static void conn_process(struct srv_conn *c);
+
+void srv_pause(struct srv_conn *c, bool paused)
+{
+	c->paused = paused;
+	if (!paused && !c->processing && c->in_len > 0 && !c->dead)
+		conn_process(c); /* what arrived while paused, in order */
+	mark_dirty(c);
+}
+
 void srv_set_timeout(struct srv_conn *c, unsigned seconds)
 {
 	c->timeout_s = seconds;
@@ -324,7 +335,7 @@ static void conn_flush(struct srv_conn *c)
 	}
 	if (c->tls_requested && c->out_len == 0 && !c->dead)
 		tls_begin(c);
-	ev.events = EPOLLIN | (c->out_len || c->ssl_wants_write ? EPOLLOUT : 0u);
+	ev.events = (c->paused ? 0u : EPOLLIN) | (c->out_len || c->ssl_wants_write ? EPOLLOUT : 0u);
 	epoll_ctl(epfd, EPOLL_CTL_MOD, c->fd, &ev);
 }
 
@@ -341,7 +352,8 @@ static void conn_process(struct srv_conn *c)
 {
 	size_t start = 0;
 
-	while (start < c->in_len && !c->closing && !c->dead && !c->tls_requested) {
+	c->processing = true;
+	while (start < c->in_len && !c->closing && !c->dead && !c->tls_requested && !c->paused) {
 		if (c->want_bytes > 0) {
 			size_t n = c->in_len - start;
 
@@ -370,11 +382,12 @@ static void conn_process(struct srv_conn *c)
 		start = (size_t)(nl - c->in) + 1;
 		proto->on_line(c, line, (size_t)(line + strlen(line) - line));
 	}
+	c->processing = false;
 	if (c->tls_requested)
 		start = c->in_len; /* anything pipelined after STARTTLS is dropped unread */
 	memmove(c->in, c->in + start, c->in_len - start);
 	c->in_len -= start;
-	if (c->want_bytes == 0 && c->in_len >= SRV_MAX_LINE && !c->closing) {
+	if (c->want_bytes == 0 && c->in_len >= SRV_MAX_LINE && !c->closing && !c->paused) {
 		proto->on_line_too_long(c);
 		c->closing = true;
 		c->in_len = 0;

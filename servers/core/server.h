@@ -54,6 +54,9 @@ void srv_read_bytes(struct srv_conn *c, size_t len);
 int srv_starttls(struct srv_conn *c);
 bool srv_tls_available(void);
 bool srv_tls_active(const struct srv_conn *c);
+/* Stop (or resume) reading and handling this client's input, while the protocol waits on
+ * something else (submitd's BURL fetch); pipelined commands wait their turn. */
+void srv_pause(struct srv_conn *c, bool paused);
 /* Seconds of client silence before on_timeout; 0 for none. */
 void srv_set_timeout(struct srv_conn *c, unsigned seconds);
 void *srv_state(struct srv_conn *c);

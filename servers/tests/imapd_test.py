@@ -6,122 +6,11 @@ usage: imapd_test.py BUILD_DIR"""
 import imaplib
 import os
 import shutil
-import socket
 import ssl
-import subprocess
 import sys
 import tempfile
-import time
 
-BUILD = os.path.abspath(sys.argv[1] if len(sys.argv) > 1 else "build")
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-USERS = os.path.join(ROOT, "testbed", "users")
-passed = failed = 0
-
-
-def check(cond, what):
-    global passed, failed
-    if cond:
-        passed += 1
-    else:
-        failed += 1
-        print("FAIL:", what, flush=True)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-class Server:
-    def __init__(self, work, plaintext=False):
-        self.work = work
-        self.port = free_port()
-        self.plaintext = plaintext
-        self.proc = None
-
-    def start(self):
-        args = [os.path.join(BUILD, "lemongate-imapd"), "-l", "127.0.0.1:%d" % self.port,
-                "-u", USERS, "-d", os.path.join(self.work, "mail"), "-n", "test.lg",
-                "--tls-cert", os.path.join(self.work, "cert.pem"),
-                "--tls-key", os.path.join(self.work, "key.pem"), "-o", "submit-user=submitter"]
-        if self.plaintext:
-            args.append("--allow-plaintext-auth")
-        self.log = open(os.path.join(self.work, "imapd.log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
-                return
-            except OSError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError("imapd exited: %s" % open(self.log.name).read())
-                time.sleep(0.05)
-        raise RuntimeError("imapd does not listen")
-
-    def alive(self):
-        return self.proc.poll() is None
-
-    def stop(self):
-        """Stop it with SIGTERM; it must exit 0 (under ASan: no leak, no error at exit)."""
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            rc = self.proc.wait(20)
-            check(rc == 0, "imapd exited cleanly on SIGTERM (status %d)" % rc)
-        self.log.close()
-
-
-def tls_context():
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
-
-
-class Raw:
-    """A line-level client: send bytes, read until a tagged line."""
-
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-        self.greeting = self.line()
-
-    def send(self, data):
-        self.sock.sendall(data)
-
-    def line(self):
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise EOFError
-            self.buf += chunk
-        line, self.buf = self.buf.split(b"\r\n", 1)
-        return line
-
-    def until(self, tag):
-        lines = []
-        while True:
-            line = self.line()
-            lines.append(line)
-            if line.startswith(tag + b" "):
-                return lines
-
-    def cmd(self, tag, text):
-        self.send(tag + b" " + text + b"\r\n")
-        return self.until(tag)
-
-    def starttls(self):
-        out = self.cmd(b"t", b"STARTTLS")
-        self.sock = tls_context().wrap_socket(self.sock)
-        return out
-
-    def close(self):
-        self.sock.close()
-
+from mailtest import Raw, Server, check, make_cert, summary, any_failed, tls_context
 
 def is_bad(call, *args):
     """imaplib raises on a tagged BAD; True when the server answered BAD."""
@@ -631,11 +520,9 @@ def main():
     work = tempfile.mkdtemp(prefix="lg-imapd-test-")
     srv = None
     try:
-        subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-                        "-subj", "/CN=test.lg", "-keyout", os.path.join(work, "key.pem"),
-                        "-out", os.path.join(work, "cert.pem")], check=True, capture_output=True)
+        make_cert(work)
         os.mkdir(os.path.join(work, "mail"))
-        srv = Server(work)
+        srv = Server(work, "lemongate-imapd", ["-o", "submit-user=submitter"])
         srv.start()
         state = {}
         for t in (test_tls_and_auth, test_mailboxes, test_messages, test_two_sessions, test_hostile,
@@ -655,11 +542,10 @@ def main():
     finally:
         if srv:
             srv.stop()
-        if failed:
-            sys.stdout.write(open(os.path.join(work, "imapd.log")).read()[-3000:])
+        if any_failed():
+            sys.stdout.write(open(os.path.join(work, "lemongate-imapd.log")).read()[-3000:])
         shutil.rmtree(work, ignore_errors=True)
-    print("%d passed, %d failed" % (passed, failed))
-    return 1 if failed else 0
+    return summary()
 
 
 if __name__ == "__main__":
