@@ -231,6 +231,8 @@ static const char *step(struct burl_fetch *f, const char *line, size_t unit, siz
 	case GREETING:
 		if (strncmp(line, "* OK", 4) != 0)
 			return "the IMAP server did not greet";
+		if (strstr(line, "LOGINDISABLED"))
+			return "the IMAP server wants TLS before LOGIN, which this BURL client does not do";
 		if (!quote(login_user, a, sizeof(a)) || !quote(login_password, b, sizeof(b)))
 			return "bad BURL credentials";
 		snprintf(cmd, sizeof(cmd), "L LOGIN %s %s\r\n", a, b);
