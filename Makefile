@@ -106,7 +106,10 @@ $(BUILD)/fuzz/fuzz_policy: fuzz/fuzz_policy.c $(POLICY_SRC) $(wildcard policy/*.
 $(BUILD)/fuzz/fuzz_imap: fuzz/fuzz_imap.c $(IMAPD_SRC) $(MAIL_SRC) $(wildcard servers/*/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -Dmain=imapd_main -o $@ $(filter %.c,$^) $(LIBS_SRV)
-FUZZERS := $(BUILD)/fuzz/fuzz_packet $(BUILD)/fuzz/fuzz_policy $(BUILD)/fuzz/fuzz_imap
+$(BUILD)/fuzz/fuzz_envelope: fuzz/fuzz_envelope.c servers/submit/envelope.c servers/mail/imapurl.c $(wildcard servers/*/*.h)
+	@mkdir -p $(dir $@)
+	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
+FUZZERS := $(BUILD)/fuzz/fuzz_packet $(BUILD)/fuzz/fuzz_policy $(BUILD)/fuzz/fuzz_imap $(BUILD)/fuzz/fuzz_envelope
 
 # The servers once more with ASan+UBSan, for their functional tests (servers/tests/*_test.py).
 SERVERS_ASAN := $(BUILD)/asan-bin/lemongate-imapd $(BUILD)/asan-bin/lemongate-submitd

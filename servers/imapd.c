@@ -883,14 +883,11 @@ struct select_params {
 static int parse_select_params(struct imap_parser *p, struct select_params *o)
 {
 	struct imap_seqset seqs, uids;
+	int more = imap_paren_begin(p);
 
-	if (imap_at_end(p))
-		return 0;
-	if (imap_sp(p) < 0 || imap_expect(p, '(') < 0)
-		return -1;
-	for (bool first = true; imap_peek(p) != ')'; first = false) {
-		if (!first && imap_sp(p) < 0)
-			return -1;
+	if (more <= 0)
+		return more;
+	for (bool first = true; (more = imap_paren_next(p, &first)) > 0;) {
 		if (imap_take_word(p, "CONDSTORE") == 0) {
 			o->condstore = true;
 			continue;
@@ -928,8 +925,7 @@ static int parse_select_params(struct imap_parser *p, struct select_params *o)
 		if (imap_expect(p, ')') < 0)
 			return -1;
 	}
-	p->p++;
-	return imap_end(p);
+	return more < 0 ? -1 : imap_end(p);
 }
 
 static void select_common(struct imap_session *s, const char *tag, struct imap_parser *p,

@@ -512,13 +512,11 @@ static int parse_set(struct imap_session *s, const char *tag, struct imap_parser
  * either order */
 static int parse_fetch_modifiers(struct imap_parser *p, struct fetch_req *r)
 {
-	if (imap_at_end(p))
-		return 0;
-	if (imap_sp(p) < 0 || imap_expect(p, '(') < 0)
-		return -1;
-	for (bool first = true; imap_peek(p) != ')'; first = false) {
-		if (!first && imap_sp(p) < 0)
-			return -1;
+	int more = imap_paren_begin(p);
+
+	if (more <= 0)
+		return more;
+	for (bool first = true; (more = imap_paren_next(p, &first)) > 0;) {
 		if (imap_take_word(p, "CHANGEDSINCE") == 0 && !r->changedsince) {
 			if (imap_sp(p) < 0 || imap_number64(p, &r->since) < 0)
 				return -1;
@@ -530,8 +528,7 @@ static int parse_fetch_modifiers(struct imap_parser *p, struct fetch_req *r)
 			return -1;
 		}
 	}
-	p->p++;
-	return 0;
+	return more;
 }
 
 void imap_cmd_fetch(struct imap_session *s, const char *tag, struct imap_parser *p, bool use_uid)

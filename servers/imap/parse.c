@@ -524,3 +524,22 @@ bool imap_mutf7_valid(const char *name, size_t len)
 	}
 	return true;
 }
+
+int imap_paren_begin(struct imap_parser *p)
+{
+	if (imap_at_end(p))
+		return 0;
+	return imap_sp(p) < 0 || imap_expect(p, '(') < 0 ? -1 : 1;
+}
+
+int imap_paren_next(struct imap_parser *p, bool *first)
+{
+	if (imap_peek(p) == ')') {
+		p->p++;
+		return 0;
+	}
+	if (!*first && imap_sp(p) < 0)
+		return -1;
+	*first = false;
+	return 1;
+}

@@ -60,6 +60,12 @@ int imap_flag(struct imap_parser *p, struct imap_str *out);
 int imap_date(struct imap_parser *p, int64_t *days);
 /* "dd-Mon-yyyy hh:mm:ss +zzzz" quoted (APPEND); seconds since the epoch, UTC. */
 int imap_date_time(struct imap_parser *p, int64_t *when, int *zone_minutes);
+/* An optional parenthesized list after a command's arguments, as SELECT parameters and FETCH
+ * modifiers are written: imap_paren_begin gives 0 at the end of the command, 1 once " (" is
+ * taken, -1 otherwise; imap_paren_next gives 1 before each item (taking the space between
+ * items), 0 once ")" is taken, -1 on bad syntax. FIRST starts true. */
+int imap_paren_begin(struct imap_parser *p);
+int imap_paren_next(struct imap_parser *p, bool *first);
 /* Case-insensitive match of the next word WORD, followed by SP, brackets, ")" or the end. */
 bool imap_word_is(const struct imap_parser *p, const char *word);
 int imap_take_word(struct imap_parser *p, const char *word);
