@@ -87,6 +87,6 @@ print("ehlo done")
 PY
 check "a Submission session through the gateway" grep -q 'ehlo done' "$TB_TMP/smtp.out"
 sfid=$(ctl flows --service submission --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])' 2>/dev/null)
-check "its EHLO keywords are seen" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $sfid | grep -Eq '^server_extensions +PIPELINING,ENHANCEDSTATUSCODES$'"
+check "its EHLO keywords are seen" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $sfid | grep -Eq '^server_extensions +STARTTLS,BURL,CHUNKING,PIPELINING,8BITMIME,BINARYMIME,SIZE,DSN,AUTH,ENHANCEDSTATUSCODES$'"
 check "stats: observers given to the mail flows" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^mail_sessions_observed +2$'"
 tb_finish
