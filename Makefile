@@ -103,7 +103,7 @@ $(BUILD)/fuzz/fuzz_packet: fuzz/fuzz_packet.c $(FUZZ_DP) $(POLICY_SRC) $(wildcar
 $(BUILD)/fuzz/fuzz_policy: fuzz/fuzz_policy.c $(POLICY_SRC) $(wildcard policy/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -o $@ $(filter %.c,$^)
-$(BUILD)/fuzz/fuzz_imap: fuzz/fuzz_imap.c $(IMAPD_SRC) $(MAIL_SRC) $(wildcard servers/*/*.h)
+$(BUILD)/fuzz/fuzz_imap: fuzz/fuzz_imap.c $(IMAPD_SRC) $(MAIL_SRC) servers/core/words.c $(wildcard servers/*/*.h)
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -Dmain=imapd_main -o $@ $(filter %.c,$^) $(LIBS_SRV)
 $(BUILD)/fuzz/fuzz_envelope: fuzz/fuzz_envelope.c servers/submit/envelope.c servers/mail/imapurl.c $(wildcard servers/*/*.h)

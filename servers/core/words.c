@@ -47,3 +47,19 @@ int srv_next_astring(const char **p, char *out, size_t size)
 	*p = s;
 	return 0;
 }
+
+int srv_comma_list(const char *list, char *out, size_t elem_size, size_t max)
+{
+	size_t count = 0;
+
+	while (*list) {
+		size_t n = strcspn(list, ",");
+
+		if (n == 0 || n >= elem_size || count == max)
+			return -1;
+		memcpy(out + count * elem_size, list, n);
+		out[count++ * elem_size + n] = '\0';
+		list += n + (list[n] == ',');
+	}
+	return (int)count;
+}

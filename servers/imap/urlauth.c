@@ -2,6 +2,7 @@
 #include "servers/imap/urlauth.h"
 
 #include "servers/core/server.h"
+#include "servers/core/words.h"
 #include "servers/imap/session.h"
 #include "servers/mail/store.h"
 
@@ -25,17 +26,12 @@ static size_t submit_user_count;
 
 int urlauth_set_submit_users(const char *list)
 {
-	const char *p = list;
+	int n = srv_comma_list(list, submit_users[submit_user_count], sizeof(submit_users[0]),
+			       SUBMIT_USERS_MAX - submit_user_count);
 
-	while (*p) {
-		size_t n = strcspn(p, ",");
-
-		if (n == 0 || n > IMAPURL_USER_MAX || submit_user_count == SUBMIT_USERS_MAX)
-			return -1;
-		memcpy(submit_users[submit_user_count], p, n);
-		submit_users[submit_user_count++][n] = '\0';
-		p += n + (p[n] == ',');
-	}
+	if (n < 0)
+		return -1;
+	submit_user_count += (size_t)n; /* the option may be given more than once */
 	return 0;
 }
 

@@ -875,23 +875,32 @@ static int cmp_uid(const void *a, const void *b)
 }
 
 /* Reconcile the index with cur/: drop entries whose file is gone, adopt files it lacks. */
-static int reconcile(struct mbox *mb)
+/* The files of DIR/SUB (no dot files), sorted by name. */
+static int list_sorted(const char *dir, const char *sub, struct name_list *files)
 {
 	char path[PATH_MAX];
-	struct name_list files = { 0 };
 	DIR *d;
 	struct dirent *e;
-	size_t i = 0, j = 0, kept = 0, known;
 
-	pathf(path, "%s/cur", mb->dir);
+	pathf(path, "%s/%s", dir, sub);
 	if (!(d = opendir(path)))
 		return -1;
 	while ((e = readdir(d)))
 		if (e->d_name[0] != '.')
-			collect_name(e->d_name, &files);
+			collect_name(e->d_name, files);
 	closedir(d);
-	if (files.count)
-		qsort(files.names, files.count, sizeof(*files.names), cmp_str);
+	if (files->count)
+		qsort(files->names, files->count, sizeof(*files->names), cmp_str);
+	return 0;
+}
+
+static int reconcile(struct mbox *mb)
+{
+	struct name_list files = { 0 };
+	size_t i = 0, j = 0, kept = 0, known;
+
+	if (list_sorted(mb->dir, "cur", &files) < 0)
+		return -1;
 	if (mb->count)
 		qsort(mb->msgs, mb->count, sizeof(*mb->msgs), cmp_file);
 	known = mb->count;
@@ -925,20 +934,11 @@ int mbox_rescan(struct mbox *mb)
 {
 	char path[PATH_MAX], from[PATH_MAX], to[PATH_MAX], buf[4096];
 	struct name_list files = { 0 };
-	DIR *d;
-	struct dirent *e;
 
 	while (mb->inotify_fd >= 0 && read(mb->inotify_fd, buf, sizeof(buf)) > 0)
 		;
-	pathf(path, "%s/new", mb->dir);
-	if (!(d = opendir(path)))
+	if (list_sorted(mb->dir, "new", &files) < 0)
 		return -1;
-	while ((e = readdir(d)))
-		if (e->d_name[0] != '.')
-			collect_name(e->d_name, &files);
-	closedir(d);
-	if (files.count)
-		qsort(files.names, files.count, sizeof(*files.names), cmp_str);
 	for (size_t i = 0; i < files.count; i++) {
 		pathf(from, "%s/new/%s", mb->dir, files.names[i]);
 		pathf(to, "%s/cur/%s", mb->dir, files.names[i]);

@@ -2,6 +2,7 @@
 #include "servers/submit/deliver.h"
 
 #include "servers/core/server.h"
+#include "servers/core/words.h"
 #include "servers/mail/store.h"
 
 #include <errno.h>
@@ -22,17 +23,10 @@ static char spool[PATH_MAX - 64];
 
 int deliver_set_local_domains(const char *list)
 {
-	domain_count = 0;
-	while (*list) {
-		size_t n = strcspn(list, ",");
+	int n = srv_comma_list(list, domains[0], sizeof(domains[0]), DOMAINS_MAX);
 
-		if (n == 0 || n > SMTP_ADDR_MAX || domain_count == DOMAINS_MAX)
-			return -1;
-		memcpy(domains[domain_count], list, n);
-		domains[domain_count++][n] = '\0';
-		list += n + (list[n] == ',');
-	}
-	return 0;
+	domain_count = n < 0 ? 0 : (size_t)n;
+	return n < 0 ? -1 : 0;
 }
 
 void deliver_default_local_domains(const char *hostname)

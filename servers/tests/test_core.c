@@ -59,8 +59,22 @@ static void test_users(void)
 	CHECK(!srv_users_check(NULL, "alice", "secret"), "no users file: nobody logs in");
 }
 
+static void test_comma_lists(void)
+{
+	char out[3][8];
+
+	CHECK_EQ_INT(srv_comma_list("a,bb,ccc", out[0], sizeof(out[0]), 3), 3, "three entries");
+	CHECK(strcmp(out[0], "a") == 0 && strcmp(out[1], "bb") == 0 && strcmp(out[2], "ccc") == 0,
+	      "entries in order");
+	CHECK_EQ_INT(srv_comma_list("", out[0], sizeof(out[0]), 3), 0, "empty list");
+	CHECK_EQ_INT(srv_comma_list("a,,b", out[0], sizeof(out[0]), 3), -1, "empty entry refused");
+	CHECK_EQ_INT(srv_comma_list("a,b,c,d", out[0], sizeof(out[0]), 3), -1, "too many refused");
+	CHECK_EQ_INT(srv_comma_list("12345678", out[0], sizeof(out[0]), 3), -1, "too long refused");
+}
+
 int main(void)
 {
+	test_comma_lists();
 	test_astrings();
 	test_users();
 	return lgtest_finish();
