@@ -5,7 +5,10 @@
 # build the libFuzzer targets that make check runs for a bounded number of inputs. groff-base
 # renders the manual pages (make check lints them); util-linux's setpriv (essential) runs
 # lemongatectl as another user in the control-group test. openssl makes the test servers'
-# certificate.
+# certificate. curl, swaks (TLS through libnet-ssleay-perl), msmtp and isync's mbsync are the real
+# clients the test servers are driven with; dovecot-imapd and dovecot-submissiond are what they
+# are compared against (servers/tests/clients_test.py starts its own Dovecot on loopback, so a
+# Dovecot this script installs is stopped and kept from starting at boot).
 set -eu
 
 PACKAGES="
@@ -26,6 +29,14 @@ clang
 libclang-rt-14-dev
 groff-base
 openssl
+curl
+swaks
+libnet-ssleay-perl
+libio-socket-ssl-perl
+msmtp
+isync
+dovecot-imapd
+dovecot-submissiond
 "
 
 if [ "$(id -u)" -ne 0 ]; then
@@ -34,5 +45,19 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -q
+dovecot_was_installed=false
+if dpkg-query -W -f '${Status}' dovecot-core 2>/dev/null | grep -q 'install ok installed'; then
+	dovecot_was_installed=true
+fi
 # shellcheck disable=SC2086 # the list is meant to split
 apt-get install -y -q --no-install-recommends $PACKAGES
+
+if [ "$dovecot_was_installed" = false ]; then
+	if command -v systemctl >/dev/null && [ -d /run/systemd/system ]; then
+		systemctl disable --now dovecot.service dovecot.socket >/dev/null 2>&1 || true
+	fi
+	if [ -e /run/dovecot/master.pid ]; then
+		doveadm stop >/dev/null 2>&1 || true
+	fi
+	update-rc.d dovecot disable >/dev/null 2>&1 || true
+fi

@@ -489,7 +489,14 @@ static void conn_close(struct srv_conn *c)
 		proto->on_close(c);
 	epoll_ctl(epfd, EPOLL_CTL_DEL, c->fd, NULL);
 	if (c->ssl) {
-		SSL_set_quiet_shutdown(c->ssl, 1);
+		/* An orderly end sends close_notify, so that the client can tell it from a
+		 * truncation attack (OpenSSL 3 clients report a bare EOF as an error). Best
+		 * effort: the socket is non-blocking and we do not wait for the peer's reply. */
+		if (!c->dead && !c->handshaking)
+			SSL_shutdown(c->ssl);
+		else
+			SSL_set_quiet_shutdown(c->ssl, 1);
+		ERR_clear_error();
 		SSL_free(c->ssl);
 		c->ssl = NULL;
 	}
