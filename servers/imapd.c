@@ -26,14 +26,6 @@ struct command {
 #define AUTHED      ((1u << IMAP_AUTH) | (1u << IMAP_SELECTED))
 #define SELECTED    (1u << IMAP_SELECTED)
 
-/* Open mailboxes whose new/ directory the loop watches for deliveries by submitd. */
-struct watched {
-	struct mbox *mb;
-	unsigned sessions;
-};
-static struct watched *watched;
-static size_t watched_count;
-
 static bool auth_allowed(struct imap_session *s)
 {
 	return srv_tls_active(s->conn) || srv_config()->allow_plaintext_auth;
@@ -254,12 +246,10 @@ int imap_resolve_set(struct imap_session *s, struct imap_seqset *set, bool uid, 
 	return 0;
 }
 
-static void rescan_watched(void *arg)
+static void on_deliveries(void *arg)
 {
-	struct mbox *mb = arg;
-
-	mbox_rescan(mb);
-	mbox_notify(mb);
+	(void)arg;
+	store_changes();
 }
 
 static void on_mailbox_change(struct mbox *mb, void *arg)
@@ -271,35 +261,10 @@ static void on_mailbox_change(struct mbox *mb, void *arg)
 		imap_sync(s, true);
 }
 
-static void watch_mailbox(struct mbox *mb, bool on)
-{
-	for (size_t i = 0; i < watched_count; i++) {
-		if (watched[i].mb != mb)
-			continue;
-		if (on) {
-			watched[i].sessions++;
-		} else if (--watched[i].sessions == 0) {
-			srv_unwatch(mbox_fd(mb));
-			watched[i] = watched[--watched_count];
-		}
-		return;
-	}
-	if (!on || mbox_fd(mb) < 0)
-		return;
-	struct watched *w = realloc(watched, (watched_count + 1) * sizeof(*w));
-
-	if (!w)
-		return;
-	watched = w;
-	if (srv_watch(mbox_fd(mb), false, rescan_watched, mb) == 0)
-		watched[watched_count++] = (struct watched){ .mb = mb, .sessions = 1 };
-}
-
 static void unselect(struct imap_session *s)
 {
 	if (s->mb) {
 		mbox_unlisten(s->mb, on_mailbox_change, s);
-		watch_mailbox(s->mb, false);
 		mbox_close(s->mb);
 	}
 	s->mb = NULL;
@@ -965,7 +930,6 @@ static void select_common(struct imap_session *s, const char *tag, struct imap_p
 	s->mb = mb;
 	s->readonly = readonly;
 	mbox_listen(mb, on_mailbox_change, s);
-	watch_mailbox(mb, true);
 	mbox_view(mb, &v);
 	if (view_reserve(s, v.count) < 0) {
 		imap_seqset_free(&o.known);
@@ -1855,6 +1819,9 @@ static const char *imap_start(void)
 		return "no mail store: give -d DIR";
 	if (store_init(srv_config()->data_dir, err, sizeof(err)) < 0)
 		return err;
+	/* without it, deliveries by submitd still show at the next command, not while in IDLE */
+	if (store_changes_fd() < 0 || srv_watch(store_changes_fd(), false, on_deliveries, NULL) < 0)
+		srv_log("inotify unavailable (%s): deliveries show at the next command", strerror(errno));
 	return NULL;
 }
 

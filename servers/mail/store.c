@@ -30,7 +30,8 @@ struct listener {
 struct mbox {
 	char *user, *name, *dir;
 	int refs;
-	int inotify_fd;
+	int watch; /* inotify watch descriptor on new/, -1 if none */
+	bool delivered;
 	uint32_t uidvalidity, uidnext;
 	uint64_t highestmodseq;
 	struct mb_msg *msgs;
@@ -48,6 +49,9 @@ struct mbox {
 
 static char root[PATH_MAX];
 static struct mbox *open_boxes;
+/* One inotify instance watches every open mailbox's new/: an instance per mailbox would
+ * stop at fs.inotify.max_user_instances (128 by default) long before the sessions do. */
+static int changes_fd = -1;
 static unsigned unique_counter;
 
 static int fail_errno(int e)
@@ -932,11 +936,9 @@ static int reconcile(struct mbox *mb)
 
 int mbox_rescan(struct mbox *mb)
 {
-	char path[PATH_MAX], from[PATH_MAX], to[PATH_MAX], buf[4096];
+	char path[PATH_MAX], from[PATH_MAX], to[PATH_MAX];
 	struct name_list files = { 0 };
 
-	while (mb->inotify_fd >= 0 && read(mb->inotify_fd, buf, sizeof(buf)) > 0)
-		;
 	if (list_sorted(mb->dir, "new", &files) < 0)
 		return -1;
 	for (size_t i = 0; i < files.count; i++) {
@@ -974,7 +976,7 @@ struct mbox *mbox_open(const char *user, const char *name)
 	mb->name = strdup(name);
 	mb->dir = strdup(path);
 	mb->refs = 1;
-	mb->inotify_fd = -1;
+	mb->watch = -1;
 	if (!mb->user || !mb->name || !mb->dir)
 		goto fail;
 	if (read_index(mb) < 0) {
@@ -988,17 +990,16 @@ struct mbox *mbox_open(const char *user, const char *name)
 	if (reconcile(mb) < 0)
 		goto fail;
 	pathf(path, "%s/new", mb->dir);
-	mb->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
-	if (mb->inotify_fd >= 0)
-		inotify_add_watch(mb->inotify_fd, path, IN_MOVED_TO | IN_CLOSE_WRITE);
+	if (store_changes_fd() >= 0)
+		mb->watch = inotify_add_watch(changes_fd, path, IN_MOVED_TO | IN_CLOSE_WRITE);
 	if (mbox_rescan(mb) < 0)
 		goto fail;
 	mb->next = open_boxes;
 	open_boxes = mb;
 	return mb;
 fail:
-	if (mb->inotify_fd >= 0)
-		close(mb->inotify_fd);
+	if (mb->watch >= 0)
+		inotify_rm_watch(changes_fd, mb->watch);
 	free_msgs(mb);
 	free(mb->msgs);
 	free(mb->exp);
@@ -1010,9 +1011,50 @@ fail:
 	return NULL;
 }
 
-int mbox_fd(const struct mbox *mb)
+int store_changes_fd(void)
 {
-	return mb->inotify_fd;
+	if (changes_fd < 0)
+		changes_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+	return changes_fd;
+}
+
+void store_changes(void)
+{
+	char buf[8192] __attribute__((aligned(__alignof__(struct inotify_event))));
+	bool overflow = false;
+	ssize_t n;
+	size_t count = 0, i = 0;
+	struct mbox **boxes;
+
+	while ((n = read(changes_fd, buf, sizeof(buf))) > 0) {
+		for (char *p = buf; p + sizeof(struct inotify_event) <= buf + n;) {
+			const struct inotify_event *ev = (const struct inotify_event *)p;
+
+			if (ev->mask & IN_Q_OVERFLOW)
+				overflow = true; /* events were lost: look at every mailbox */
+			for (struct mbox *mb = open_boxes; mb && !overflow; mb = mb->next)
+				if (mb->watch == ev->wd)
+					mb->delivered = true;
+			p += sizeof(*ev) + ev->len;
+		}
+	}
+	for (struct mbox *mb = open_boxes; mb; mb = mb->next)
+		count += mb->delivered || overflow;
+	if (!count || !(boxes = calloc(count, sizeof(*boxes))))
+		return;
+	/* held while listeners run: a session that ends in a listener may close its mailbox */
+	for (struct mbox *mb = open_boxes; mb; mb = mb->next)
+		if (mb->delivered || overflow) {
+			mb->delivered = false;
+			mb->refs++;
+			boxes[i++] = mb;
+		}
+	for (i = 0; i < count; i++) {
+		mbox_rescan(boxes[i]);
+		mbox_notify(boxes[i]);
+		mbox_close(boxes[i]);
+	}
+	free(boxes);
 }
 
 void mbox_close(struct mbox *mb)
@@ -1025,8 +1067,8 @@ void mbox_close(struct mbox *mb)
 			*p = mb->next;
 			break;
 		}
-	if (mb->inotify_fd >= 0)
-		close(mb->inotify_fd);
+	if (mb->watch >= 0)
+		inotify_rm_watch(changes_fd, mb->watch);
 	free_msgs(mb);
 	free(mb->msgs);
 	free(mb->exp);

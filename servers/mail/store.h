@@ -91,14 +91,17 @@ int store_user_file_write(const char *user, const char *name, const void *data, 
 /* Durable delivery into USER's INBOX new/ by any process (submitd). 0 or -1 with errno. */
 int store_deliver(const char *user, const void *data, size_t len);
 
+/* One descriptor for deliveries by other processes into any open mailbox's new/ (-1 if inotify
+ * is unavailable); when it is readable, store_changes adopts them and tells the listeners. */
+int store_changes_fd(void);
+void store_changes(void);
+
 /* Shared handle, reference counted; NULL with errno ENOENT when there is no such mailbox. */
 struct mbox *mbox_open(const char *user, const char *name);
 void mbox_close(struct mbox *mb);
 /* Mailboxes open in this process (a session that ends must leave none of its own behind). */
 size_t mbox_open_count(void);
 void mbox_view(const struct mbox *mb, struct mbox_view *v);
-/* Readable when something was delivered into new/: call mbox_rescan, then mbox_notify. */
-int mbox_fd(const struct mbox *mb);
 int mbox_listen(struct mbox *mb, mbox_listener cb, void *arg);
 void mbox_unlisten(struct mbox *mb, mbox_listener cb, void *arg);
 /* Tell listeners about changes made since the last call (the caller's own session included). */

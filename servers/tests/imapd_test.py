@@ -200,6 +200,40 @@ def test_two_sessions(srv):
     b.logout()
 
 
+def test_many_mailboxes_idle(srv):
+    """More mailboxes open at once than fs.inotify.max_user_instances (128 by default): a
+    delivery into any of them still reaches the session idling on it."""
+    count = 140
+    first = raw_login(srv.port, b"alice")
+    for i in range(count):
+        first.cmd(b"c", b"CREATE many%d" % i)
+    sessions = [first] + [raw_login(srv.port, b"alice") for _ in range(count - 1)]
+    for i, r in enumerate(sessions):
+        out = r.cmd(b"s", b"SELECT many%d" % i)
+        if not out[-1].startswith(b"s OK"):
+            check(False, "SELECT many%d: %r" % (i, out))
+    for i in (0, count - 1):
+        sessions[i].send(b"i IDLE\r\n")
+        check(sessions[i].line().startswith(b"+"), "IDLE on many%d" % i)
+    for i in (0, count - 1):
+        box = os.path.join(srv.work, "mail", "alice", "mailboxes", "many%d" % i)
+        with open(os.path.join(box, "tmp", "d.1"), "wb") as f:
+            f.write(b"Subject: many\r\n\r\nbody\r\n")
+        os.rename(os.path.join(box, "tmp", "d.1"), os.path.join(box, "new", "d.1"))
+    for i in (0, count - 1):
+        try:
+            line = sessions[i].line()
+        except (OSError, EOFError) as e:
+            line = repr(e).encode()
+        check(line == b"* 1 EXISTS", "with %d mailboxes open, a delivery into many%d is pushed in IDLE: %r"
+              % (count, i, line))
+        sessions[i].send(b"DONE\r\n")
+        sessions[i].until(b"i")
+    for r in sessions:
+        r.cmd(b"z", b"LOGOUT")
+        r.close()
+
+
 def test_hostile(srv):
     r = Raw(srv.port)
     r.starttls()
@@ -525,7 +559,7 @@ def main():
         srv = Server(work, "lemongate-imapd", ["-o", "submit-user=submitter"])
         srv.start()
         state = {}
-        for t in (test_tls_and_auth, test_mailboxes, test_messages, test_two_sessions, test_hostile,
+        for t in (test_tls_and_auth, test_mailboxes, test_messages, test_two_sessions, test_many_mailboxes_idle, test_hostile,
                   test_restart, test_condstore_qresync, test_condstore_after_restart, test_catenate_urlauth):
             try:
                 if t is test_condstore_qresync:
