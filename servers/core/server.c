@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -66,6 +67,7 @@ static struct srv_users *users;
 static SSL_CTX *tls_ctx;
 static int epfd;
 static size_t conn_count;
+static bool accept_paused; /* out of descriptors: the listening socket is disarmed */
 /* Closed connections and removed watches are freed after the epoll batch: a later event of
  * the same batch may still point at them. */
 static struct srv_conn *all_conns, *dirty_conns, *gone_conns;
@@ -481,6 +483,26 @@ static void conn_read(struct srv_conn *c)
 	}
 }
 
+/* With no descriptor left, the pending connection keeps the listening socket readable and a
+ * level-triggered loop would spin: stop listening until a connection closes. */
+static void pause_accepting(void)
+{
+	struct epoll_event ev = { .events = 0, .data.ptr = (void *)(uintptr_t)&listen_kind };
+
+	if (accept_paused)
+		return;
+	srv_log("out of file descriptors at %zu connections: not accepting until one closes", conn_count);
+	accept_paused = epoll_ctl(epfd, EPOLL_CTL_MOD, listen_fd, &ev) == 0;
+}
+
+static void resume_accepting(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = (void *)(uintptr_t)&listen_kind };
+
+	if (accept_paused && epoll_ctl(epfd, EPOLL_CTL_MOD, listen_fd, &ev) == 0)
+		accept_paused = false;
+}
+
 static void conn_close(struct srv_conn *c)
 {
 	if (c->gone)
@@ -501,6 +523,7 @@ static void conn_close(struct srv_conn *c)
 		c->ssl = NULL;
 	}
 	close(c->fd);
+	resume_accepting();
 	if (c->prev)
 		c->prev->next = c->next;
 	else
@@ -580,8 +603,11 @@ static void accept_all(void)
 		struct srv_conn *c;
 		struct epoll_event ev;
 
-		if (fd < 0)
+		if (fd < 0) {
+			if (errno == EMFILE || errno == ENFILE)
+				pause_accepting();
 			return;
+		}
 		if (conn_count >= SRV_MAX_CONNS) {
 			close(fd);
 			continue;
@@ -827,6 +853,22 @@ static int parse_args(int argc, char **argv, const char **listen_spec)
 	return -1;
 }
 
+/* Every session is a descriptor, and the usual soft limit (1024) is far below SRV_MAX_CONNS. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+	rlim_t want = SRV_MAX_CONNS + 1024; /* mail files, BURL connections, the loop's own */
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur >= want)
+		return;
+	rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > want ? want : rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < want)
+		srv_log("file descriptor limit %llu (hard): fewer than %d sessions fit",
+			(unsigned long long)rl.rlim_cur, SRV_MAX_CONNS);
+}
+
 static int add_loop_fd(int fd, const enum item_kind *kind)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = (void *)(uintptr_t)kind };
@@ -850,6 +892,7 @@ int srv_main(int argc, char **argv, const struct srv_proto *p)
 	sigaddset(&sigs, SIGINT);
 	sigprocmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	raise_fd_limit();
 	signal_fd = signalfd(-1, &sigs, SFD_CLOEXEC);
 	epfd = epoll_create1(EPOLL_CLOEXEC);
 	tick_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);

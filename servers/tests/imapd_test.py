@@ -5,10 +5,13 @@ LITERAL+, huge literals, a client vanishing mid-literal). No root needed.
 usage: imapd_test.py BUILD_DIR"""
 import imaplib
 import os
+import select
+import socket
 import shutil
 import ssl
 import sys
 import tempfile
+import time
 
 from mailtest import Raw, Server, check, make_cert, summary, any_failed, tls_context
 
@@ -232,6 +235,50 @@ def test_many_mailboxes_idle(srv):
     for r in sessions:
         r.cmd(b"z", b"LOGOUT")
         r.close()
+
+
+def cpu_seconds(pid):
+    fields = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_out_of_descriptors(work):
+    """Out of file descriptors, the server stops accepting (no busy loop on the pending
+    connection), keeps its sessions, and accepts again once one closes."""
+    srv = Server(work, "lemongate-imapd", fd_limit=48)
+    srv.start()
+    try:
+        socks = [socket.create_connection(("127.0.0.1", srv.port), timeout=10) for _ in range(60)]
+        log = os.path.join(work, "lemongate-imapd.log")
+        deadline = time.monotonic() + 10
+        while b"out of file descriptors" not in open(log, "rb").read() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        check(b"out of file descriptors" in open(log, "rb").read(), "out of descriptors: logged")
+        readable, _, _ = select.select(socks, [], [], 1)
+        greeted = [s for s in readable if s.recv(4096).startswith(b"* OK")]
+        waiting = [s for s in socks if s not in readable]
+        check(10 < len(greeted) < 48 and len(waiting) == 60 - len(greeted),
+              "sessions up to the limit are greeted (%d), the rest wait" % len(greeted))
+        greeted[0].sendall(b"a CAPABILITY\r\n")
+        check(greeted[0].recv(4096).startswith(b"* CAPABILITY"), "a session still works at the limit")
+        for s in greeted[1:4]:
+            s.close()
+        waiting[0].settimeout(10)
+        try:
+            hello = waiting[0].recv(4096)
+        except OSError as e:
+            hello = repr(e).encode()
+        check(hello.startswith(b"* OK"), "a waiting connection is greeted once one closes: %r" % hello)
+        # paused, it must not spin on the pending connections: well under half a CPU while waiting
+        cpu0 = cpu_seconds(srv.proc.pid)
+        select.select([], [], [], 0.5)
+        used = cpu_seconds(srv.proc.pid) - cpu0
+        check(used < 0.25, "no busy loop while out of descriptors: %.2f s of CPU in 0.5 s" % used)
+        for s in socks:
+            s.close()
+        check(srv.alive(), "imapd alive after running out of descriptors")
+    finally:
+        srv.stop()
 
 
 def test_hostile(srv):
@@ -573,6 +620,8 @@ def main():
                 traceback.print_exc()
                 check(False, "%s raised %r" % (t.__name__, e))
         check(srv.alive(), "imapd still running at the end")
+        srv.stop()
+        test_out_of_descriptors(work)
     finally:
         if srv:
             srv.stop()

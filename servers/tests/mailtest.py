@@ -32,8 +32,9 @@ def free_port():
 
 
 class Server:
-    def __init__(self, work, name="lemongate-imapd", extra=(), plaintext=False):
+    def __init__(self, work, name="lemongate-imapd", extra=(), plaintext=False, fd_limit=None):
         self.work = work
+        self.fd_limit = fd_limit
         self.name = name
         self.extra = list(extra)
         self.port = free_port()
@@ -48,7 +49,11 @@ class Server:
         if self.plaintext:
             args.append("--allow-plaintext-auth")
         self.log = open(os.path.join(self.work, self.name + ".log"), "ab")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log)
+        def limit():
+            import resource
+            resource.setrlimit(resource.RLIMIT_NOFILE, (self.fd_limit, self.fd_limit))
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=self.log,
+                                     preexec_fn=limit if self.fd_limit else None)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
