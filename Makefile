@@ -137,10 +137,12 @@ $(BUILD)/bench/connrate: bench/connrate.c
 
 BENCH_BIN := $(BUILD)/bench/bench_flowtab $(BUILD)/bench/nfq_accept $(BUILD)/bench/connrate
 
-# The flow table alone, then the whole packet path through the testbed (root).
+# The flow table alone, the whole packet path through the testbed (root), then 10,000 IDLE
+# sessions on lemongate-imapd.
 bench: all $(BENCH_BIN)
 	$(BUILD)/bench/bench_flowtab $(BENCH_FLAGS)
 	bench/path.sh
+	python3 bench/idle_sessions.py $(BUILD)
 
 check: all tests
 	@tests/run $(BUILD)

@@ -6,19 +6,47 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define USERS_MAX      1024
 #define USER_NAME_MAX  64
-#define USERS_FILE_MAX (1u << 20)
+#define USERS_FILE_MAX (64u << 20) /* about 700,000 users */
 
 struct srv_user {
 	char name[USER_NAME_MAX];
 	unsigned char digest[32];
+	unsigned lineno;
 };
 
+/* Sorted by name once loaded: a login looks its user up by binary search. */
 struct srv_users {
 	struct srv_user *items;
-	size_t count;
+	size_t count, cap;
 };
+
+static int cmp_user(const void *a, const void *b)
+{
+	return strcmp(((const struct srv_user *)a)->name, ((const struct srv_user *)b)->name);
+}
+
+static const struct srv_user *find(const struct srv_users *u, const char *name)
+{
+	struct srv_user key;
+
+	if (!u || strlen(name) >= sizeof(key.name))
+		return NULL;
+	strcpy(key.name, name);
+	return bsearch(&key, u->items, u->count, sizeof(*u->items), cmp_user);
+}
+
+static int grow(struct srv_users *u)
+{
+	size_t cap = u->cap ? u->cap * 2 : 64;
+	struct srv_user *items = realloc(u->items, cap * sizeof(*items));
+
+	if (!items)
+		return -1;
+	u->items = items;
+	u->cap = cap;
+	return 0;
+}
 
 static int hexval(char c)
 {
@@ -60,7 +88,7 @@ struct srv_users *srv_users_parse(const char *name, const char *text, char *err,
 	char *copy = strdup(text), *line, *save = NULL;
 	unsigned lineno = 0;
 
-	if (!u || !copy || !(u->items = calloc(USERS_MAX, sizeof(*u->items)))) {
+	if (!u || !copy) {
 		snprintf(err, errlen, "%s: out of memory", name);
 		goto fail;
 	}
@@ -78,16 +106,27 @@ struct srv_users *srv_users_parse(const char *name, const char *text, char *err,
 			line[strlen(line) - 1] = '\0';
 		if (*line == '#' || *line == '\0')
 			continue;
-		if (u->count >= USERS_MAX) {
-			snprintf(err, errlen, "%s:%u: more than %d users", name, lineno, USERS_MAX);
+		if (u->count == u->cap && grow(u) < 0) {
+			snprintf(err, errlen, "%s:%u: out of memory", name, lineno);
 			goto fail;
 		}
+		u->items[u->count].lineno = lineno;
 		if (parse_line(line, &u->items[u->count]) < 0) {
 			snprintf(err, errlen, "%s:%u: expected NAME:sha256:64-HEX-DIGITS", name, lineno);
 			goto fail;
 		}
 		u->count++;
 	}
+	qsort(u->items, u->count, sizeof(*u->items), cmp_user);
+	for (size_t i = 1; i < u->count; i++)
+		if (strcmp(u->items[i - 1].name, u->items[i].name) == 0) {
+			const struct srv_user *a = &u->items[i - 1], *b = &u->items[i];
+
+			snprintf(err, errlen, "%s:%u: user %s already listed on line %u", name,
+				 a->lineno > b->lineno ? a->lineno : b->lineno, a->name,
+				 a->lineno < b->lineno ? a->lineno : b->lineno);
+			goto fail;
+		}
 	free(copy);
 	return u;
 fail:
@@ -125,21 +164,17 @@ bool srv_users_check(const struct srv_users *u, const char *user, const char *pa
 {
 	unsigned char digest[32];
 	unsigned int dlen = 0;
+	const struct srv_user *found;
 
 	if (!u || EVP_Digest(pass, strlen(pass), digest, &dlen, EVP_sha256(), NULL) != 1)
 		return false;
-	for (size_t i = 0; i < u->count; i++)
-		if (strcmp(u->items[i].name, user) == 0)
-			return CRYPTO_memcmp(digest, u->items[i].digest, 32) == 0;
-	return false;
+	found = find(u, user);
+	return found && CRYPTO_memcmp(digest, found->digest, 32) == 0;
 }
 
 bool srv_users_exists(const struct srv_users *u, const char *user)
 {
-	for (size_t i = 0; u && i < u->count; i++)
-		if (strcmp(u->items[i].name, user) == 0)
-			return true;
-	return false;
+	return find(u, user) != NULL;
 }
 
 void srv_users_free(struct srv_users *u)

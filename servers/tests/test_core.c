@@ -31,6 +31,32 @@ static void test_astrings(void)
 	CHECK_EQ_INT(srv_next_astring(&p, w, sizeof(w)), -1, "atom-special inside");
 }
 
+/* Thousands of users (the IDLE benchmark's 10,000), found by name whatever their order. */
+static void test_many_users(void)
+{
+	char err[256] = "", line[128], name[32];
+	size_t cap = 20000 * 96, len = 0;
+	char *text = malloc(cap);
+	struct srv_users *u;
+	bool all = true;
+
+	for (int i = 19999; i >= 0 && text; i--) {
+		snprintf(line, sizeof(line), "user%d:sha256:%s\n", i, SECRET_SHA256);
+		memcpy(text + len, line, strlen(line) + 1);
+		len += strlen(line);
+	}
+	u = text ? srv_users_parse("many", text, err, sizeof(err)) : NULL;
+	CHECK(u != NULL, "20,000 users load: %s", err);
+	for (int i = 0; u && i < 20000; i += 997) {
+		snprintf(name, sizeof(name), "user%d", i);
+		all = all && srv_users_check(u, name, "secret") && !srv_users_check(u, name, "wrong");
+	}
+	CHECK(all, "each of them logs in with their password, not another");
+	CHECK(u && !srv_users_exists(u, "user20000") && srv_users_exists(u, "user0"), "lookup by name");
+	srv_users_free(u);
+	free(text);
+}
+
 static void test_users(void)
 {
 	char err[256];
@@ -57,6 +83,11 @@ static void test_users(void)
 	CHECK(u == NULL, "empty name refused");
 	srv_users_free(u);
 	CHECK(!srv_users_check(NULL, "alice", "secret"), "no users file: nobody logs in");
+	u = srv_users_parse("u", "alice:sha256:" SECRET_SHA256 "\nbob:sha256:" SECRET_SHA256
+			    "\nalice:sha256:" SECRET_SHA256 "\n", err, sizeof(err));
+	CHECK(u == NULL && strcmp(err, "u:3: user alice already listed on line 1") == 0,
+	      "a user listed twice is an error naming both lines: %s", err);
+	test_many_users();
 }
 
 static void test_comma_lists(void)
