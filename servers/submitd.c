@@ -623,7 +623,7 @@ static const char *submit_option(const char *key, const char *value)
 		snprintf(spool_dir, sizeof(spool_dir), "%s", value);
 		return NULL;
 	}
-	return "unknown option (submitd knows local-domains, spool, imap-host, burl-user, burl-password-file)";
+	return "unknown option (submitd knows local-domains, spool, imap-host, imap-tls, imap-ca, burl-user, burl-password-file)";
 }
 
 static const char *submit_start(void)

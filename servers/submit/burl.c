@@ -1,4 +1,4 @@
-/* The BURL fetcher: a small IMAP client on the event loop (LOGIN, URLFETCH, LOGOUT). */
+/* The BURL fetcher: a small IMAP client on the event loop (STARTTLS, LOGIN, URLFETCH, LOGOUT). */
 #include "servers/submit/burl.h"
 
 #include "servers/core/server.h"
@@ -9,6 +9,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <openssl/x509v3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,11 +32,17 @@ struct imap_host {
 static struct imap_host hosts[HOSTS_MAX];
 static size_t host_count;
 static char login_user[IMAPURL_USER_MAX + 1], login_password[256];
+static bool use_tls = true;
+static char ca_path[4096];
+static SSL_CTX *client_ctx;
 
-enum fetch_state { CONNECTING, GREETING, LOGIN, FETCHING };
+enum fetch_state { CONNECTING, GREETING, STARTTLS, HANDSHAKE, LOGIN, FETCHING };
 
 struct burl_fetch {
 	int fd;
+	SSL *ssl;
+	const struct imap_host *host;
+	bool watching_write;
 	enum fetch_state state;
 	char url[URL_MAX + 1];
 	char *in;
@@ -103,6 +112,22 @@ int burl_option(const char *key, const char *value, const char **err)
 			snprintf(login_user, sizeof(login_user), "%s", value);
 		return 1;
 	}
+	if (strcmp(key, "imap-tls") == 0) {
+		if (strcmp(value, "starttls") == 0)
+			use_tls = true;
+		else if (strcmp(value, "none") == 0)
+			use_tls = false;
+		else
+			*err = "imap-tls=starttls|none";
+		return 1;
+	}
+	if (strcmp(key, "imap-ca") == 0) {
+		if (!*value || strlen(value) >= sizeof(ca_path) || access(value, R_OK) < 0)
+			*err = "imap-ca=PATH: a readable file of trusted certificates (PEM)";
+		else
+			snprintf(ca_path, sizeof(ca_path), "%s", value);
+		return 1;
+	}
 	if (strcmp(key, "burl-password-file") == 0) {
 		FILE *f = fopen(value, "re");
 
@@ -127,6 +152,20 @@ const char *burl_start_config(const char *hostname)
 	}
 	if (!login_user[0] || !login_password[0])
 		return "BURL is off: give -o burl-user=NAME -o burl-password-file=PATH";
+	if (use_tls && !client_ctx) {
+		client_ctx = SSL_CTX_new(TLS_client_method());
+		if (!client_ctx || SSL_CTX_set_min_proto_version(client_ctx, TLS1_2_VERSION) != 1 ||
+		    (ca_path[0] ? SSL_CTX_load_verify_locations(client_ctx, ca_path, NULL)
+				: SSL_CTX_set_default_verify_paths(client_ctx)) != 1) {
+			ERR_clear_error();
+			SSL_CTX_free(client_ctx);
+			client_ctx = NULL;
+			login_user[0] = '\0';
+			return "BURL is off: cannot load the certificates to trust for imap-tls=starttls "
+			       "(-o imap-ca=PATH)";
+		}
+		SSL_CTX_set_verify(client_ctx, SSL_VERIFY_PEER, NULL);
+	}
 	return NULL;
 }
 
@@ -154,16 +193,42 @@ static int send_all(struct burl_fetch *f, const char *s)
 	size_t len = strlen(s);
 
 	while (len > 0) {
-		ssize_t n = send(f->fd, s, len, MSG_NOSIGNAL);
+		ssize_t n = f->ssl ? SSL_write(f->ssl, s, (int)len) : send(f->fd, s, len, MSG_NOSIGNAL);
 
-		if (n < 0 && errno == EINTR)
+		if (n < 0 && !f->ssl && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			ERR_clear_error();
 			return -1; /* commands are small: a full socket buffer here is a broken peer */
+		}
 		s += n;
 		len -= (size_t)n;
 	}
 	return 0;
+}
+
+/* >0 bytes read, 0 nothing more for now, -1 closed or failed */
+static ssize_t receive(struct burl_fetch *f, char *buf, size_t len)
+{
+	ssize_t n;
+
+	if (!f->ssl) {
+		n = recv(f->fd, buf, len, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
+		return n > 0 ? n : -1;
+	}
+	n = SSL_read(f->ssl, buf, len > 1u << 30 ? 1 << 30 : (int)len);
+	if (n > 0)
+		return n;
+	switch (SSL_get_error(f->ssl, (int)n)) {
+	case SSL_ERROR_WANT_READ:
+	case SSL_ERROR_WANT_WRITE:
+		return 0;
+	default:
+		ERR_clear_error();
+		return -1;
+	}
 }
 
 /* An IMAP quoted string; false when S cannot be one */
@@ -218,10 +283,25 @@ static size_t response_unit(const char *buf, size_t len, size_t *lit_off, size_t
 	}
 }
 
+static const char *send_login(struct burl_fetch *f)
+{
+	char cmd[2 * URL_MAX + 64], a[2 * IMAPURL_USER_MAX + 8], b[2 * sizeof(login_password) + 8];
+	const char *err = NULL;
+
+	if (!quote(login_user, a, sizeof(a)) || !quote(login_password, b, sizeof(b)))
+		err = "bad BURL credentials";
+	else if (snprintf(cmd, sizeof(cmd), "L LOGIN %s %s\r\n", a, b), send_all(f, cmd) < 0)
+		err = "the IMAP server went away";
+	explicit_bzero(b, sizeof(b));
+	explicit_bzero(cmd, sizeof(cmd));
+	f->state = LOGIN;
+	return err;
+}
+
 static const char *step(struct burl_fetch *f, const char *line, size_t unit, size_t lit_off,
 			size_t lit_len, bool *done)
 {
-	char cmd[2 * URL_MAX + 64], a[2 * IMAPURL_USER_MAX + 8], b[2 * sizeof(login_password) + 8];
+	char cmd[2 * URL_MAX + 64];
 
 	(void)unit;
 	*done = false;
@@ -231,17 +311,24 @@ static const char *step(struct burl_fetch *f, const char *line, size_t unit, siz
 	case GREETING:
 		if (strncmp(line, "* OK", 4) != 0)
 			return "the IMAP server did not greet";
+		if (use_tls) {
+			if (send_all(f, "S STARTTLS\r\n") < 0)
+				return "the IMAP server went away";
+			f->state = STARTTLS;
+			return NULL;
+		}
 		if (strstr(line, "LOGINDISABLED"))
-			return "the IMAP server wants TLS before LOGIN, which this BURL client does not do";
-		if (!quote(login_user, a, sizeof(a)) || !quote(login_password, b, sizeof(b)))
-			return "bad BURL credentials";
-		snprintf(cmd, sizeof(cmd), "L LOGIN %s %s\r\n", a, b);
-		explicit_bzero(b, sizeof(b));
-		if (send_all(f, cmd) < 0)
-			return "the IMAP server went away";
-		explicit_bzero(cmd, sizeof(cmd));
-		f->state = LOGIN;
+			return "the IMAP server wants TLS before LOGIN, and imap-tls=none";
+		return send_login(f);
+	case STARTTLS:
+		if (line[0] == '*')
+			return NULL;
+		if (strncmp(line, "S OK", 4) != 0)
+			return "the IMAP server refused STARTTLS (imap-tls=starttls needs it)";
+		*done = true; /* the caller starts the handshake */
 		return NULL;
+	case HANDSHAKE:
+		return "the IMAP server spoke during the TLS handshake";
 	case LOGIN:
 		if (line[0] == '*')
 			return NULL;
@@ -281,10 +368,67 @@ static const char *step(struct burl_fetch *f, const char *line, size_t unit, siz
 	return NULL;
 }
 
-static void on_readable(void *arg)
-{
-	struct burl_fetch *f = arg;
+static void on_io(void *arg);
 
+/* Watch for what the connection waits on: TLS may need to write to make progress. */
+static int watch(struct burl_fetch *f, bool writable)
+{
+	if (writable == f->watching_write)
+		return 0;
+	srv_unwatch(f->fd);
+	f->watching_write = writable;
+	return srv_watch(f->fd, writable, on_io, f);
+}
+
+static void handshake(struct burl_fetch *f)
+{
+	int r = SSL_connect(f->ssl);
+	char why[200];
+
+	if (r == 1) {
+		const char *err = send_login(f);
+
+		if (err || watch(f, false) < 0)
+			finish(f, err ? err : "cannot watch the IMAP connection");
+		return;
+	}
+	switch (SSL_get_error(f->ssl, r)) {
+	case SSL_ERROR_WANT_READ:
+		if (watch(f, false) < 0)
+			finish(f, "cannot watch the IMAP connection");
+		return;
+	case SSL_ERROR_WANT_WRITE:
+		if (watch(f, true) < 0)
+			finish(f, "cannot watch the IMAP connection");
+		return;
+	default:
+		if (SSL_get_verify_result(f->ssl) != X509_V_OK)
+			snprintf(why, sizeof(why), "TLS with the IMAP server failed: its certificate: %s",
+				 X509_verify_cert_error_string(SSL_get_verify_result(f->ssl)));
+		else
+			snprintf(why, sizeof(why), "TLS with the IMAP server failed");
+		ERR_clear_error();
+		srv_log("BURL: %s (%s)", why, f->host->name);
+		finish(f, "TLS with the IMAP server failed");
+	}
+}
+
+static void start_tls(struct burl_fetch *f)
+{
+	f->in_len = 0; /* anything sent with the STARTTLS answer is not trusted (RFC 3501 6.2.1) */
+	f->state = HANDSHAKE;
+	f->ssl = SSL_new(client_ctx);
+	if (!f->ssl || SSL_set_fd(f->ssl, f->fd) != 1 || SSL_set1_host(f->ssl, f->host->name) != 1 ||
+	    SSL_set_tlsext_host_name(f->ssl, f->host->name) != 1) {
+		ERR_clear_error();
+		finish(f, "cannot set up TLS to the IMAP server");
+		return;
+	}
+	handshake(f);
+}
+
+static void on_readable(struct burl_fetch *f)
+{
 	for (;;) {
 		if (f->in_cap - f->in_len < 4096) {
 			size_t cap = f->in_cap ? f->in_cap * 2 : 16384;
@@ -301,13 +445,13 @@ static void on_readable(void *arg)
 			f->in = bigger;
 			f->in_cap = cap;
 		}
-		ssize_t n = recv(f->fd, f->in + f->in_len, f->in_cap - f->in_len, 0);
+		ssize_t n = receive(f, f->in + f->in_len, f->in_cap - f->in_len);
 
-		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		if (n < 0) {
 			finish(f, "the IMAP server closed the connection");
 			return;
 		}
-		if (n < 0)
+		if (n == 0)
 			break;
 		f->in_len += (size_t)n;
 	}
@@ -321,6 +465,10 @@ static void on_readable(void *arg)
 			return;
 		snprintf(line, sizeof(line), "%.*s", (int)strcspn(f->in, "\r\n"), f->in);
 		err = step(f, line, unit, lit_off, lit_len, &done);
+		if (!err && done && f->state == STARTTLS) {
+			start_tls(f);
+			return;
+		}
 		if (err || done) {
 			finish(f, err);
 			return;
@@ -330,25 +478,30 @@ static void on_readable(void *arg)
 	}
 }
 
-static void on_connected(void *arg)
+static void on_connected(struct burl_fetch *f)
 {
-	struct burl_fetch *f = arg;
 	int soerr = 0;
 	socklen_t sl = sizeof(soerr);
 
-	srv_unwatch(f->fd);
 	if (getsockopt(f->fd, SOL_SOCKET, SO_ERROR, &soerr, &sl) < 0 || soerr) {
-		close(f->fd);
-		f->fd = -1;
 		finish(f, "cannot connect to the IMAP server");
 		return;
 	}
 	f->state = GREETING;
-	if (srv_watch(f->fd, false, on_readable, f) < 0) {
-		close(f->fd);
-		f->fd = -1;
+	if (watch(f, false) < 0)
 		finish(f, "cannot watch the IMAP connection");
-	}
+}
+
+static void on_io(void *arg)
+{
+	struct burl_fetch *f = arg;
+
+	if (f->state == CONNECTING)
+		on_connected(f);
+	else if (f->state == HANDSHAKE)
+		handshake(f);
+	else
+		on_readable(f);
 }
 
 struct burl_fetch *burl_fetch_start(const char *url, size_t len, burl_done cb, void *arg,
@@ -387,10 +540,12 @@ struct burl_fetch *burl_fetch_start(const char *url, size_t len, burl_done cb, v
 	f->url[len] = '\0';
 	f->cb = cb;
 	f->arg = arg;
+	f->host = h;
+	f->watching_write = true;
 	f->fd = socket(h->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (f->fd < 0 || (connect(f->fd, (const struct sockaddr *)&h->addr, h->addr_len) < 0 &&
 			  errno != EINPROGRESS) ||
-	    srv_watch(f->fd, true, on_connected, f) < 0) {
+	    srv_watch(f->fd, true, on_io, f) < 0) {
 		if (f->fd >= 0)
 			close(f->fd);
 		free(f);
@@ -405,6 +560,10 @@ void burl_fetch_cancel(struct burl_fetch *f)
 {
 	if (!f)
 		return;
+	if (f->ssl) {
+		SSL_set_quiet_shutdown(f->ssl, 1);
+		SSL_free(f->ssl);
+	}
 	if (f->fd >= 0) {
 		srv_unwatch(f->fd);
 		close(f->fd);

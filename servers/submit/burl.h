@@ -9,7 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* -o options: imap-host=NAME=ADDR:PORT, burl-user=NAME, burl-password-file=PATH.
+/* -o options: imap-host=NAME=ADDR:PORT, imap-tls=starttls|none (STARTTLS by default, the
+ * certificate checked against NAME), imap-ca=PATH, burl-user=NAME, burl-password-file=PATH.
  * 1 when KEY is one of them (with *ERR set when VALUE is bad), 0 otherwise. */
 int burl_option(const char *key, const char *value, const char **err);
 /* Defaults once the options are in; a message when BURL cannot work (it is then not offered). */

@@ -233,6 +233,48 @@ def test_burl_forward_without_download(imap, sub):
     check([r[:3] for r in replies] == [b"250", b"250", b"250", b"221"],
           "BURL pipelined with QUIT: answers in order: %r" % replies)
     a.send(b"z LOGOUT\r\n")
+    return url
+
+
+def burl_reply(port, url):
+    s = smtp_login(port)
+    s.send(b"MAIL FROM:<alice@test.lg>\r\nRCPT TO:<bob@test.lg>\r\nBURL " + url + b" LAST\r\nQUIT\r\n")
+    replies = [s.reply() for _ in range(4)]
+    s.close()
+    return replies[2]
+
+
+def test_burl_tls(work, imap, url):
+    """BURL's own IMAP connection: STARTTLS with the certificate checked against the host name
+    the operator configured; an untrusted certificate, or a plaintext client facing a server
+    that wants TLS, fails the transaction with a clear 554."""
+    other = os.path.join(work, "other")
+    os.mkdir(other)
+    make_cert(other)
+    log = os.path.join(work, "lemongate-submitd.log")
+    for extra, what in ((["-o", "imap-ca=" + os.path.join(other, "cert.pem")], "a certificate not trusted"),
+                        (["-o", "imap-tls=none"], "plaintext LOGIN refused by the server (LOGINDISABLED)")):
+        sub = Server(work, "lemongate-submitd",
+                     ["-o", "burl-user=submitter", "-o", "burl-password-file=" + os.path.join(work, "burl.pass"),
+                      "-o", "imap-host=test.lg=127.0.0.1:%d" % imap.port] + extra)
+        sub.start()
+        try:
+            reply = burl_reply(sub.port, url)
+        finally:
+            sub.stop()
+        check(reply[0].startswith(b"554"), "BURL with %s: 554: %r" % (what, reply))
+    check(b"certificate" in open(log, "rb").read(), "the log says why TLS failed (the certificate)")
+    # a name the certificate does not carry: same address, another configured name
+    sub = Server(work, "lemongate-submitd",
+                 ["-o", "burl-user=submitter", "-o", "burl-password-file=" + os.path.join(work, "burl.pass"),
+                  "-o", "imap-ca=" + os.path.join(work, "cert.pem"),
+                  "-o", "imap-host=other.lg=127.0.0.1:%d" % imap.port])
+    sub.start()
+    try:
+        reply = burl_reply(sub.port, url.replace(b"@test.lg/", b"@other.lg/"))
+    finally:
+        sub.stop()
+    check(reply[0].startswith(b"554"), "BURL to a host whose certificate names another: 554: %r" % reply)
 
 
 def test_hostile(imap, sub):
@@ -276,17 +318,25 @@ def main():
         os.mkdir(os.path.join(work, "mail"))
         with open(os.path.join(work, "burl.pass"), "w") as f:
             f.write("secret\n")
-        # as in the testbed: the BURL client logs in without TLS (see README)
-        imap = Server(work, "lemongate-imapd", ["-o", "submit-user=submitter"], plaintext=True)
+        # imapd refuses LOGIN before TLS: the BURL client uses STARTTLS and checks the
+        # certificate (self-signed for test.lg, so it is the one to trust)
+        imap = Server(work, "lemongate-imapd", ["-o", "submit-user=submitter"])
         imap.start()
         sub = Server(work, "lemongate-submitd",
                      ["-o", "burl-user=submitter", "-o", "burl-password-file=" + os.path.join(work, "burl.pass"),
-                      "-o", "imap-host=test.lg=127.0.0.1:%d" % imap.port])
+                      "-o", "imap-host=test.lg=127.0.0.1:%d" % imap.port,
+                      "-o", "imap-ca=" + os.path.join(work, "cert.pem")])
         sub.start()
+        state = {}
         for t in (test_ehlo_auth, test_smtplib_delivery, test_pipelining_bdat,
-                  test_burl_forward_without_download, test_hostile):
+                  test_burl_forward_without_download, test_burl_tls, test_hostile):
             try:
-                t(imap, sub)
+                if t is test_burl_forward_without_download:
+                    state["url"] = t(imap, sub)
+                elif t is test_burl_tls:
+                    t(work, imap, state["url"])
+                else:
+                    t(imap, sub)
             except Exception as e:  # one scenario's crash is a failure, not the end
                 import traceback
                 traceback.print_exc()
