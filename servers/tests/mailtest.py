@@ -87,8 +87,9 @@ def tls_context():
 class Raw:
     """A line-level client: send bytes, read until a tagged line."""
 
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    def __init__(self, port, source=None):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10,
+                                             source_address=(source, 0) if source else None)
         self.buf = b""
         self.greeting = self.line()
 
@@ -123,6 +124,39 @@ class Raw:
 
     def close(self):
         self.sock.close()
+
+
+class Smtp(Raw):
+    """The same for SMTP: a reply is its lines up to the one without a dash."""
+
+    def reply(self):
+        lines = []
+        while True:
+            line = self.line()
+            lines.append(line)
+            if len(line) < 4 or line[3:4] != b"-":
+                return lines
+
+    def cmd(self, text):
+        self.send(text + b"\r\n")
+        return self.reply()
+
+    def starttls(self):
+        out = self.cmd(b"STARTTLS")
+        self.sock = tls_context().wrap_socket(self.sock)
+        return out
+
+
+def mailbox_messages(port, user, mailbox="INBOX"):
+    """Every message in USER's MAILBOX, in UID order, read over STARTTLS with imaplib."""
+    import imaplib
+    m = imaplib.IMAP4("127.0.0.1", port)
+    m.starttls(ssl_context=tls_context())
+    m.login(user, "secret")
+    m.select(mailbox)
+    typ, data = m.uid("FETCH", "1:*", "(BODY.PEEK[])")
+    m.logout()
+    return [d[1] for d in data if isinstance(d, tuple)]
 
 
 def make_cert(work):
