@@ -955,6 +955,20 @@ int mbox_rescan(struct mbox *mb)
 	return mbox_commit(mb);
 }
 
+static void mbox_free(struct mbox *mb)
+{
+	if (mb->watch >= 0)
+		inotify_rm_watch(changes_fd, mb->watch);
+	free_msgs(mb);
+	free(mb->msgs);
+	free(mb->exp);
+	free(mb->ls);
+	free(mb->user);
+	free(mb->name);
+	free(mb->dir);
+	free(mb);
+}
+
 struct mbox *mbox_open(const char *user, const char *name)
 {
 	char path[PATH_MAX];
@@ -998,15 +1012,7 @@ struct mbox *mbox_open(const char *user, const char *name)
 	open_boxes = mb;
 	return mb;
 fail:
-	if (mb->watch >= 0)
-		inotify_rm_watch(changes_fd, mb->watch);
-	free_msgs(mb);
-	free(mb->msgs);
-	free(mb->exp);
-	free(mb->user);
-	free(mb->name);
-	free(mb->dir);
-	free(mb);
+	mbox_free(mb);
 	errno = EIO;
 	return NULL;
 }
@@ -1067,16 +1073,7 @@ void mbox_close(struct mbox *mb)
 			*p = mb->next;
 			break;
 		}
-	if (mb->watch >= 0)
-		inotify_rm_watch(changes_fd, mb->watch);
-	free_msgs(mb);
-	free(mb->msgs);
-	free(mb->exp);
-	free(mb->ls);
-	free(mb->user);
-	free(mb->name);
-	free(mb->dir);
-	free(mb);
+	mbox_free(mb);
 }
 
 size_t mbox_open_count(void)

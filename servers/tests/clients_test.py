@@ -602,7 +602,6 @@ def run_target(cls, work):
     target = None
     try:
         target = cls(work)
-        target.work = work
         for scenario in SCENARIOS:
             try:
                 results[scenario.__name__] = scenario(target)
