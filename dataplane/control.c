@@ -157,7 +157,7 @@ static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 		(unsigned long long)f->bytes_out, (unsigned long long)f->bytes_in, v->family);
 	if (v->observed) {
 		/* what the passive observer saw: the service, where the session is, how long idle */
-		fprintf(out, " mail=%s phase=%s", lg_obs_service_name(v->obs.service),
+		fprintf(out, " mail=%s phase=%s", lg_mail_service_name(v->obs.service),
 			lg_obs_phase_name(v->obs.phase));
 		if (v->obs.phase == LG_PHASE_IDLE && v->obs.idle_since_s <= v->flow.last_s + v->idle_s)
 			fprintf(out, " in_idle=%llu",
@@ -354,14 +354,14 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 	}
 	/* mail sessions by service and phase: only those seen */
 	{
-		static uint64_t counts[LG_SVC_COUNT][LG_PHASE_COUNT];
+		static uint64_t counts[LG_MAIL_SERVICES][LG_PHASE_COUNT];
 
 		lg_engine_mail_counts(ctx->engine, counts);
-		for (int sv = 1; sv < LG_SVC_COUNT; sv++)
+		for (int sv = 1; sv < LG_MAIL_SERVICES; sv++)
 			for (int ph = 0; ph < LG_PHASE_COUNT; ph++)
 				if (counts[sv][ph])
 					fprintf(out, "mail service=%s phase=%s sessions=%llu\n",
-						lg_obs_service_name((enum lg_obs_service)sv),
+						lg_mail_service_name((enum lg_mail_service)sv),
 						lg_obs_phase_name((enum lg_obs_phase)ph),
 						(unsigned long long)counts[sv][ph]);
 	}
@@ -519,6 +519,13 @@ static void answer_policy_show(const struct lg_control_ctx *ctx, FILE *out)
 	for (size_t i = 0; i < p->mail_port_count; i++)
 		fprintf(out, "%s%u", i ? "," : "", p->mail_ports[i]);
 	fprintf(out, "%s\n", p->mail_port_count ? "" : "none");
+	fprintf(out, "setting name=observe_ports value=");
+	for (size_t i = 0; i < p->observed_count; i++)
+		fprintf(out, "%s%s:%u", i ? "," : "",
+			lg_mail_service_name((enum lg_mail_service)p->observed[i].service),
+			p->observed[i].port);
+	fprintf(out, "%s\n", p->observed_count ? "" : "none");
+	setting(out, "observe_sessions", "%u", p->observe_sessions);
 	setting(out, "timeout_established", "%u", p->timeout_established);
 	setting(out, "timeout_transitory", "%u", p->timeout_transitory);
 	setting(out, "timeout_icmp_query", "%u", p->timeout_query);

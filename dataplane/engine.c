@@ -163,8 +163,10 @@ struct lg_engine *lg_engine_create(const struct lg_policy *pol, uint64_t seed)
 	}
 	lg_synhold_init(&e->synhold, seed ^ 0x5eed5eedull);
 	/* one observer per concurrent mail flow, up to a fixed number: memory is bounded */
-	e->obs = lg_obs_pool_create(pol->max_flows < LG_OBS_SESSIONS ? pol->max_flows : LG_OBS_SESSIONS);
-	if (!e->obs || !e->t4.flows || !e->t4.timers ||
+	if (pol->observe_sessions)
+		e->obs = lg_obs_pool_create(pol->max_flows < pol->observe_sessions ? pol->max_flows
+										   : pol->observe_sessions);
+	if ((pol->observe_sessions && !e->obs) || !e->t4.flows || !e->t4.timers ||
 	    (pol->inside6_count && !e->t6.timers)) {
 		lg_engine_destroy(e);
 		return NULL;
@@ -398,10 +400,11 @@ void lg_eng_arm_new(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f,
 
 void lg_eng_observe_open(struct lg_engine *e, struct lg_ctx *c, struct lg_flow *f, bool inbound)
 {
-	enum lg_obs_service svc = lg_obs_service_of_port(ntohs(inbound ? f->in_port : f->rem_port));
+	enum lg_mail_service svc =
+		lg_policy_mail_service(lg_eng_pol(e), ntohs(inbound ? f->in_port : f->rem_port));
 	uint32_t h;
 
-	if (svc == LG_SVC_NONE)
+	if (svc == LG_MAIL_NONE || !e->obs)
 		return;
 	h = lg_obs_open(e->obs, svc);
 	if (!h) {
@@ -434,7 +437,7 @@ void lg_eng_observe(struct lg_engine *e, struct lg_flow *f, bool from_inside, co
 	}
 }
 
-void lg_engine_mail_counts(struct lg_engine *e, uint64_t by_phase[LG_SVC_COUNT][LG_PHASE_COUNT])
+void lg_engine_mail_counts(struct lg_engine *e, uint64_t by_phase[LG_MAIL_SERVICES][LG_PHASE_COUNT])
 {
 	lg_obs_counts(e->obs, by_phase);
 }
@@ -1196,6 +1199,10 @@ static bool table_each(struct lg_engine *e, struct lg_table *tb, uint32_t now_s,
 		lg_flow_unlock(f);
 		v.family = ipv6 ? 6 : 4;
 		v.observed = v.flow.obs && lg_obs_view(e->obs, v.flow.obs, &v.obs);
+		v.service = (uint8_t)(v.observed ? v.obs.service
+				  : lg_policy_mail_service(lg_eng_pol(e),
+							   ntohs((v.flow.flags & LG_FLOW_INBOUND) ? v.flow.in_port
+												 : v.flow.rem_port)));
 		v.pub_addr = ipv6 ? 0 : v.flow.pub_addr;
 		idle = (int32_t)(now_s - v.flow.last_s) > 0 ? now_s - v.flow.last_s : 0;
 		limit = idle_limit(e, v.flow.state, v.flow.flags);

@@ -90,6 +90,7 @@ struct lg_flow_view {
 	uint8_t in6[16], rem6[16];
 	bool observed;  /* a mail session: OBS says what was seen of it */
 	struct lg_obs_view obs;
+	uint8_t service; /* enum lg_mail_service: what the server's port carries, by the policy */
 	uint64_t idle_s, age_s, expires_in_s, timeout_s;
 };
 
@@ -145,7 +146,7 @@ void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uin
 const char *lg_drop_reason_name(enum lg_drop_reason reason);
 
 /* Mail sessions being observed, by service and phase. */
-void lg_engine_mail_counts(struct lg_engine *e, uint64_t by_phase[LG_SVC_COUNT][LG_PHASE_COUNT]);
+void lg_engine_mail_counts(struct lg_engine *e, uint64_t by_phase[LG_MAIL_SERVICES][LG_PHASE_COUNT]);
 
 /* A NAT mapping or ICMP echo session, for lemongatectl mappings. */
 struct lg_mapping_view {

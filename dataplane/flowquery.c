@@ -84,8 +84,9 @@ static bool endpoint_match(const struct lg_endpoint_match *m, const struct lg_fl
 	return (addr & mask) == m->prefix.addr;
 }
 
-/* Mail services by their well-known ports (RFC 5383 section 3, RFC 4550); the server side is
- * the remote end of a flow opened from inside, the inside end of one opened from outside. */
+/* Mail services by their well-known ports (RFC 5383 section 3, RFC 4550), for flows on ports
+ * the policy does not name; the server side is the remote end of a flow opened from inside,
+ * the inside end of one opened from outside. */
 static const struct {
 	const char *name;
 	uint16_t port;
@@ -94,11 +95,11 @@ static const struct {
 	{ "submissions", 465 }, { "sieve", 4190 }, { "acap", 674 },
 };
 
-static int parse_service(const char *text, uint16_t *port_be)
+static int parse_service(const char *text, const char **name)
 {
 	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
 		if (strcmp(text, services[i].name) == 0) {
-			*port_be = htons(services[i].port);
+			*name = services[i].name;
 			return 0;
 		}
 	return -1;
@@ -111,6 +112,8 @@ static uint16_t server_port(const struct lg_flow_view *v)
 
 const char *lg_flow_service(const struct lg_flow_view *v)
 {
+	if (v->service != LG_MAIL_NONE)
+		return lg_mail_service_name((enum lg_mail_service)v->service);
 	for (size_t i = 0; i < sizeof(services) / sizeof(services[0]); i++)
 		if (htons(services[i].port) == server_port(v))
 			return services[i].name;
@@ -214,7 +217,7 @@ bool lg_flow_query_match(const struct lg_flow_query *q, const struct lg_flow_vie
 		return false;
 	if (q->state >= 0 && f->state != q->state)
 		return false;
-	if (q->service && q->service != server_port(v))
+	if (q->service && (!lg_flow_service(v) || strcmp(q->service, lg_flow_service(v)) != 0))
 		return false;
 	return v->idle_s > q->idle_over || q->idle_over == 0;
 }

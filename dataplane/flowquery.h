@@ -23,7 +23,7 @@ struct lg_endpoint_match {
 struct lg_flow_query {
 	struct lg_endpoint_match inside, remote;
 	uint16_t port;      /* network byte order: inside, public or remote port; 0 = any */
-	uint16_t service;   /* network byte order: the server's port of a named service; 0 = any */
+	const char *service; /* a service name, as lg_flow_service gives it; NULL = any */
 	int state;          /* enum lg_tcp_state, -1 = any */
 	bool proto_none;    /* a protocol other than TCP was asked for: nothing matches yet */
 	uint64_t idle_over; /* seconds; flows idle strictly longer */
@@ -31,8 +31,8 @@ struct lg_flow_query {
 	size_t limit;       /* 0 = no limit */
 };
 
-/* The mail service a flow is of, by the server's well-known port ("imap", "submission"...),
- * or NULL. */
+/* The mail service a flow is of ("imap", "submission"...): the one the policy's observed ports
+ * give its server port, else the one whose well-known port it is; NULL for neither. */
 const char *lg_flow_service(const struct lg_flow_view *v);
 
 /* Parse WORDS ("key=value") into Q. 0, or -1 with a message in ERR naming the bad word. */

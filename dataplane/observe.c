@@ -12,7 +12,8 @@
 #define PENDING   4   /* IMAP commands of interest awaiting their tagged answer */
 #define TAG_MAX   16
 
-enum pending_kind { P_NONE, P_STARTTLS, P_COMPRESS, P_AUTH, P_IDLE, P_DATA };
+/* what a command awaits its answer for; P_OTHER and P_CAPA keep ManageSieve's answers in order */
+enum pending_kind { P_NONE, P_STARTTLS, P_COMPRESS, P_AUTH, P_IDLE, P_DATA, P_CAPA, P_OTHER };
 
 struct pending {
 	char tag[TAG_MAX];
@@ -66,8 +67,10 @@ static void spin_unlock(uint8_t *l)
 
 /* A handle: the session's index + 1 in its low bits, its generation above them, so that a
  * packet still in flight for a flow that has ended cannot reach the session's next owner. */
-#define INDEX_BITS 15
+#define INDEX_BITS 18
 #define INDEX_MASK ((1u << INDEX_BITS) - 1)
+#define GEN_MASK   ((1u << (32 - INDEX_BITS)) - 1) /* the generation wraps within its bits */
+_Static_assert(INDEX_MASK == LG_MAX_OBSERVED, "the policy's limit is the handle's index space");
 
 static struct sess *session(struct lg_obs_pool *p, uint32_t h)
 {
@@ -106,12 +109,12 @@ void lg_obs_pool_destroy(struct lg_obs_pool *p)
 
 size_t lg_obs_pool_memory(const struct lg_obs_pool *p)
 {
-	return p->bytes;
+	return p ? p->bytes : 0;
 }
 
 /* Freed sessions are handed out again first, then never-used ones in index order, so that
  * the pages in use stay few. */
-uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_obs_service service)
+uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_mail_service service)
 {
 	uint32_t h = 0;
 	struct sess *s;
@@ -127,13 +130,13 @@ uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_obs_service service)
 		uint32_t gen;
 
 		s = &p->s[h - 1];
-		gen = s->gen + 1;
+		gen = (s->gen + 1) & GEN_MASK;
 		memset(s, 0, sizeof(*s));
 		s->gen = gen;
 		s->used = true;
 		s->service = (uint8_t)service;
 		/* the TLS ports are opaque from the start */
-		s->phase = service == LG_SVC_IMAPS || service == LG_SVC_SUBMISSIONS ? LG_PHASE_TLS
+		s->phase = service == LG_MAIL_IMAPS || service == LG_MAIL_SUBMISSIONS ? LG_PHASE_TLS
 										       : LG_PHASE_GREETING;
 	}
 	spin_unlock(&p->lock);
@@ -165,25 +168,6 @@ void lg_obs_close(struct lg_obs_pool *p, uint32_t h)
 	spin_unlock(&p->lock);
 }
 
-enum lg_obs_service lg_obs_service_of_port(uint16_t port)
-{
-	switch (port) {
-	case 143: return LG_SVC_IMAP;
-	case 587: return LG_SVC_SUBMISSION;
-	case 25: return LG_SVC_SMTP;
-	case 993: return LG_SVC_IMAPS;
-	case 465: return LG_SVC_SUBMISSIONS;
-	default: return LG_SVC_NONE;
-	}
-}
-
-const char *lg_obs_service_name(enum lg_obs_service s)
-{
-	static const char *const n[LG_SVC_COUNT] = { "none", "imap", "submission", "smtp", "imaps",
-						     "submissions" };
-	return (unsigned)s < LG_SVC_COUNT ? n[s] : "none";
-}
-
 const char *lg_obs_phase_name(enum lg_obs_phase ph)
 {
 	static const char *const n[LG_PHASE_COUNT] = { "greeting", "plaintext", "authenticated",
@@ -204,7 +188,12 @@ const char *lg_obs_ext_name(unsigned bit)
 
 static bool imap(const struct sess *s)
 {
-	return s->service == LG_SVC_IMAP;
+	return s->service == LG_MAIL_IMAP;
+}
+
+static bool sieve(const struct sess *s)
+{
+	return s->service == LG_MAIL_SIEVE;
 }
 
 static bool opaque(const struct sess *s)
@@ -314,14 +303,16 @@ static bool literal_at_end(const char *line, size_t len, uint32_t *n, bool *plus
 	return true;
 }
 
-static void remember(struct sess *s, const char *tag, size_t tl, enum pending_kind kind)
+/* Commands awaiting an answer, oldest first: answers to untagged protocols come in order. */
+static bool remember(struct sess *s, const char *tag, size_t tl, enum pending_kind kind)
 {
 	for (int i = 0; i < PENDING; i++)
 		if (s->pending[i].kind == P_NONE) {
 			snprintf(s->pending[i].tag, sizeof(s->pending[i].tag), "%.*s", (int)tl, tag);
 			s->pending[i].kind = (uint8_t)kind;
-			return;
+			return true;
 		}
+	return false;
 }
 
 static enum pending_kind answered(struct sess *s, const char *tag, size_t tl)
@@ -330,7 +321,9 @@ static enum pending_kind answered(struct sess *s, const char *tag, size_t tl)
 		if (s->pending[i].kind != P_NONE && word_is(tag, tl, s->pending[i].tag)) {
 			enum pending_kind k = (enum pending_kind)s->pending[i].kind;
 
-			s->pending[i].kind = P_NONE;
+			memmove(&s->pending[i], &s->pending[i + 1],
+				sizeof(s->pending[0]) * (size_t)(PENDING - 1 - i));
+			s->pending[PENDING - 1].kind = P_NONE;
 			return k;
 		}
 	return P_NONE;
@@ -508,6 +501,91 @@ static void smtp_server_line(struct sess *s, const char *line, size_t len)
 		s->phase = LG_PHASE_AUTHENTICATED;
 }
 
+/* A ManageSieve string ("...") from *I on: its text and length; *I ends past it. */
+static bool quoted(const char *line, size_t len, size_t *i, const char **w, size_t *wl)
+{
+	size_t k = *i;
+
+	while (k < len && line[k] == ' ')
+		k++;
+	if (k >= len || line[k] != '"')
+		return false;
+	*w = line + ++k;
+	while (k < len && line[k] != '"')
+		k += line[k] == '\\' ? 2 : 1;
+	if (k >= len)
+		return false;
+	*wl = (size_t)(line + k - *w);
+	*i = k + 1;
+	return true;
+}
+
+/* ManageSieve (RFC 5804): commands are atoms, answered in order by OK, NO or BYE; the greeting
+ * and CAPABILITY list capabilities as strings ("STARTTLS", "SASL" "PLAIN"). */
+static void sieve_client_line(struct sess *s, const char *line, size_t len)
+{
+	enum pending_kind kind = P_OTHER;
+	const char *cmd, *mech;
+	size_t cl, ml, i;
+
+	if (!len || line[0] == '"' || line[0] == '{')
+		return; /* a string: an answer to a SASL challenge, not a command */
+	if (!word(line, len, 0, &cmd, &cl))
+		return;
+	if (word_is(cmd, cl, "STARTTLS")) {
+		s->client_ext |= LG_EXT_STARTTLS;
+		kind = P_STARTTLS;
+	} else if (word_is(cmd, cl, "AUTHENTICATE")) {
+		s->client_ext |= LG_EXT_AUTH;
+		kind = P_AUTH;
+		i = (size_t)(cmd + cl - line);
+		if (quoted(line, len, &i, &mech, &ml))
+			snprintf(s->auth, sizeof(s->auth), "%.*s", (int)ml, mech);
+	} else if (word_is(cmd, cl, "CAPABILITY")) {
+		kind = P_CAPA;
+	}
+	if (!remember(s, "-", 1, kind))
+		s->phase = LG_PHASE_UNKNOWN; /* more commands in flight than followed: answers unmatched */
+}
+
+static void sieve_server_line(struct sess *s, const char *line, size_t len)
+{
+	const char *status, *name, *value;
+	size_t sl, nl, vl, i = 0;
+	bool ok;
+
+	if (!word(line, len, 0, &status, &sl))
+		return;
+	ok = word_is(status, sl, "OK");
+	if (!ok && !word_is(status, sl, "NO") && !word_is(status, sl, "BYE")) {
+		if ((s->phase == LG_PHASE_GREETING || s->pending[0].kind == P_CAPA) &&
+		    quoted(line, len, &i, &name, &nl)) {
+			if (word_is(name, nl, "STARTTLS"))
+				s->server_ext |= LG_EXT_STARTTLS;
+			else if (word_is(name, nl, "SASL") && quoted(line, len, &i, &value, &vl) && vl)
+				s->server_ext |= LG_EXT_AUTH;
+		}
+		return;
+	}
+	if (s->phase == LG_PHASE_GREETING) {
+		if (ok)
+			s->phase = LG_PHASE_PLAINTEXT;
+		return;
+	}
+	switch (answered(s, "-", 1)) {
+	case P_STARTTLS:
+		if (ok)
+			s->phase = LG_PHASE_TLS;
+		break;
+	case P_AUTH:
+		if (ok)
+			s->phase = LG_PHASE_AUTHENTICATED;
+		break;
+	default:
+		break;
+	}
+}
+
 static void line_done(struct sess *s, int side, uint32_t now_s)
 {
 	struct dir *d = &s->d[side];
@@ -518,7 +596,11 @@ static void line_done(struct sess *s, int side, uint32_t now_s)
 	while (len && (d->line[len - 1] == '\r' || d->line[len - 1] == '\n'))
 		len--;
 	if (!d->after_literal) {
-		if (imap(s) && side == 0)
+		if (sieve(s) && side == 0)
+			sieve_client_line(s, d->line, len);
+		else if (sieve(s))
+			sieve_server_line(s, d->line, len);
+		else if (imap(s) && side == 0)
 			imap_client_line(s, d->line, len, now_s);
 		else if (imap(s))
 			imap_server_line(s, d->line, len, now_s);
@@ -528,11 +610,12 @@ static void line_done(struct sess *s, int side, uint32_t now_s)
 			smtp_server_line(s, d->line, len);
 	}
 	d->after_literal = false;
-	/* an IMAP literal follows this line: its bytes are data, and the line goes on after it */
-	if (imap(s) && !d->line_cut && literal_at_end(d->line, len, &lit, &plus)) {
+	/* an IMAP or ManageSieve literal follows this line: its bytes are data, and the line goes on
+	 * after it */
+	if ((imap(s) || sieve(s)) && !d->line_cut && literal_at_end(d->line, len, &lit, &plus)) {
 		d->skip = lit;
 		d->after_literal = true;
-		if (plus && side == 0)
+		if (plus && side == 0 && imap(s))
 			s->client_ext |= LG_EXT_LITERALP;
 	}
 	d->line_len = 0;
@@ -663,7 +746,7 @@ bool lg_obs_view(struct lg_obs_pool *p, uint32_t h, struct lg_obs_view *out)
 	spin_lock(&s->lock);
 	ok = current(s, h);
 	if (ok) {
-		out->service = (enum lg_obs_service)s->service;
+		out->service = (enum lg_mail_service)s->service;
 		out->phase = (enum lg_obs_phase)s->phase;
 		out->server_ext = s->server_ext;
 		out->client_ext = s->client_ext;
@@ -676,16 +759,18 @@ bool lg_obs_view(struct lg_obs_pool *p, uint32_t h, struct lg_obs_view *out)
 	return ok;
 }
 
-void lg_obs_counts(struct lg_obs_pool *p, uint64_t by_phase[LG_SVC_COUNT][LG_PHASE_COUNT])
+void lg_obs_counts(struct lg_obs_pool *p, uint64_t by_phase[LG_MAIL_SERVICES][LG_PHASE_COUNT])
 {
-	memset(by_phase, 0, sizeof(uint64_t) * LG_SVC_COUNT * LG_PHASE_COUNT);
+	memset(by_phase, 0, sizeof(uint64_t) * LG_MAIL_SERVICES * LG_PHASE_COUNT);
+	if (!p)
+		return;
 	for (uint32_t i = 0; i < p->capacity; i++) {
 		struct sess *s = &p->s[i];
 
 		if (!__atomic_load_n(&s->used, __ATOMIC_RELAXED))
 			continue;
 		spin_lock(&s->lock);
-		if (s->used && s->service < LG_SVC_COUNT && s->phase < LG_PHASE_COUNT)
+		if (s->used && s->service < LG_MAIL_SERVICES && s->phase < LG_PHASE_COUNT)
 			by_phase[s->service][s->phase]++;
 		spin_unlock(&s->lock);
 	}

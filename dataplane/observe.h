@@ -13,8 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum lg_obs_service { LG_SVC_NONE, LG_SVC_IMAP, LG_SVC_SUBMISSION, LG_SVC_SMTP, LG_SVC_IMAPS,
-		      LG_SVC_SUBMISSIONS, LG_SVC_COUNT };
+#include "policy/policy.h" /* enum lg_mail_service */
+
 
 enum lg_obs_phase {
 	LG_PHASE_GREETING,      /* waiting for the server's greeting */
@@ -49,10 +49,9 @@ enum lg_obs_phase {
 #define LG_EXT_COUNT      17
 
 #define LG_OBS_BUDGET 65536   /* bytes followed per direction */
-#define LG_OBS_SESSIONS 16384 /* mail flows observed at once, at most (about 1.8 KB each) */
 
 struct lg_obs_view {
-	enum lg_obs_service service;
+	enum lg_mail_service service;
 	enum lg_obs_phase phase;
 	uint32_t server_ext, client_ext; /* LG_EXT_* */
 	char auth[24];                   /* the SASL mechanism or LOGIN, if seen */
@@ -62,19 +61,17 @@ struct lg_obs_view {
 
 struct lg_obs_pool;
 
-/* CAPACITY sessions at once; NULL on failure. */
+/* CAPACITY sessions at once (1..LG_MAX_OBSERVED, about 1.7 KB each, touched only once used);
+ * NULL on failure. */
 struct lg_obs_pool *lg_obs_pool_create(uint32_t capacity);
 void lg_obs_pool_destroy(struct lg_obs_pool *p);
 size_t lg_obs_pool_memory(const struct lg_obs_pool *p);
 
-/* The service a server port (host order) carries, or LG_SVC_NONE. */
-enum lg_obs_service lg_obs_service_of_port(uint16_t port);
-const char *lg_obs_service_name(enum lg_obs_service s);
 const char *lg_obs_phase_name(enum lg_obs_phase p);
 const char *lg_obs_ext_name(unsigned bit); /* bit index 0..LG_EXT_COUNT-1 */
 
 /* A session for a new flow of SERVICE: its handle (> 0), or 0 when the pool is full. */
-uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_obs_service service);
+uint32_t lg_obs_open(struct lg_obs_pool *p, enum lg_mail_service service);
 void lg_obs_close(struct lg_obs_pool *p, uint32_t handle);
 
 /* A segment of session HANDLE: FROM_CLIENT, its TCP sequence number, SYN flag and payload.
@@ -84,6 +81,6 @@ bool lg_obs_segment(struct lg_obs_pool *p, uint32_t handle, bool from_client, ui
 bool lg_obs_view(struct lg_obs_pool *p, uint32_t handle, struct lg_obs_view *out);
 
 /* Sessions in use, by service and phase. */
-void lg_obs_counts(struct lg_obs_pool *p, uint64_t by_phase[LG_SVC_COUNT][LG_PHASE_COUNT]);
+void lg_obs_counts(struct lg_obs_pool *p, uint64_t by_phase[LG_MAIL_SERVICES][LG_PHASE_COUNT]);
 
 #endif

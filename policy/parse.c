@@ -30,6 +30,7 @@ struct seen {
 	unsigned queue, max_flows, overload, mail_ports;
 	unsigned timeout_est, timeout_trans, timeout_query, control_socket, control_group, max_flows6;
 	unsigned log_level, log_mappings;
+	unsigned observe[LG_MAIL_SERVICES], observe_sessions;
 };
 
 static void diag_add(struct lg_diags *d, enum lg_diag_level level, unsigned line,
@@ -918,6 +919,86 @@ static void do_rule(const struct stmt *st, struct lg_policy *pol, struct lg_diag
 	pol->rule_count++;
 }
 
+struct observed_list {
+	struct lg_policy *pol;
+	uint8_t service;
+	unsigned line;
+};
+
+static bool observed_item(const char *text, unsigned col, void *arg, struct lg_diags *d)
+{
+	struct observed_list *l = arg;
+	struct lg_policy *pol = l->pol;
+	unsigned long port;
+
+	if (lg_uint_parse(text, 1, 65535, &port) < 0) {
+		ERR(d, l->line, col, "port '%s' must be 1..65535", text);
+		return false;
+	}
+	for (size_t i = 0; i < pol->observed_count; i++)
+		if (pol->observed[i].port == port && pol->observed[i].service == l->service) {
+			ERR(d, l->line, col, "port %lu given twice", port);
+			return false;
+		}
+	if (pol->observed_count >= LG_MAX_OBSERVED_PORTS) {
+		ERR(d, l->line, col, "more than %d observed ports in all", LG_MAX_OBSERVED_PORTS);
+		return false;
+	}
+	pol->observed[pol->observed_count].port = (uint16_t)port;
+	pol->observed[pol->observed_count++].service = l->service;
+	return true;
+}
+
+/* observe SERVICE ports LIST|none: the server ports of a mail service, in place of its
+ * well-known one. observe sessions N: how many mail sessions are followed at once. */
+static void do_observe(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		       struct lg_diags *d)
+{
+	enum lg_mail_service svc = LG_MAIL_NONE;
+	size_t i = 3, kept = 0;
+
+	if (st->n >= 2 && strcmp(st->w[1].text, "sessions") == 0) {
+		unsigned long n;
+
+		if (!expect_args(st, 3, "observe sessions N", d) ||
+		    !once(&seen->observe_sessions, st, "observe sessions", d))
+			return;
+		if (lg_uint_parse(st->w[2].text, 0, LG_MAX_OBSERVED, &n) < 0) {
+			ERR(d, st->line, st->w[2].col,
+			    "observe sessions '%s' must be 0 (observe nothing)..%u", st->w[2].text,
+			    LG_MAX_OBSERVED);
+			return;
+		}
+		pol->observe_sessions = (uint32_t)n;
+		return;
+	}
+	for (enum lg_mail_service m = LG_MAIL_IMAP; m < LG_MAIL_SERVICES && st->n >= 2; m++)
+		if (strcmp(st->w[1].text, lg_mail_service_name(m)) == 0)
+			svc = m;
+	if (st->n < 4 || svc == LG_MAIL_NONE || strcmp(st->w[2].text, "ports") != 0) {
+		ERR(d, st->line, st->w[st->n >= 2 && svc == LG_MAIL_NONE ? 1 : 0].col,
+		    "expected: observe imap|submission|smtp|imaps|submissions|sieve ports PORT...|none, "
+		    "or observe sessions N");
+		return;
+	}
+	if (!once(&seen->observe[svc], st, "this service's observed ports", d))
+		return;
+	/* the statement replaces the service's well-known port */
+	for (size_t k = 0; k < pol->observed_count; k++)
+		if (pol->observed[k].service != svc)
+			pol->observed[kept++] = pol->observed[k];
+	pol->observed_count = kept;
+	if (st->n == 4 && strcmp(st->w[3].text, "none") == 0)
+		return;
+	{
+		struct observed_list l = { pol, (uint8_t)svc, st->line };
+
+		while (i < st->n)
+			if (!list_items(st, &i, observed_item, &l, d))
+				return;
+	}
+}
+
 static void statement(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		      struct lg_diags *d)
 {
@@ -937,6 +1018,8 @@ static void statement(const struct stmt *st, struct lg_policy *pol, struct seen 
 		do_overload(st, pol, seen, d);
 	else if (strcmp(kw, "mail") == 0)
 		do_mail(st, pol, seen, d);
+	else if (strcmp(kw, "observe") == 0)
+		do_observe(st, pol, seen, d);
 	else if (strcmp(kw, "control") == 0)
 		do_control(st, pol, seen, d);
 	else if (strcmp(kw, "ipv6") == 0)
@@ -976,6 +1059,18 @@ static void validate(struct lg_policy *pol, const struct seen *seen, unsigned eo
 	for (size_t i = 0; i < pol->nat_pool_count; i++)
 		if (lg_policy_is_inside(pol, pol->nat_pool[i]))
 			ERR(d, seen->nat_public, 1, "a public address lies inside a 'nat inside' prefix");
+	/* a port carries one protocol: the observer must know which one to follow */
+	for (size_t i = 0; i < pol->observed_count; i++)
+		for (size_t k = i + 1; k < pol->observed_count; k++) {
+			const struct lg_observed_port *a = &pol->observed[i], *b = &pol->observed[k];
+
+			if (a->port != b->port)
+				continue;
+			ERR(d, seen->observe[b->service] ? seen->observe[b->service] : seen->observe[a->service], 1,
+			    "port %u observed as both %s and %s", a->port,
+			    lg_mail_service_name((enum lg_mail_service)a->service),
+			    lg_mail_service_name((enum lg_mail_service)b->service));
+		}
 }
 
 int lg_policy_parse(const char *name, const char *text, size_t len, struct lg_policy *pol,

@@ -21,6 +21,11 @@ void lg_policy_defaults(struct lg_policy *pol)
 	static const uint16_t mail[] = { 143, 587, 993, 465, 4190 };
 	memcpy(pol->mail_ports, mail, sizeof(mail));
 	pol->mail_port_count = sizeof(mail) / sizeof(mail[0]);
+	for (enum lg_mail_service m = LG_MAIL_IMAP; m < LG_MAIL_SERVICES; m++) {
+		pol->observed[pol->observed_count].port = lg_mail_default_port(m);
+		pol->observed[pol->observed_count++].service = (uint8_t)m;
+	}
+	pol->observe_sessions = LG_DEFAULT_OBSERVED;
 	pol->timeout_established = LG_EST_IDLE_FLOOR;
 	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
 	pol->timeout_query = LG_QUERY_IDLE_FLOOR;
@@ -34,6 +39,29 @@ unsigned lg_policy_port_timeout(const struct lg_policy *pol, uint16_t port_be)
 		if (pol->port_timeouts[i].port == ntohs(port_be))
 			return (unsigned)i + 1;
 	return 0;
+}
+
+uint16_t lg_mail_default_port(enum lg_mail_service s)
+{
+	static const uint16_t port[LG_MAIL_SERVICES] = { 0, 143, 587, 25, 993, 465, 4190 };
+
+	return (unsigned)s < LG_MAIL_SERVICES ? port[s] : 0;
+}
+
+const char *lg_mail_service_name(enum lg_mail_service s)
+{
+	static const char *const name[LG_MAIL_SERVICES] = { "none",  "imap",	    "submission", "smtp",
+							    "imaps", "submissions", "sieve" };
+
+	return (unsigned)s < LG_MAIL_SERVICES ? name[s] : "none";
+}
+
+enum lg_mail_service lg_policy_mail_service(const struct lg_policy *pol, uint16_t port)
+{
+	for (size_t i = 0; i < pol->observed_count; i++)
+		if (pol->observed[i].port == port)
+			return (enum lg_mail_service)pol->observed[i].service;
+	return LG_MAIL_NONE;
 }
 
 bool lg_policy_is_mail_port(const struct lg_policy *pol, uint16_t port_be)
@@ -134,6 +162,7 @@ size_t lg_policy_fixed_changes(const struct lg_policy *old, const struct lg_poli
 		      old->queue_fail_open != new_pol->queue_fail_open,
 	      "queue");
 	FIXED(old->max_flows != new_pol->max_flows, "max-flows");
+	FIXED(old->observe_sessions != new_pol->observe_sessions, "observe sessions");
 	FIXED(!same_prefixes6(old->inside6, old->inside6_count, new_pol->inside6,
 			      new_pol->inside6_count),
 	      "ipv6 inside");
@@ -314,6 +343,16 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 	for (size_t i = 0; i < pol->mail_port_count; i++)
 		fprintf(out, " %u", pol->mail_ports[i]);
 	fprintf(out, "\n");
+	if (pol->observe_sessions && pol->observed_count) {
+		fprintf(out, "mail sessions observed (passively, %u at once at most):", pol->observe_sessions);
+		for (size_t i = 0; i < pol->observed_count; i++)
+			fprintf(out, "%s %s %u", i ? "," : "",
+				lg_mail_service_name((enum lg_mail_service)pol->observed[i].service),
+				pol->observed[i].port);
+		fprintf(out, "\n");
+	} else {
+		fprintf(out, "mail sessions observed: none\n");
+	}
 	if (pol->inside6_count) {
 		fprintf(out, "ipv6 inside (stateful filtering, no translation, same timers):");
 		for (size_t i = 0; i < pol->inside6_count; i++) {

@@ -15,6 +15,9 @@
 #define LG_MAX_DIAGS      64
 #define LG_MAX_QUEUES     16
 #define LG_MAX_MAIL_PORTS 16
+#define LG_MAX_OBSERVED_PORTS 32
+#define LG_MAX_OBSERVED 262143u /* mail sessions observed at once: the observer's handle space */
+#define LG_DEFAULT_OBSERVED 16384u
 #define LG_MAX_PORT_TIMEOUTS 15
 #define LG_MAX_FLOWS      16000000u
 #define LG_QUEUE_LENGTH_MIN 64u
@@ -90,6 +93,23 @@ enum lg_overload {
 	LG_OVERLOAD_DROP_NEW,  /* evict transitory flows only; never an established one */
 };
 
+/* The mail services observed passively (issue 8), told apart by the server's port. */
+enum lg_mail_service {
+	LG_MAIL_NONE,
+	LG_MAIL_IMAP,
+	LG_MAIL_SUBMISSION,
+	LG_MAIL_SMTP,
+	LG_MAIL_IMAPS,
+	LG_MAIL_SUBMISSIONS,
+	LG_MAIL_SIEVE,
+	LG_MAIL_SERVICES
+};
+
+struct lg_observed_port {
+	uint16_t port;   /* host order */
+	uint8_t service; /* enum lg_mail_service */
+};
+
 /* A longer established idle timer for flows to one remote port (a service). */
 struct lg_port_timeout {
 	uint16_t port; /* host order */
@@ -119,6 +139,9 @@ struct lg_policy {
 	enum lg_overload overload;
 	uint16_t mail_ports[LG_MAX_MAIL_PORTS]; /* host order: flows to these are evicted last */
 	size_t mail_port_count;
+	struct lg_observed_port observed[LG_MAX_OBSERVED_PORTS]; /* server ports of mail services */
+	size_t observed_count;
+	uint32_t observe_sessions; /* mail sessions observed at once, at most; 0: none */
 	uint32_t timeout_established; /* seconds */
 	uint32_t timeout_transitory;  /* seconds */
 	uint32_t timeout_query;       /* seconds: ICMP echo sessions */
@@ -172,6 +195,12 @@ struct lg_diags {
 void lg_policy_defaults(struct lg_policy *pol);
 /* The per-service timer for remote port PORT (network order): its index + 1, or 0. */
 unsigned lg_policy_port_timeout(const struct lg_policy *pol, uint16_t port_be);
+/* The mail service whose server listens on PORT (host order), or LG_MAIL_NONE. */
+enum lg_mail_service lg_policy_mail_service(const struct lg_policy *pol, uint16_t port);
+/* The well-known port of mail service S: 143, 587, 25, 993, 465, 4190; 0 for LG_MAIL_NONE. */
+uint16_t lg_mail_default_port(enum lg_mail_service s);
+/* "imap", "submission", "smtp", "imaps", "submissions", "sieve"; "none" for anything else. */
+const char *lg_mail_service_name(enum lg_mail_service s);
 /* Is PORT (network order) one of the policy's mail ports? */
 bool lg_policy_is_mail_port(const struct lg_policy *pol, uint16_t port_be);
 

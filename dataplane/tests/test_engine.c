@@ -239,7 +239,8 @@ static void test_state_machine(void)
 }
 
 /* A handshake with window scaling: client ISN 1000, server ISN 5000, both scale 7. */
-static uint16_t handshake(struct lg_engine *e, uint16_t cport, uint64_t now)
+/* A handshake from 10.77.0.2:CPORT to the server's port SPORT at NOW: the public port. */
+static uint16_t handshake_to(struct lg_engine *e, uint16_t cport, uint16_t sport, uint64_t now)
 {
 	static const uint8_t ws7[] = { 1, 3, 3, 7 };
 	struct tcp_spec syn = { 1000, 0, 65535, ws7, 4 }, synack = { 5000, 1001, 65535, ws7, 4 };
@@ -249,15 +250,20 @@ static uint16_t handshake(struct lg_engine *e, uint16_t cport, uint64_t now)
 	bool mod;
 	uint16_t pub;
 
-	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", 143, LG_TCP_SYN, &syn, NULL);
+	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", sport, LG_TCP_SYN, &syn, NULL);
 	run(e, buf, len, now, &mod);
 	pub = rd_port(buf, 20);
-	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK,
+	len = build_tcp4_spec(buf, "198.51.100.2", sport, "198.51.100.1", pub, LG_TCP_SYN | LG_TCP_ACK,
 			      &synack, NULL);
 	run(e, buf, len, now, &mod);
-	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", 143, LG_TCP_ACK, &ack, NULL);
+	len = build_tcp4_spec(buf, "10.77.0.2", cport, "198.51.100.2", sport, LG_TCP_ACK, &ack, NULL);
 	run(e, buf, len, now, &mod);
 	return pub;
+}
+
+static uint16_t handshake(struct lg_engine *e, uint16_t cport, uint64_t now)
+{
+	return handshake_to(e, cport, 143, now);
 }
 
 static int flow_state(struct lg_engine *e, uint64_t now)
@@ -1150,19 +1156,74 @@ static void test_refused_probes(void)
 	lg_engine_destroy(e);
 }
 
-/* An IMAP session on inside port CPORT: handshake at NOW and the server's greeting. */
-static uint16_t imap_session(struct lg_engine *e, uint16_t cport, uint64_t now)
+/* An IMAP session from inside port CPORT to server port SPORT: handshake at NOW and the
+ * server's greeting. */
+static uint16_t imap_session_to(struct lg_engine *e, uint16_t cport, uint16_t sport, uint64_t now)
 {
 	struct tcp_spec greet = { 5001, 1001, 65535, NULL, 0 };
 	uint8_t buf[256];
 	size_t len;
 	bool mod;
-	uint16_t pub = handshake(e, cport, now);
+	uint16_t pub = handshake_to(e, cport, sport, now);
 
-	len = build_tcp4_spec(buf, "198.51.100.2", 143, "198.51.100.1", pub, LG_TCP_ACK | LG_TCP_PSH,
+	len = build_tcp4_spec(buf, "198.51.100.2", sport, "198.51.100.1", pub, LG_TCP_ACK | LG_TCP_PSH,
 			      &greet, "* OK [CAPABILITY IMAP4rev1 IDLE] hi\r\n");
 	run(e, buf, len, now, &mod);
 	return pub;
+}
+
+static uint16_t imap_session(struct lg_engine *e, uint16_t cport, uint64_t now)
+{
+	return imap_session_to(e, cport, 143, now);
+}
+
+/* The observed view of the one flow from inside port CPORT: its phase, or -1 if not observed. */
+static int observed_phase(struct lg_engine *e, uint16_t cport, uint64_t now)
+{
+	struct lg_flow_view v[8];
+	size_t n = lg_engine_flows(e, now, v, 8);
+
+	for (size_t i = 0; i < n; i++)
+		if (v[i].flow.in_port == htons(cport))
+			return v[i].observed ? (int)v[i].obs.phase : -1;
+	return -2;
+}
+
+/* Issue 8: the observed ports and the pool size come from the policy; ports change live. */
+static void test_observe_config(void)
+{
+	struct lg_policy pol, next;
+	struct lg_engine *e;
+	char err[256];
+
+	test_policy(&pol);
+	pol.observed_count = 1;
+	pol.observed[0] = (struct lg_observed_port){ 1143, LG_MAIL_IMAP };
+	e = lg_engine_create(&pol, 0);
+	imap_session_to(e, 41000, 143, 1 * S);
+	imap_session_to(e, 41001, 1143, 1 * S);
+	CHECK_EQ_INT(observed_phase(e, 41000, 2 * S), -1, "143 is no longer observed");
+	CHECK_EQ_INT(observed_phase(e, 41001, 2 * S), LG_PHASE_PLAINTEXT, "1143 is followed as IMAP");
+	next = pol;
+	next.observed[0].port = 143;
+	CHECK_EQ_INT(lg_engine_reload(e, &next, err, sizeof(err)), 0, "observed ports change live");
+	imap_session_to(e, 41002, 143, 3 * S);
+	CHECK_EQ_INT(observed_phase(e, 41002, 4 * S), LG_PHASE_PLAINTEXT, "after reload: 143 followed");
+	CHECK_EQ_INT(observed_phase(e, 41001, 4 * S), LG_PHASE_PLAINTEXT, "a session followed goes on");
+	next.observe_sessions = 10;
+	CHECK_EQ_INT(lg_engine_reload(e, &next, err, sizeof(err)), -1, "the pool size needs a restart");
+	CHECK(strstr(err, "observe sessions") != NULL, "and the refusal names it: %s", err);
+	lg_engine_destroy(e);
+
+	test_policy(&pol);
+	pol.observe_sessions = 0;
+	e = lg_engine_create(&pol, 0);
+	CHECK(e != NULL, "observe sessions 0: the engine runs");
+	if (!e)
+		return;
+	imap_session(e, 41003, 1 * S);
+	CHECK_EQ_INT(observed_phase(e, 41003, 2 * S), -1, "and observes nothing");
+	lg_engine_destroy(e);
 }
 
 /* Issue 8: mail sessions seen idling in IDLE are the last flows evicted under overload. */
@@ -1214,6 +1275,7 @@ static void test_idle_evicted_last(void)
 
 int main(void)
 {
+	test_observe_config();
 	test_idle_evicted_last();
 	test_refused_probes();
 	test_public_pool();

@@ -30,7 +30,7 @@ static size_t query(const char *text, struct lg_flow_view *out, char *err)
 {
 	struct lg_flow_view all[6] = {
 		view(1, "10.77.0.2", 40000, "198.51.100.2", 143, 20001, LG_TCP_ESTABLISHED, 5000, 9000, 10),
-		view(2, "10.77.0.2", 40001, "198.51.100.2", 587, 20002, LG_TCP_INIT, 10, 10, 0),
+		view(2, "10.77.0.2", 40001, "198.51.100.2", 2587, 20002, LG_TCP_INIT, 10, 10, 0),
 		view(3, "10.77.0.3", 40000, "203.0.113.9", 993, 20003, LG_TCP_ESTABLISHED, 7000, 7000, 500),
 		view(4, "10.77.1.3", 5000, "198.51.100.2", 143, 20004, LG_TCP_TRANS, 100, 8000, 70),
 		view(5, "10.77.0.9", 143, "198.51.100.7", 6000, 20005, LG_TCP_ESTABLISHED, 3601, 3601, 70),
@@ -44,6 +44,9 @@ static size_t query(const char *text, struct lg_flow_view *out, char *err)
 	for (w = strtok_r(buf, " ", &save); w && n < 16; w = strtok_r(NULL, " ", &save))
 		words[n++] = w;
 	all[4].flow.flags = LG_FLOW_INBOUND; /* opened from outside to an inside IMAP server */
+	/* the policy's observed ports: Submission on 2587, and 143 followed as SMTP on that server */
+	all[1].service = LG_MAIL_SUBMISSION;
+	all[3].service = LG_MAIL_SMTP;
 	all[5].family = 6;
 	inet_pton(AF_INET6, "2001:db8:77::2", all[5].in6);
 	inet_pton(AF_INET6, "2001:db8:100::2", all[5].rem6);
@@ -81,10 +84,10 @@ int main(void)
 {
 	expect_ids("", "1,2,3,4,5,6");
 	expect_ids("inside=2001:db8:77::/64", "6");
-	expect_ids("service=imap", "1,4,5,6");
+	expect_ids("service=imap", "1,5,6");
 	expect_ids("service=submission", "2");
 	expect_ids("service=imaps", "3");
-	expect_ids("service=smtp", "");
+	expect_ids("service=smtp", "4");
 	expect_error("service=gopher", "unknown service 'gopher'");
 	expect_ids("inside=[2001:db8:77::2]:41000", "6");
 	expect_ids("inside=[2001:db8:77::2]:41001", "");

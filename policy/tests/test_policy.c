@@ -210,6 +210,60 @@ static void test_fixed_changes(void)
 	CHECK_EQ_STR(buf, "nat inside", "is named");
 }
 
+/* Which server ports the mail observer follows, as what; how many sessions at once (issue 8). */
+static void test_observe(void)
+{
+	static const char base[] = "interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+				   "nat public 192.0.2.1\n";
+	struct lg_policy pol, old;
+	struct lg_diags d;
+	char text[1024], buf[256];
+
+	CHECK_EQ_INT(parse(base, &pol, &d), 0, "base parses");
+	CHECK(lg_policy_mail_service(&pol, 143) == LG_MAIL_IMAP &&
+		      lg_policy_mail_service(&pol, 587) == LG_MAIL_SUBMISSION &&
+		      lg_policy_mail_service(&pol, 25) == LG_MAIL_SMTP &&
+		      lg_policy_mail_service(&pol, 993) == LG_MAIL_IMAPS &&
+		      lg_policy_mail_service(&pol, 465) == LG_MAIL_SUBMISSIONS &&
+		      lg_policy_mail_service(&pol, 4190) == LG_MAIL_SIEVE,
+	      "default: the well-known ports 143 587 25 993 465 4190");
+	CHECK_EQ_INT(lg_policy_mail_service(&pol, 80), LG_MAIL_NONE, "port 80 is no mail service");
+	CHECK_EQ_INT(pol.observe_sessions, LG_DEFAULT_OBSERVED, "default pool size");
+	old = pol;
+	snprintf(text, sizeof(text),
+		 "%sobserve imap ports { 143 1143 }\nobserve smtp ports none\n"
+		 "observe submission ports 587,2587\nobserve sessions 500\n", base);
+	CHECK_EQ_INT(parse(text, &pol, &d), 0, "observe statements parse");
+	CHECK(lg_policy_mail_service(&pol, 1143) == LG_MAIL_IMAP &&
+		      lg_policy_mail_service(&pol, 143) == LG_MAIL_IMAP &&
+		      lg_policy_mail_service(&pol, 2587) == LG_MAIL_SUBMISSION,
+	      "the listed ports carry their service");
+	CHECK_EQ_INT(lg_policy_mail_service(&pol, 25), LG_MAIL_NONE, "smtp ports none: 25 not observed");
+	CHECK_EQ_INT(lg_policy_mail_service(&pol, 4190), LG_MAIL_SIEVE, "services not named keep theirs");
+	CHECK_EQ_INT(pol.observe_sessions, 500, "observe sessions 500");
+	CHECK_EQ_INT(lg_policy_fixed_changes(&old, &pol, buf, sizeof(buf)), 1,
+		     "the pool size needs a restart, the ports do not");
+	CHECK_EQ_STR(buf, "observe sessions", "and is named");
+	snprintf(text, sizeof(text), "%sobserve smtp ports 2525\nobserve imap ports 25\n", base);
+	CHECK_EQ_INT(parse(text, &pol, &d), 0, "a well-known port moved to another service");
+	CHECK_EQ_INT(lg_policy_mail_service(&pol, 25), LG_MAIL_IMAP, "25 followed as IMAP");
+	snprintf(text, sizeof(text), "%sobserve sessions 0\n", base);
+	CHECK_EQ_INT(parse(text, &pol, &d), 0, "observe sessions 0: nothing observed");
+	snprintf(text, sizeof(text), "%s\nobserve imap ports 587\n", base);
+	CHECK_EQ_INT(parse(text, &pol, &d), -1, "a port given to two services is refused");
+	CHECK(d.count == 1 && d.items[0].line == 6 && strstr(d.items[0].msg, "both submission and imap"),
+	      "on the statement's line, both services named: %u '%s'", d.items[0].line, d.items[0].msg);
+	expect_error("observe imap ports 143 143\n", 1, 24, "given twice");
+	expect_error("observe imap ports 0\n", 1, 20, "port '0'");
+	expect_error("observe pop3 ports 110\n", 1, 9, "expected: observe imap|");
+	expect_error("observe imap 143\n", 1, 1, "expected: observe imap|");
+	expect_error("observe imap ports 143\nobserve imap ports 144\n", 2, 1, "given twice");
+	expect_error("observe sessions 300000\n", 1, 18, "must be 0 (observe nothing)..262143");
+	expect_error("observe sessions\n", 1, 9, "missing argument");
+	expect_error("observe imap ports { 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 19 20 21 22 23 "
+		     "24 26 27 28 29 30 31 32 }\n", 1, 94, "more than 32 observed ports");
+}
+
 static void test_ipv6(void)
 {
 	struct lg_policy pol;
@@ -412,6 +466,7 @@ int main(void)
 	test_good();
 	test_ipv6();
 	test_fixed_changes();
+	test_observe();
 	test_rules();
 	test_defaults_meet_floors();
 	test_errors();

@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # Passive observation (issue 8) through lemongated with real endpoints: an IMAP session is
 # seen through its greeting, LOGIN, IDLE (and how long it has idled, on the test clock), DONE
-# and STARTTLS; a Submission session's EHLO keywords are seen; lemongatectl shows it all and
-# stats count sessions by service and phase. Root only.
+# and STARTTLS; a Submission session's EHLO keywords are seen; a ManageSieve session (4190)
+# is seen through its greeting and STARTTLS; IMAP on a port the configuration adds (observe
+# imap ports 143 1143) is followed as IMAP; lemongatectl shows it all and stats count sessions
+# by service and phase. Root only.
 set -uo pipefail
 . "$(dirname "$0")/lib.sh"
 
 "$LGTB" up >/dev/null || { fail "lgtb up"; tb_finish; exit 1; }
-"$LGTB" gateway start --test-clock >/dev/null || fail "gateway start --test-clock"
+sed 's/^queue 0$/queue 0\nobserve imap ports 143 1143/' "$TB_ROOT/testbed/lemongate-testbed.conf" >"$TB_TMP/observe.conf"
+"$LGTB" gateway start --test-clock "$TB_TMP/observe.conf" >/dev/null || fail "gateway start --test-clock"
+check "the configuration adds 1143 to IMAP's observed ports" \
+	bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' policy show | grep -q '^observe_ports .*imap:143,imap:1143'"
 
 # A small IMAP server with STARTTLS and IDLE; after STARTTLS it only echoes (no real TLS is
 # needed: the observer must stop at the OK, whatever follows).
@@ -89,4 +94,51 @@ check "a Submission session through the gateway" grep -q 'ehlo done' "$TB_TMP/sm
 sfid=$(ctl flows --service submission --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])' 2>/dev/null)
 check "its EHLO keywords are seen" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $sfid | grep -Eq '^server_extensions +STARTTLS,BURL,CHUNKING,PIPELINING,8BITMIME,BINARYMIME,SIZE,DSN,AUTH,ENHANCEDSTATUSCODES$'"
 check "stats: observers given to the mail flows" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -Eq '^mail_sessions_observed +2$'"
+
+# ManageSieve on 4190 and IMAP on 1143: small servers that greet, then (sieve) take STARTTLS.
+in_server /usr/bin/python3 - <<'PY' &
+import socket, threading
+def sieve(c, f):
+    f.write(b'"IMPLEMENTATION" "test sieve"\r\n"SIEVE" "fileinto"\r\n"SASL" "PLAIN"\r\n'
+            b'"STARTTLS"\r\n"VERSION" "1.0"\r\nOK "ready"\r\n'); f.flush()
+    for line in f:
+        f.write(b'OK "begin TLS"\r\n' if line.upper().startswith(b"STARTTLS") else b"OK\r\n"); f.flush()
+def imap(c, f):
+    f.write(b"* OK [CAPABILITY IMAP4rev1 IDLE] on another port\r\n"); f.flush()
+    for line in f:
+        f.write(line.split(b" ")[0] + b" OK done\r\n"); f.flush()
+def serve(port, fn):
+    ls = socket.socket(); ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    ls.bind(("198.51.100.2", port)); ls.listen(4); ls.settimeout(60)
+    c, _ = ls.accept(); fn(c, c.makefile("rwb"))
+ts = [threading.Thread(target=serve, args=a) for a in ((4190, sieve), (1143, imap))]
+[t.start() for t in ts]; [t.join() for t in ts]
+PY
+disown
+wait_until 5 bash -c "ip netns exec lg-server ss -Hltn | grep -q '198.51.100.2:1143 '" || fail "sieve and IMAP test servers listen"
+in_client /usr/bin/python3 - "$TB_TMP" <<'PY' &
+import os, socket, sys, time
+tmp = sys.argv[1]
+sv = socket.create_connection(("198.51.100.2", 4190), timeout=5); f = sv.makefile("rwb")
+while not f.readline().startswith(b"OK"):
+    pass
+im = socket.create_connection(("198.51.100.2", 1143), timeout=5); g = im.makefile("rwb")
+g.readline()
+open(os.path.join(tmp, "greeted"), "w").close()
+while not os.path.exists(os.path.join(tmp, "starttls")):
+    time.sleep(0.05)
+f.write(b"STARTTLS\r\n"); f.flush()
+open(os.path.join(tmp, "starttls.out"), "w").write(f.readline().decode())
+time.sleep(20)
+PY
+disown
+wait_until 5 test -e "$TB_TMP/greeted" || fail "sieve and IMAP sessions greeted"
+check "ManageSieve: the greeting is seen (phase plaintext)" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service sieve | grep -Eq ' sieve +plaintext '"
+vfid=$(ctl flows --service sieve --json | /usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)[0]["id"])' 2>/dev/null)
+check "ManageSieve: STARTTLS and SASL in its capabilities" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flow $vfid | grep -Eq '^server_extensions +STARTTLS,AUTH$'"
+touch "$TB_TMP/starttls"
+wait_until 5 test -s "$TB_TMP/starttls.out"
+check "ManageSieve: STARTTLS answered OK: opaque (tls)" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service sieve | grep -Eq ' sieve +tls '"
+check "IMAP on 1143, as configured: followed as IMAP" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' flows --service imap --port 1143 | grep -Eq ':1143 .* imap +plaintext '"
+check "stats count the sieve session" bash -c "ip netns exec lg-gw '$BUILD/lemongatectl' stats | grep -q '^mail service=sieve phase=tls sessions=1$'"
 tb_finish
