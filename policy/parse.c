@@ -1063,10 +1063,12 @@ static void validate(struct lg_policy *pol, const struct seen *seen, unsigned eo
 	for (size_t i = 0; i < pol->observed_count; i++)
 		for (size_t k = i + 1; k < pol->observed_count; k++) {
 			const struct lg_observed_port *a = &pol->observed[i], *b = &pol->observed[k];
+			unsigned line = seen->observe[b->service] ? seen->observe[b->service]
+								  : seen->observe[a->service];
 
 			if (a->port != b->port)
 				continue;
-			ERR(d, seen->observe[b->service] ? seen->observe[b->service] : seen->observe[a->service], 1,
+			ERR(d, line, 1,
 			    "port %u observed as both %s and %s", a->port,
 			    lg_mail_service_name((enum lg_mail_service)a->service),
 			    lg_mail_service_name((enum lg_mail_service)b->service));

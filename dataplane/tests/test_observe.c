@@ -1,5 +1,6 @@
-/* Passive observation: IMAP, SMTP and ManageSieve sessions followed through segments as they cross, split,
- * repeated, early and late; literals, BDAT chunks and DATA bodies passed over; phases. */
+/* Passive observation: IMAP, SMTP and ManageSieve sessions followed through segments as they
+ * cross, split, repeated, early and late; literals, BDAT chunks and DATA bodies passed over;
+ * phases. */
 #include "dataplane/observe.h"
 #include "lgtest.h"
 
