@@ -154,20 +154,22 @@ void lg_render_flows_text(const struct lg_reply *r, FILE *out)
 			if (strcmp(r->records[i].kind, "flow") == 0 && len > (size_t)width[k] && len < 64)
 				width[k] = (int)len;
 		}
-	fprintf(out, "%-5s %-*s %-*s %-*s %-12s %8s %8s  %-11s %-13s %s\n", "PROTO", width[0], "INSIDE",
-		width[1], "PUBLIC", width[2], "REMOTE", "STATE", "IDLE", "AGE", "MAIL", "PHASE",
-		"IN-IDLE");
+	/* the extension lists come last: they are the only columns of unbounded width */
+	fprintf(out, "%-5s %-*s %-*s %-*s %-12s %8s %8s  %-11s %-13s %-7s %s %s\n", "PROTO", width[0],
+		"INSIDE", width[1], "PUBLIC", width[2], "REMOTE", "STATE", "IDLE", "AGE", "MAIL", "PHASE",
+		"IN-IDLE", "SERVER-EXTENSIONS", "CLIENT-EXTENSIONS");
 	for (size_t i = 0; i < r->count; i++) {
 		const struct lg_record *rec = &r->records[i];
 
 		if (strcmp(rec->kind, "flow") != 0)
 			continue;
 		n++;
-		fprintf(out, "%-5s %-*s %-*s %-*s %-12s %8s %8s  %-11s %-13s %s\n",
+		fprintf(out, "%-5s %-*s %-*s %-*s %-12s %8s %8s  %-11s %-13s %-7s %s %s\n",
 			proto_column(rec, proto, sizeof(proto)), width[0], field_or_dash(rec, "inside"),
 			width[1], field_or_dash(rec, "public"), width[2], field_or_dash(rec, "remote"),
 			field_or_dash(rec, "state"), field_or_dash(rec, "idle"), field_or_dash(rec, "age"),
-			field_or_dash(rec, "mail"), field_or_dash(rec, "phase"), field_or_dash(rec, "in_idle"));
+			field_or_dash(rec, "mail"), field_or_dash(rec, "phase"), field_or_dash(rec, "in_idle"),
+			field_or_dash(rec, "server_extensions"), field_or_dash(rec, "client_extensions"));
 	}
 	fprintf(out, "%zu flow%s\n", n, n == 1 ? "" : "s");
 }

@@ -163,9 +163,11 @@ static void print_flow(FILE *out, const struct lg_flow_view *v, bool detail)
 			fprintf(out, " in_idle=%llu",
 				(unsigned long long)(v->flow.last_s + v->idle_s - v->obs.idle_since_s));
 	}
-	if (detail && v->observed) {
+	if (v->observed) {
 		print_exts(out, " server_extensions=", v->obs.server_ext);
 		print_exts(out, " client_extensions=", v->obs.client_ext);
+	}
+	if (detail && v->observed) {
 		fprintf(out, " auth=%s observed_client_bytes=%llu observed_server_bytes=%llu",
 			v->obs.auth[0] ? v->obs.auth : "-", (unsigned long long)v->obs.bytes[0],
 			(unsigned long long)v->obs.bytes[1]);

@@ -53,6 +53,27 @@ static void test_ok_reply(void)
 	lg_reply_free(&r);
 }
 
+/* An observed mail flow: its service, phase, time in IDLE and each side's extensions. */
+static void test_flows_mail_columns(void)
+{
+	struct lg_reply r;
+	char *text;
+
+	CHECK_EQ_INT(parse("ok\nflow id=9 proto=tcp inside=10.77.0.2:5000 state=established idle=5 "
+			   "age=9 mail=imap phase=idle in_idle=4 server_extensions=STARTTLS,IDLE "
+			   "client_extensions=IDLE\nflow id=10 proto=tcp inside=10.77.0.2:5001 "
+			   "state=established idle=1 age=1\n",
+			   &r), 0, "parse");
+	text = render(lg_render_flows_text, &r);
+	CHECK(strstr(text, "SERVER-EXTENSIONS CLIENT-EXTENSIONS\n") != NULL, "headed: %s", text);
+	CHECK(strstr(text, " imap        idle          4       STARTTLS,IDLE IDLE\n") != NULL,
+	      "service, phase, in IDLE, then the extensions of each side: %s", text);
+	CHECK(strstr(text, " -           -             -       - -\n") != NULL,
+	      "a flow not observed: dashes: %s", text);
+	free(text);
+	lg_reply_free(&r);
+}
+
 static void test_error_and_garbage(void)
 {
 	struct lg_reply r;
@@ -129,6 +150,7 @@ static void test_policy_and_mappings(void)
 
 int main(void)
 {
+	test_flows_mail_columns();
 	test_policy_and_mappings();
 	test_ok_reply();
 	test_error_and_garbage();
