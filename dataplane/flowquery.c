@@ -217,8 +217,12 @@ bool lg_flow_query_match(const struct lg_flow_query *q, const struct lg_flow_vie
 		return false;
 	if (q->state >= 0 && f->state != q->state)
 		return false;
-	if (q->service && (!lg_flow_service(v) || strcmp(q->service, lg_flow_service(v)) != 0))
-		return false;
+	if (q->service) {
+		const char *service = lg_flow_service(v);
+
+		if (!service || strcmp(q->service, service) != 0)
+			return false;
+	}
 	return v->idle_s > q->idle_over || q->idle_over == 0;
 }
 
