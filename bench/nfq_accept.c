@@ -18,11 +18,12 @@ static void on_signal(int sig)
 	atomic_store(&stop, true);
 }
 
-static enum lg_verdict accept_all(void *arg, uint8_t *pkt, size_t len, bool *modified,
+static enum lg_verdict accept_all(void *arg, uint8_t *pkt, size_t len, uint32_t mark, bool *modified,
 				  size_t *len_out)
 {
 	(void)arg;
 	(void)pkt;
+	(void)mark;
 	*modified = false;
 	*len_out = len;
 	return LG_VERDICT_ACCEPT;

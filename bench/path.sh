@@ -6,7 +6,9 @@
 #   masq     kernel conntrack NAT: iptables MASQUERADE
 #   nfq      build/bench/nfq_accept: an NFQUEUE reader that accepts everything, with
 #            lemongated's own queue I/O (same batching, GSO, buffers)
-#   lemongate lemongated with NAT, tracking and inspection, testbed addresses
+#   lemongate lemongated with NAT, tracking and inspection, testbed addresses (the kernel
+#            translates established bulk flows: dataplane/knat.h)
+#   lg-nooffload the same with 'offload off': every packet translated by lemongated
 # Figures: iperf3 TCP throughput with 1 and 8 streams, small-packet rate (packets/s the
 # gateway forwards, both ways, while 64 connections exchange 64-byte requests and responses,
 # one in flight each, so the stack cannot merge them), TCP connections per second
@@ -23,9 +25,10 @@ SECS=${BENCH_SECONDS:-3}
 CONN_SECS=2
 CONN_PORT=9000
 SERVER=198.51.100.2
-VARIANTS=(kernel masq nfq lemongate)
+VARIANTS=(${BENCH_VARIANTS:-kernel masq nfq lemongate lg-nooffload})
 WORK=$(mktemp -d /tmp/lg-bench.XXXXXX)
 CONF=$WORK/bench.conf
+CONF_NOOFFLOAD=$WORK/bench-nooffload.conf
 
 [ "$(id -u)" -eq 0 ] || { echo "bench/path.sh: run as root (network namespaces)" >&2; exit 1; }
 command -v iperf3 >/dev/null || { echo "bench/path.sh: iperf3 missing (scripts/setup.sh)" >&2; exit 1; }
@@ -48,6 +51,7 @@ trap cleanup EXIT
 # mapping, each kept 4 minutes after its reset (RFC 7857 section 2.2).
 sed -e 's/^nat ports .*/nat ports 1024-65535/' -e 's/^nat quota .*/nat quota 64512/' \
 	-e 's/^max-flows .*/max-flows 1048576/' "$ROOT/testbed/lemongate-testbed.conf" >"$CONF"
+{ grep -v '^offload' "$CONF"; echo "offload off"; } >"$CONF_NOOFFLOAD"
 
 "$LGTB" up >/dev/null
 in_ns server iperf3 -s -D
@@ -69,6 +73,7 @@ variant_up() {
 		for _ in $(seq 50); do grep -q ready "$WORK/nfq.out" 2>/dev/null && break; sleep 0.1; done
 		;;
 	lemongate) "$LGTB" gateway start "$CONF" >/dev/null ;;
+	lg-nooffload) "$LGTB" gateway start "$CONF_NOOFFLOAD" >/dev/null ;;
 	esac
 }
 
@@ -85,7 +90,7 @@ variant_down() {
 		in_ns gw iptables -w -t raw -D PREROUTING -p tcp -j CT --notrack
 		ip -n lg-server route del 10.77.0.0/24
 		;;
-	lemongate) "$LGTB" gateway stop >/dev/null ;;
+	lemongate | lg-nooffload) "$LGTB" gateway stop >/dev/null ;;
 	esac
 }
 
@@ -104,8 +109,12 @@ iperf() {
 throughput() {
 	iperf "$@" || { echo 0; return; }
 	/usr/bin/python3 -c 'import json,sys
-print("%.2f" % (json.load(open(sys.argv[1]))["end"]["sum_received"]["bits_per_second"] / 1e9))' \
-		"$WORK/iperf.json"
+r = json.load(open(sys.argv[1]))
+if "sum_received" not in r.get("end", {}):
+    sys.stderr.write("bench/path.sh: iperf3: %s\n" % r.get("error", "no result"))
+    print(0)
+else:
+    print("%.2f" % (r["end"]["sum_received"]["bits_per_second"] / 1e9))' "$WORK/iperf.json"
 }
 
 # packets/s the gateway forwards, both ways, under 64-byte request/response traffic
@@ -156,13 +165,14 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
 
 echo
 echo "packet path through the testbed, median of $ROUNDS rounds (${SECS} s iperf3 runs, ${CONN_SECS} s connection runs):"
-printf '%-10s %14s %14s %18s %16s\n' gateway "1 stream Gb/s" "8 streams Gb/s" "small packets/s" "connections/s"
+printf '%-12s %14s %14s %18s %16s\n' gateway "1 stream Gb/s" "8 streams Gb/s" "small packets/s" "connections/s"
 for v in "${VARIANTS[@]}"; do
-	printf '%-10s %14s %14s %18s %16s\n' "$v" "${M[$v,tput1]}" "${M[$v,tput8]}" "${M[$v,pps]}" "${M[$v,cps]}"
+	printf '%-12s %14s %14s %18s %16s\n' "$v" "${M[$v,tput1]}" "${M[$v,tput8]}" "${M[$v,pps]}" "${M[$v,cps]}"
 done
 printf '%-16s %8s %8s %8s %8s\n' ratio "1 str" "8 str" "pkts/s" "conn/s"
-for pair in "lemongate nfq" "lemongate masq"; do
+for pair in "lemongate nfq" "lemongate masq" "lg-nooffload nfq"; do
 	set -- $pair
+	[ -n "${M[$1,tput1]:-}" ] && [ -n "${M[$2,tput1]:-}" ] || continue
 	printf '%-16s %8s %8s %8s %8s\n' "$1/$2" "$(ratio "${M[$1,tput1]}" "${M[$2,tput1]}")" \
 		"$(ratio "${M[$1,tput8]}" "${M[$2,tput8]}")" "$(ratio "${M[$1,pps]}" "${M[$2,pps]}")" \
 		"$(ratio "${M[$1,cps]}" "${M[$2,cps]}")"

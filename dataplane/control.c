@@ -3,6 +3,7 @@
 
 #include "dataplane/clock.h"
 #include "dataplane/flowquery.h"
+#include "dataplane/knat.h"
 #include "dataplane/log.h"
 #include "dataplane/tcpstate.h"
 #include "lg_control_proto.h"
@@ -329,6 +330,9 @@ static const struct stat_field {
 	{ "icmp_errors_translated_out", offsetof(struct lg_engine_stats, icmp_errors_out) },
 	{ "icmp_errors_hairpinned", offsetof(struct lg_engine_stats, icmp_errors_hairpinned) },
 	{ "icmp_frag_needed_translated", offsetof(struct lg_engine_stats, icmp_frag_needed) },
+	{ "flows_offloaded", offsetof(struct lg_engine_stats, flows_offloaded) },
+	{ "offloads_refused", offsetof(struct lg_engine_stats, offloads_refused) },
+	{ "packets_kernel_nat", offsetof(struct lg_engine_stats, packets_kernel_nat) },
 };
 
 static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
@@ -354,6 +358,9 @@ static void answer_stats(const struct lg_control_ctx *ctx, FILE *out)
 		memcpy(&v, (const char *)&st + stat_fields[i].offset, sizeof(v));
 		fprintf(out, "stat name=%s value=%llu\n", stat_fields[i].name, (unsigned long long)v);
 	}
+	fprintf(out, "stat name=offload_kernel value=%d\n", ctx->knat != NULL);
+	fprintf(out, "stat name=offloads_withdrawn value=%llu\n",
+		ctx->knat ? (unsigned long long)lg_knat_stats(ctx->knat)->withdrawn : 0ull);
 	/* mail sessions by service and phase: only those seen */
 	{
 		static uint64_t counts[LG_MAIL_SERVICES][LG_PHASE_COUNT];

@@ -8,11 +8,14 @@
 
 #include <stddef.h>
 
+struct lg_knat;
+
 struct lg_control_ctx {
 	struct lg_engine *engine;
 	struct lg_nfq *const *queues;
 	size_t queue_count;
 	uint64_t started_ns;
+	const struct lg_knat *knat; /* NULL: no kernel NAT offload */
 	/* Where the daemon's own ICMP errors go; clock advance sends what falls due at once. */
 	lg_icmp_send_fn *send_icmp;
 	void *send_icmp_arg;

@@ -255,6 +255,12 @@ static void end_flow(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f
 	int pub = tb == &e->t4 ? lg_eng_public(e, f->pub_addr) : -1;
 
 	lg_timers_disarm(tb->timers, f);
+	if (f->offload & LG_OFFLOAD_ON) {
+		/* before the tuple can be reused: a kernel entry left behind would translate a
+		 * later flow of the same endpoints with this flow's mapping */
+		e->offload_fn(e->offload_arg, false, f);
+		f->offload = 0;
+	}
 	if (pub >= 0)
 		lg_natmap_detach(e->pub[pub].maps, e->t4.flows, f, now_s);
 	if (f->obs) {
@@ -623,14 +629,68 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 	return LG_VERDICT_ACCEPT;
 }
 
+/* Offload pays for large packets (a verdict without the packet saves copying it back, and a
+ * GSO packet's linearization); for small ones the kernel's conntrack and NAT cost more than
+ * our rewrite of a few bytes (make bench: small packets). */
+#define OFFLOAD_MIN_AVERAGE_BYTES 512
+
+/* After a segment of F passed: an established flow that has carried enough packets, large
+ * enough on average, gets its translation done by the kernel; a flow that left ESTABLISHED
+ * (closing, reset) is taken back, so that its end is ours alone to time. Under the writer
+ * lock, as end_flow, so a flow never ends with its offload half done. */
+static void consider_offload(struct lg_engine *e, struct lg_ctx *c, struct lg_flow *f)
+{
+	uint32_t after = lg_eng_pol(e)->offload_after;
+	bool on, off;
+
+	if (!e->offload_fn)
+		return;
+	lg_flow_lock(f);
+	on = after && !f->offload && f->state == LG_TCP_ESTABLISHED &&
+	     f->pkts_out + f->pkts_in >= after &&
+	     f->bytes_out + f->bytes_in >= (f->pkts_out + f->pkts_in) * OFFLOAD_MIN_AVERAGE_BYTES;
+	off = (f->offload & LG_OFFLOAD_ON) && f->state != LG_TCP_ESTABLISHED;
+	lg_flow_unlock(f);
+	if (!on && !off)
+		return;
+	pthread_mutex_lock(&e->wlock);
+	lg_flow_lock(f);
+	on = on && (f->flags & LG_FLOW_LIVE) && !f->offload && f->state == LG_TCP_ESTABLISHED;
+	off = off && (f->flags & LG_FLOW_LIVE) && (f->offload & LG_OFFLOAD_ON) &&
+	      f->state != LG_TCP_ESTABLISHED;
+	lg_flow_unlock(f);
+	if (on) {
+		bool taken = e->offload_fn(e->offload_arg, true, f) == 0;
+
+		lg_flow_lock(f);
+		f->offload = taken ? LG_OFFLOAD_ON : LG_OFFLOAD_REFUSED;
+		lg_flow_unlock(f);
+		if (taken)
+			BUMP(c, flows_offloaded);
+		else
+			BUMP(c, offloads_refused);
+	} else if (off) {
+		e->offload_fn(e->offload_arg, false, f);
+		lg_flow_lock(f);
+		f->offload = 0;
+		lg_flow_unlock(f);
+	}
+	pthread_mutex_unlock(&e->wlock);
+}
+
 static enum lg_verdict outbound(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
-				uint32_t now_s)
+				uint32_t now_s, bool kernel_nat)
 {
 	struct lg_flow *f;
 	enum lg_verdict v = inside_session(e, c, p, now_s, &f);
 
-	if (v == LG_VERDICT_ACCEPT)
+	if (v != LG_VERDICT_ACCEPT)
+		return v;
+	if (kernel_nat)
+		BUMP(c, packets_kernel_nat);
+	else
 		lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
+	consider_offload(e, c, f);
 	return v;
 }
 
@@ -759,13 +819,18 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct lg_ctx *c, co
 }
 
 static enum lg_verdict inbound(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
-			       uint64_t now_ns)
+			       uint64_t now_ns, bool kernel_nat)
 {
 	struct lg_flow *f;
 	enum lg_verdict v = outside_session(e, c, p, now_ns, true, &f);
 
-	if (v == LG_VERDICT_ACCEPT)
+	if (v != LG_VERDICT_ACCEPT)
+		return v;
+	if (kernel_nat)
+		BUMP(c, packets_kernel_nat);
+	else
 		lg_nat_rewrite_dst(p, f->in_addr, f->in_port);
+	consider_offload(e, c, f);
 	return v;
 }
 
@@ -985,7 +1050,8 @@ static enum lg_verdict icmp_error(struct lg_engine *e, struct lg_ctx *c, struct 
 }
 
 static enum lg_verdict classify(struct lg_engine *e, struct lg_ctx *c, struct lg_pkt *p,
-				enum lg_pkt_status status, uint64_t now_ns, bool *modified)
+				enum lg_pkt_status status, uint64_t now_ns, bool kernel_nat,
+				bool *modified)
 {
 	enum lg_verdict v;
 	bool to_public;
@@ -1010,19 +1076,26 @@ static enum lg_verdict classify(struct lg_engine *e, struct lg_ctx *c, struct lg
 	else if (lg_policy_is_inside(lg_eng_pol(e), p->saddr) && lg_policy_is_inside(lg_eng_pol(e), p->daddr))
 		v = hairpin_out(e, c, p);
 	else if (to_public)
-		v = inbound(e, c, p, now_ns);
+		v = inbound(e, c, p, now_ns, kernel_nat);
 	else if (lg_policy_is_inside(lg_eng_pol(e), p->saddr))
-		v = outbound(e, c, p, lg_eng_seconds(now_ns));
+		v = outbound(e, c, p, lg_eng_seconds(now_ns), kernel_nat);
 	else {
 		BUMP(c, passed_untranslated);
 		return LG_VERDICT_ACCEPT;
 	}
-	*modified = v == LG_VERDICT_ACCEPT;
+	*modified = v == LG_VERDICT_ACCEPT && !kernel_nat;
 	return v;
 }
 
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out)
+{
+	return lg_engine_packet_knat(e, buf, caplen, now_ns, false, modified, len_out);
+}
+
+enum lg_verdict lg_engine_packet_knat(struct lg_engine *e, uint8_t *buf, size_t caplen,
+				      uint64_t now_ns, bool kernel_nat, bool *modified,
+				      size_t *len_out)
 {
 	struct lg_pkt p;
 	enum lg_pkt_status status = lg_pkt_parse(buf, caplen, &p);
@@ -1035,7 +1108,7 @@ enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caple
 	if (p.family == 6)
 		v = lg_eng_classify6(e, &c, &p, status, now_ns);
 	else
-		v = classify(e, &c, &p, status, now_ns, modified);
+		v = classify(e, &c, &p, status, now_ns, kernel_nat, modified);
 	if (v == LG_VERDICT_ACCEPT) {
 		BUMP(&c, verdict_accept_packets);
 		ADD(&c, verdict_accept_bytes, caplen);
@@ -1288,6 +1361,14 @@ void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *a
 	pthread_mutex_lock(&e->wlock);
 	for (size_t i = 0; i < e->pub_count; i++)
 		lg_natmap_set_hook(e->pub[i].maps, fn, arg);
+	pthread_mutex_unlock(&e->wlock);
+}
+
+void lg_engine_set_offload(struct lg_engine *e, lg_offload_hook *fn, void *arg)
+{
+	pthread_mutex_lock(&e->wlock);
+	e->offload_fn = fn;
+	e->offload_arg = arg;
 	pthread_mutex_unlock(&e->wlock);
 }
 

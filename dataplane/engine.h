@@ -77,6 +77,9 @@ struct lg_engine_stats {
 	uint64_t icmp_frag_needed;                /* of those, 3/4: path-MTU discovery */
 	uint64_t icmp_echo_out, icmp_echo_in;     /* echo requests and replies translated */
 	uint64_t echo_sessions_expired;
+	uint64_t flows_offloaded;   /* translations handed to the kernel (lg_knat) */
+	uint64_t offloads_refused;  /* the kernel would not take one: we kept translating */
+	uint64_t packets_kernel_nat; /* passed with their headers left for the kernel to translate */
 	uint64_t flows_active, flows_capacity, mappings_active, echo_sessions_active;
 	uint64_t flows6_active, flows6_capacity; /* IPv6 flows, in a table of their own */
 	uint64_t table_bytes; /* allocated at start for CAPACITY flows, indexes included */
@@ -104,6 +107,11 @@ void lg_engine_destroy(struct lg_engine *e);
  * *LEN_OUT is the length to hand back when *MODIFIED is set. */
 enum lg_verdict lg_engine_packet(struct lg_engine *e, uint8_t *buf, size_t caplen,
 				 uint64_t now_ns, bool *modified, size_t *len_out);
+/* The same for a packet the kernel will translate itself (it carries one of our conntrack
+ * entries, lg_knat): judged and tracked as any other, its headers left alone. */
+enum lg_verdict lg_engine_packet_knat(struct lg_engine *e, uint8_t *buf, size_t caplen,
+				      uint64_t now_ns, bool kernel_nat, bool *modified,
+				      size_t *len_out);
 
 /* An ICMP error of ours, ready to send: an IPv4 packet, headers included, to ADDR4; or an
  * ICMPv6 message to ADDR6 for a raw ICMPv6 socket (the kernel adds the IPv6 header, picks the
@@ -140,6 +148,11 @@ void lg_engine_stats(struct lg_engine *e, struct lg_engine_stats *out);
 /* Report every mapping created and released (RFC 6888 section 4 logging: protocol, inside
  * and public endpoints, never the destination). FN runs under the writer lock. */
 void lg_engine_set_mapping_log(struct lg_engine *e, lg_mapping_hook *fn, void *arg);
+/* Kernel NAT offload (lg_knat): ON hands established flow F's translation to the kernel (0,
+ * or a negative errno: refused), !ON takes it back. Called under the writer lock, so a flow
+ * never ends while its offload is under way. Without a hook nothing is offloaded. */
+typedef int lg_offload_hook(void *arg, bool on, const struct lg_flow *f);
+void lg_engine_set_offload(struct lg_engine *e, lg_offload_hook *fn, void *arg);
 /* "mapping create proto=tcp inside=A:P public=A:P" (or "release"): the stable log format. */
 void lg_mapping_log_format(bool created, uint32_t in_addr, uint16_t in_port, uint32_t pub_addr,
 			   uint16_t pub_port, char *buf, size_t size);

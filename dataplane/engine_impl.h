@@ -67,6 +67,8 @@ struct lg_engine {
 	uint64_t serial;
 	int shared_id; /* the slot of threads that found none free, under SHARED */
 	pthread_mutex_t shared;
+	lg_offload_hook *offload_fn; /* set before the packet threads start */
+	void *offload_arg;
 	struct lg_slot slots[LG_QSBR_MAX_THREADS];
 };
 

@@ -15,7 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-/* The core record, 112 bytes: what every flow needs and no more. Application-layer state
+/* The core record, 120 bytes: what every flow needs and no more. Application-layer state
  * would live in a separate pool for the flows that have it. The tuple is fixed while the
  * record is published; flags, state, track, times and counters change with LOCK held;
  * map_next, the wheel fields and the links belong to whoever holds the engine's writer lock. */
@@ -35,6 +35,7 @@ struct lg_flow {
 	uint32_t link_prev, link_next;        /* timer list while published; free list after */
 	uint32_t pub_addr;                    /* network byte order: the public address (IPv4) */
 	uint32_t obs;                         /* its mail session being observed, 0 = none */
+	uint8_t offload;                      /* LG_OFFLOAD_*: its translation in the kernel */
 };
 
 #define LG_FLOW_LIVE 0x01 /* published, not yet removed */
@@ -43,6 +44,9 @@ struct lg_flow {
 #define LG_FLOW_SVC_MASK 0x3c
 #define LG_FLOW_INBOUND 0x40 /* opened from outside (through a mapping, or to an IPv6 host) */
 #define LG_FLOW_IDLING 0x80  /* a mail session seen in IMAP IDLE: evicted last of all */
+
+#define LG_OFFLOAD_ON 0x01     /* the kernel translates its packets (lg_knat) */
+#define LG_OFFLOAD_REFUSED 0x02 /* the kernel would not take it: not asked again */
 
 #define LG_FLOWTAB_MAX_RECORDS ((1u << 24) - 2)
 

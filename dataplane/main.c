@@ -9,6 +9,7 @@
 #include "dataplane/portledger.h"
 #include "dataplane/replay.h"
 #include "dataplane/steer.h"
+#include "dataplane/knat.h"
 #include "lg_control_proto.h"
 #include "policy/policy.h"
 
@@ -178,10 +179,32 @@ static void notify_ready(int fd)
 	close(fd);
 }
 
-static enum lg_verdict engine_handler(void *arg, uint8_t *pkt, size_t len, bool *modified,
-				      size_t *len_out)
+static enum lg_verdict engine_handler(void *arg, uint8_t *pkt, size_t len, uint32_t mark,
+				      bool *modified, size_t *len_out)
 {
-	return lg_engine_packet(arg, pkt, len, lg_clock_now_ns(), modified, len_out);
+	return lg_engine_packet_knat(arg, pkt, len, lg_clock_now_ns(), mark & LG_KNAT_PKTMARK,
+				     modified, len_out);
+}
+
+static int offload_flow(void *arg, bool on, const struct lg_flow *f)
+{
+	struct lg_knat_flow k = { .in_addr = f->in_addr, .rem_addr = f->rem_addr,
+				  .pub_addr = f->pub_addr, .in_port = f->in_port,
+				  .rem_port = f->rem_port, .pub_port = f->pub_port };
+
+	static atomic_bool told;
+	int rc;
+
+	if (!on) {
+		lg_knat_withdraw(arg, &k);
+		return 0;
+	}
+	rc = lg_knat_offload(arg, &k);
+	/* once: the flows go on, translated here; the count is in stats (offloads_refused) */
+	if (rc < 0 && !atomic_exchange(&told, true))
+		lg_log(LG_LOG_WARN, "the kernel refused a flow's NAT offload (%s); such flows stay "
+		       "translated here", rc > -4096 ? strerror(-rc) : "ipset error");
+	return rc;
 }
 
 static void *queue_main(void *arg)
@@ -380,6 +403,7 @@ int main(int argc, char **argv)
 	struct lg_portledger *ledger;
 	struct lg_control *ctl;
 	struct lg_engine *engine;
+	struct lg_knat *knat = NULL;
 	struct lg_control_ctx ctx;
 	sigset_t sigs;
 	int sfd, ready_fd = -1;
@@ -467,7 +491,16 @@ int main(int argc, char **argv)
 		if (icmp.fd6 < 0)
 			lg_log_fatal("raw socket for ICMPv6: %s", strerror(errno));
 	}
-	if (lg_steer_install(&pol, err, sizeof(err)) < 0)
+	if (pol.offload_after) {
+		lg_steer_remove(); /* an earlier run's rules may still use the offload's set */
+		knat = lg_knat_open(pol.max_flows, err, sizeof(err));
+		if (knat)
+			lg_engine_set_offload(engine, offload_flow, knat);
+		else
+			lg_log(LG_LOG_WARN, "kernel NAT offload off, every packet translated here: %s",
+			       err);
+	}
+	if (lg_steer_install(&pol, knat != NULL, err, sizeof(err)) < 0)
 		lg_log_fatal("steering rules: %s", err);
 	ctl = lg_control_open(sock_path, pol.control_group[0] ? (long)pol.control_gid : -1, err,
 			      sizeof(err));
@@ -491,7 +524,8 @@ int main(int argc, char **argv)
 	ctx = (struct lg_control_ctx){ .engine = engine, .queues = queues, .reload = reload_policy,
 				       .reload_arg = &reload_ctx,
 				       .queue_count = pol.queue_count,
-				       .started_ns = lg_clock_now_ns(), .send_icmp = send_raw,
+				       .started_ns = lg_clock_now_ns(), .knat = knat,
+				       .send_icmp = send_raw,
 				       .send_icmp_arg = &icmp };
 	lg_log(LG_LOG_INFO, "started: %u queue%s from %u, control socket %s%s", pol.queue_count,
 	       pol.queue_count == 1 ? "" : "s", pol.queue_first, sock_path,
@@ -535,6 +569,8 @@ int main(int argc, char **argv)
 	for (uint16_t i = 0; i < pol.queue_count; i++)
 		pthread_join(threads[i].tid, NULL);
 	lg_steer_remove();
+	lg_engine_set_offload(engine, NULL, NULL);
+	lg_knat_close(knat); /* after the rules that use its set */
 	for (uint16_t i = 0; i < pol.queue_count; i++)
 		lg_nfq_close(queues[i]);
 	lg_control_close(ctl);

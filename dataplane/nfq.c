@@ -305,7 +305,7 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 	struct lg_nfq *q = data;
 	struct nlattr *attr[NFQA_MAX + 1] = { 0 };
 	struct nfqnl_msg_packet_hdr *ph;
-	uint32_t id, skbinfo = 0;
+	uint32_t id, skbinfo = 0, mark = 0;
 	uint8_t *payload;
 	uint16_t plen;
 	bool modified;
@@ -333,7 +333,9 @@ static int on_packet(const struct nlmsghdr *nlh, void *data)
 		verdict(q, id, LG_VERDICT_DROP, NULL, 0);
 		return MNL_CB_OK;
 	}
-	v = q->handler(q->handler_arg, payload, plen, &modified, &out_len);
+	if (attr[NFQA_MARK])
+		mark = ntohl(mnl_attr_get_u32(attr[NFQA_MARK]));
+	v = q->handler(q->handler_arg, payload, plen, mark, &modified, &out_len);
 	/* A partial checksum holds only the pseudo-header sum, meant for offload to finish; a
 	 * rewrite adjusted it as a whole one, so it is computed afresh (shared/NFQUEUE-NOTES.md:
 	 * incremental updates of such packets fail at the receiver). A GSO packet's checksums

@@ -36,9 +36,10 @@ struct lg_nfq;
  * and the queue works without it. */
 struct lg_nfq *lg_nfq_open(const struct lg_nfq_config *cfg, char *err, size_t errlen,
 			   char *warn, size_t warnlen);
-/* Decides on one packet of LEN bytes at PKT, rewriting it in place (as lg_engine_packet). */
-typedef enum lg_verdict lg_nfq_handler(void *arg, uint8_t *pkt, size_t len, bool *modified,
-				       size_t *len_out);
+/* Decides on one packet of LEN bytes at PKT, rewriting it in place (as lg_engine_packet).
+ * MARK: the packet's mark (0 when it has none). */
+typedef enum lg_verdict lg_nfq_handler(void *arg, uint8_t *pkt, size_t len, uint32_t mark,
+				       bool *modified, size_t *len_out);
 /* Hand packets to FN until *STOP becomes true (checked at least every 200 ms). */
 void lg_nfq_run(struct lg_nfq *q, lg_nfq_handler *fn, void *arg, atomic_bool *stop);
 const struct lg_nfq_stats *lg_nfq_stats(const struct lg_nfq *q);

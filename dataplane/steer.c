@@ -1,5 +1,7 @@
 #include "dataplane/steer.h"
 
+#include "dataplane/knat.h"
+
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -17,18 +19,23 @@
  * (PREROUTING), so that the kernel routes on the rewritten destination. */
 static const struct hook {
 	const char *table, *builtin, *chain;
+	bool offload_only;
 } hooks[] = {
-	{ "raw", "PREROUTING", "LEMONGATE" },
-	{ "mangle", "PREROUTING", "LEMONGATE-IN" },
-	{ "mangle", "FORWARD", "LEMONGATE-OUT" },
+	{ "raw", "PREROUTING", "LEMONGATE", false },
+	{ "mangle", "PREROUTING", "LEMONGATE-IN", false },
+	{ "mangle", "FORWARD", "LEMONGATE-OUT", false },
+	/* Empty, but with them the kernel's NAT hooks exist in this namespace, and so our
+	 * offloaded conntrack entries get translated (dataplane/knat.h). */
+	{ "nat", "PREROUTING", "LEMONGATE-NAT-IN", true },
+	{ "nat", "POSTROUTING", "LEMONGATE-NAT-OUT", true },
 };
 #define HOOK_COUNT (sizeof(hooks) / sizeof(hooks[0]))
 #define STEER_MAXARG 32
 
 /* IPv6 is filtered, not translated: both directions are queued after routing, in one chain. */
 static const struct hook hooks6[] = {
-	{ "raw", "PREROUTING", "LEMONGATE" },
-	{ "mangle", "FORWARD", "LEMONGATE-FWD" },
+	{ "raw", "PREROUTING", "LEMONGATE", false },
+	{ "mangle", "FORWARD", "LEMONGATE-FWD", false },
 };
 #define HOOK6_COUNT (sizeof(hooks6) / sizeof(hooks6[0]))
 
@@ -149,10 +156,10 @@ static int install6(const struct lg_policy *pol, const char *qflag, const char *
 static const char *const icmp_errors[] = { "destination-unreachable", "time-exceeded",
 					    "parameter-problem" };
 
-int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
+int lg_steer_install(const struct lg_policy *pol, bool offload, char *err, size_t errlen)
 {
 	/* every public address, as one list: iptables makes a rule of each */
-	char pub[LG_MAX_PUBLIC * (INET_ADDRSTRLEN + 4)], ports[16], queue[16];
+	char pub[LG_MAX_PUBLIC * (INET_ADDRSTRLEN + 4)], ports[16], queue[16], ctmark[16], pktmark[16];
 	const uint32_t *addrs;
 	size_t npub = lg_policy_public(pol, &addrs);
 	const char *qflag;
@@ -178,14 +185,28 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		snprintf(queue, sizeof(queue), "%u", pol->queue_first);
 	}
 
+	snprintf(ctmark, sizeof(ctmark), "0x%x", LG_KNAT_CTMARK);
+	snprintf(pktmark, sizeof(pktmark), "0x%x", LG_KNAT_PKTMARK);
+
 	for (size_t i = 0; i < HOOK_COUNT; i++)
-		TRY("-t", hooks[i].table, "-N", hooks[i].chain);
+		if (offload || !hooks[i].offload_only)
+			TRY("-t", hooks[i].table, "-N", hooks[i].chain);
 	for (size_t i = 0; i < pol->nat_inside_count; i++) {
 		char addr[INET_ADDRSTRLEN], prefix[INET_ADDRSTRLEN + 4];
 
 		inet_ntop(AF_INET, &pol->nat_inside[i].addr, addr, sizeof(addr));
 		snprintf(prefix, sizeof(prefix), "%s/%u", addr, pol->nat_inside[i].len);
-		/* Outbound: from an inside prefix, through the gateway (not to its own addresses). */
+		/* Outbound: from an inside prefix, through the gateway (not to its own addresses).
+		 * An offloaded flow is tracked, and marked for the engine when it carries our
+		 * conntrack entry; everything else is untracked. */
+		if (offload) {
+			TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p",
+			    "tcp", "-m", "set", "--match-set", LG_KNAT_SET, "src,src,dst", "-j",
+			    "RETURN");
+			TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o",
+			    pol->outside_if, "-s", prefix, "-p", "tcp", "-m", "connmark", "--mark",
+			    ctmark, "-j", "MARK", "--or-mark", pktmark);
+		}
 		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->inside_if, "-s", prefix, "-p", "tcp",
 		    "-m", "addrtype", "!", "--dst-type", "LOCAL", "-j", "CT", "--notrack");
 		TRY("-t", "mangle", "-A", "LEMONGATE-OUT", "-i", pol->inside_if, "-o", pol->outside_if,
@@ -277,12 +298,21 @@ int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen)
 		}
 	}
 	/* Inbound: to the public address, in the NAT port range. */
+	if (offload) {
+		TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
+		    "--dport", ports, "-m", "set", "--match-set", LG_KNAT_SET, "dst,dst,src", "-j",
+		    "RETURN");
+		TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p",
+		    "tcp", "--dport", ports, "-m", "connmark", "--mark", ctmark, "-j", "MARK",
+		    "--or-mark", pktmark);
+	}
 	TRY("-t", "raw", "-A", "LEMONGATE", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
 	    "--dport", ports, "-j", "CT", "--notrack");
 	TRY("-t", "mangle", "-A", "LEMONGATE-IN", "-i", pol->outside_if, "-d", pub, "-p", "tcp",
 	    "--dport", ports, "-j", "NFQUEUE", qflag, queue, bypass);
 	for (size_t i = 0; i < HOOK_COUNT; i++)
-		TRY("-t", hooks[i].table, "-I", hooks[i].builtin, "1", "-j", hooks[i].chain);
+		if (offload || !hooks[i].offload_only)
+			TRY("-t", hooks[i].table, "-I", hooks[i].builtin, "1", "-j", hooks[i].chain);
 	if (pol->inside6_count)
 		return install6(pol, qflag, queue, bypass, err, errlen);
 	return 0;

@@ -7,10 +7,12 @@
 
 #include "policy/policy.h"
 
+#include <stdbool.h>
 #include <stddef.h>
 
-/* Remove any leftovers of an earlier run, then install. 0, or -1 with ERR set. */
-int lg_steer_install(const struct lg_policy *pol, char *err, size_t errlen);
+/* Remove any leftovers of an earlier run, then install. OFFLOAD: the kernel NAT offload's
+ * set exists (dataplane/knat.h) and its flows are to be tracked. 0, or -1 with ERR set. */
+int lg_steer_install(const struct lg_policy *pol, bool offload, char *err, size_t errlen);
 /* Remove our chains and the jumps to them. Safe to call when nothing is installed. */
 void lg_steer_remove(void);
 

@@ -30,7 +30,7 @@ struct seen {
 	unsigned queue, max_flows, overload, mail_ports;
 	unsigned timeout_est, timeout_trans, timeout_query, control_socket, control_group, max_flows6;
 	unsigned log_level, log_mappings;
-	unsigned observe[LG_MAIL_SERVICES], observe_sessions;
+	unsigned observe[LG_MAIL_SERVICES], observe_sessions, offload;
 };
 
 static void diag_add(struct lg_diags *d, enum lg_diag_level level, unsigned line,
@@ -999,6 +999,30 @@ static void do_observe(const struct stmt *st, struct lg_policy *pol, struct seen
 	}
 }
 
+/* offload after N | offload off: when an established flow's translation goes to the kernel. */
+static void do_offload(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
+		       struct lg_diags *d)
+{
+	unsigned long n;
+
+	if (!once(&seen->offload, st, "offload", d))
+		return;
+	if (st->n == 2 && strcmp(st->w[1].text, "off") == 0) {
+		pol->offload_after = 0;
+		return;
+	}
+	if (st->n != 3 || strcmp(st->w[1].text, "after") != 0) {
+		ERR(d, st->line, st->w[st->n >= 2 ? 1 : 0].col, "expected: offload after N, or offload off");
+		return;
+	}
+	if (lg_uint_parse(st->w[2].text, 1, UINT32_MAX, &n) < 0) {
+		ERR(d, st->line, st->w[2].col, "offload after '%s': packets, 1..%u", st->w[2].text,
+		    UINT32_MAX);
+		return;
+	}
+	pol->offload_after = (uint32_t)n;
+}
+
 static void statement(const struct stmt *st, struct lg_policy *pol, struct seen *seen,
 		      struct lg_diags *d)
 {
@@ -1020,6 +1044,8 @@ static void statement(const struct stmt *st, struct lg_policy *pol, struct seen 
 		do_mail(st, pol, seen, d);
 	else if (strcmp(kw, "observe") == 0)
 		do_observe(st, pol, seen, d);
+	else if (strcmp(kw, "offload") == 0)
+		do_offload(st, pol, seen, d);
 	else if (strcmp(kw, "control") == 0)
 		do_control(st, pol, seen, d);
 	else if (strcmp(kw, "ipv6") == 0)

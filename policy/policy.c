@@ -26,6 +26,7 @@ void lg_policy_defaults(struct lg_policy *pol)
 		pol->observed[pol->observed_count++].service = (uint8_t)m;
 	}
 	pol->observe_sessions = LG_DEFAULT_OBSERVED;
+	pol->offload_after = LG_DEFAULT_OFFLOAD_AFTER;
 	pol->timeout_established = LG_EST_IDLE_FLOOR;
 	pol->timeout_transitory = LG_TRANS_IDLE_FLOOR;
 	pol->timeout_query = LG_QUERY_IDLE_FLOOR;
@@ -163,6 +164,7 @@ size_t lg_policy_fixed_changes(const struct lg_policy *old, const struct lg_poli
 	      "queue");
 	FIXED(old->max_flows != new_pol->max_flows, "max-flows");
 	FIXED(old->observe_sessions != new_pol->observe_sessions, "observe sessions");
+	FIXED((old->offload_after == 0) != (new_pol->offload_after == 0), "offload on or off");
 	FIXED(!same_prefixes6(old->inside6, old->inside6_count, new_pol->inside6,
 			      new_pol->inside6_count),
 	      "ipv6 inside");
@@ -339,6 +341,11 @@ void lg_policy_summary(const struct lg_policy *pol, FILE *out)
 		pol->overload == LG_OVERLOAD_DROP_NEW
 			? "drop new flows (transitory ones may be evicted)"
 			: "evict transitory, then longest idle, mail flows last");
+	if (pol->offload_after)
+		fprintf(out, "kernel NAT offload: after %u packets of an established flow\n",
+			pol->offload_after);
+	else
+		fprintf(out, "kernel NAT offload: off (every packet translated by lemongated)\n");
 	fprintf(out, "mail ports:");
 	for (size_t i = 0; i < pol->mail_port_count; i++)
 		fprintf(out, " %u", pol->mail_ports[i]);

@@ -17,6 +17,7 @@
 #define LG_MAX_MAIL_PORTS 16
 #define LG_MAX_OBSERVED_PORTS 32
 #define LG_MAX_OBSERVED 262143u /* mail sessions observed at once: the observer's handle space */
+#define LG_DEFAULT_OFFLOAD_AFTER 32
 #define LG_DEFAULT_OBSERVED 16384u
 #define LG_MAX_PORT_TIMEOUTS 15
 #define LG_MAX_FLOWS      16000000u
@@ -142,6 +143,8 @@ struct lg_policy {
 	struct lg_observed_port observed[LG_MAX_OBSERVED_PORTS]; /* server ports of mail services */
 	size_t observed_count;
 	uint32_t observe_sessions; /* mail sessions observed at once, at most; 0: none */
+	uint32_t offload_after; /* packets an established flow carries before the kernel
+				 * translates it (dataplane/knat.h); 0: never */
 	uint32_t timeout_established; /* seconds */
 	uint32_t timeout_transitory;  /* seconds */
 	uint32_t timeout_query;       /* seconds: ICMP echo sessions */

@@ -8,7 +8,9 @@
 # certificate. curl, swaks (TLS through libnet-ssleay-perl), msmtp and isync's mbsync are the real
 # clients the test servers are driven with; dovecot-imapd and dovecot-submissiond are what they
 # are compared against (servers/tests/clients_test.py starts its own Dovecot on loopback, so a
-# Dovecot this script installs is stopped and kept from starting at boot).
+# Dovecot this script installs is stopped and kept from starting at boot). conntrack and ipset
+# are the kernel's own views, with which the kernel NAT offload test checks what lemongated
+# left there (lemongated itself speaks netlink and needs neither).
 set -eu
 
 PACKAGES="
@@ -25,6 +27,8 @@ procps
 python3
 iperf3
 iputils-ping
+conntrack
+ipset
 clang
 libclang-rt-14-dev
 groff-base

@@ -264,6 +264,37 @@ static void test_observe(void)
 		     "24 26 27 28 29 30 31 32 }\n", 1, 94, "more than 32 observed ports");
 }
 
+/* When an established flow's translation goes to the kernel (issue 5, dataplane/knat.h). */
+static void test_offload(void)
+{
+	static const char base[] = "interface inside a\ninterface outside b\nnat inside 10.0.0.0/8\n"
+				   "nat public 192.0.2.1\n";
+	struct lg_policy pol, old;
+	struct lg_diags d;
+	char text[512], buf[256];
+
+	CHECK_EQ_INT(parse(base, &pol, &d), 0, "base parses");
+	CHECK_EQ_INT(pol.offload_after, LG_DEFAULT_OFFLOAD_AFTER, "offload on by default");
+	old = pol;
+	snprintf(text, sizeof(text), "%soffload after 1000\n", base);
+	CHECK_EQ_INT(parse(text, &pol, &d), 0, "offload after 1000 parses");
+	CHECK_EQ_INT(pol.offload_after, 1000, "after 1000 packets");
+	CHECK_EQ_INT(lg_policy_fixed_changes(&old, &pol, buf, sizeof(buf)), 0,
+		     "another threshold applies live");
+	snprintf(text, sizeof(text), "%soffload off\n", base);
+	CHECK_EQ_INT(parse(text, &pol, &d), 0, "offload off parses");
+	CHECK_EQ_INT(pol.offload_after, 0, "off: never");
+	CHECK_EQ_INT(lg_policy_fixed_changes(&old, &pol, buf, sizeof(buf)), 1,
+		     "turning it off needs a restart (the steering rules change)");
+	CHECK_EQ_STR(buf, "offload on or off", "and is named");
+	expect_error("offload after 0\n", 1, 15, "packets, 1..4294967295");
+	expect_error("offload after many\n", 1, 15, "offload after 'many'");
+	expect_error("offload on\n", 1, 9, "expected: offload after N, or offload off");
+	expect_error("offload\n", 1, 1, "expected: offload after N, or offload off");
+	expect_error("offload after 5 packets\n", 1, 9, "expected: offload after N");
+	expect_error("offload off\noffload after 5\n", 2, 1, "given twice");
+}
+
 static void test_ipv6(void)
 {
 	struct lg_policy pol;
@@ -467,6 +498,7 @@ int main(void)
 	test_ipv6();
 	test_fixed_changes();
 	test_observe();
+	test_offload();
 	test_rules();
 	test_defaults_meet_floors();
 	test_errors();
