@@ -255,7 +255,7 @@ static void end_flow(struct lg_engine *e, struct lg_table *tb, struct lg_flow *f
 	int pub = tb == &e->t4 ? lg_eng_public(e, f->pub_addr) : -1;
 
 	lg_timers_disarm(tb->timers, f);
-	if (f->offload & LG_OFFLOAD_ON) {
+	if ((f->offload & LG_OFFLOAD_ON) && e->offload_fn) {
 		/* before the tuple can be reused: a kernel entry left behind would translate a
 		 * later flow of the same endpoints with this flow's mapping */
 		e->offload_fn(e->offload_arg, false, f);
