@@ -569,11 +569,35 @@ static enum lg_verdict refuse(struct lg_engine *e, struct lg_ctx *c, const struc
 	return lg_eng_refuse(e, c, p, &to, icmp_quote_len(p), why);
 }
 
+/* Offload pays for large packets (a verdict without the packet saves copying it back, and a
+ * GSO packet's linearization); for small ones the kernel's conntrack and NAT cost more than
+ * our rewrite of a few bytes (make bench: small packets). */
+#define OFFLOAD_MIN_AVERAGE_BYTES 512
+
+/* F (locked) is established and has carried enough packets, large enough on average, for its
+ * translation to be done by the kernel. */
+static bool offload_wanted(const struct lg_engine *e, const struct lg_flow *f)
+{
+	uint32_t after = lg_eng_pol(e)->offload_after;
+
+	return e->offload_fn && after && !f->offload && f->state == LG_TCP_ESTABLISHED &&
+	       f->pkts_out + f->pkts_in >= after &&
+	       f->bytes_out + f->bytes_in >= (f->pkts_out + f->pkts_in) * OFFLOAD_MIN_AVERAGE_BYTES;
+}
+
+/* F (locked) just passed a segment: should it go to the kernel, or (having left ESTABLISHED:
+ * closing, reset) come back, so that its end is ours alone to time? */
+static bool offload_due(const struct lg_engine *e, const struct lg_flow *f)
+{
+	return offload_wanted(e, f) ||
+	       ((f->offload & LG_OFFLOAD_ON) && f->state != LG_TCP_ESTABLISHED);
+}
+
 /* The flow of a segment an inside host sends to P's destination, found or (for a SYN) made,
  * with the segment tracked in it. ACCEPT with *OUT set (usable until the caller leaves the
  * engine), or the verdict for a refused segment. */
 static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
-				      uint32_t now_s, struct lg_flow **out)
+				      uint32_t now_s, struct lg_flow **out, bool *offload)
 {
 	struct lg_flow *f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_inside(e->t4.flows, p->saddr, p->sport,
 								  p->daddr, p->dport), now_s, false);
@@ -610,6 +634,7 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 	sooner = lg_eng_track_segment(c, f, 0, p, now_s);
 	f->pkts_out++;
 	f->bytes_out += p->len;
+	*offload = offload_due(e, f);
 	lg_flow_unlock(f);
 	lg_eng_observe(e, f, true, p, now_s);
 	/* RFC 7857 section 7.1: the inside's RST to a connection attempt refreshes nothing */
@@ -629,34 +654,17 @@ static enum lg_verdict inside_session(struct lg_engine *e, struct lg_ctx *c, con
 	return LG_VERDICT_ACCEPT;
 }
 
-/* Offload pays for large packets (a verdict without the packet saves copying it back, and a
- * GSO packet's linearization); for small ones the kernel's conntrack and NAT cost more than
- * our rewrite of a few bytes (make bench: small packets). */
-#define OFFLOAD_MIN_AVERAGE_BYTES 512
-
-/* After a segment of F passed: an established flow that has carried enough packets, large
- * enough on average, gets its translation done by the kernel; a flow that left ESTABLISHED
- * (closing, reset) is taken back, so that its end is ours alone to time. Under the writer
- * lock, as end_flow, so a flow never ends with its offload half done. */
-static void consider_offload(struct lg_engine *e, struct lg_ctx *c, struct lg_flow *f)
+/* Hand F to the kernel or take it back, as offload_due found (checked again: another thread
+ * may have been first). Takes the writer lock, as end_flow holds it, so a flow never ends with
+ * its offload half done. */
+static void change_offload(struct lg_engine *e, struct lg_ctx *c, struct lg_flow *f)
 {
-	uint32_t after = lg_eng_pol(e)->offload_after;
 	bool on, off;
 
-	if (!e->offload_fn)
-		return;
-	lg_flow_lock(f);
-	on = after && !f->offload && f->state == LG_TCP_ESTABLISHED &&
-	     f->pkts_out + f->pkts_in >= after &&
-	     f->bytes_out + f->bytes_in >= (f->pkts_out + f->pkts_in) * OFFLOAD_MIN_AVERAGE_BYTES;
-	off = (f->offload & LG_OFFLOAD_ON) && f->state != LG_TCP_ESTABLISHED;
-	lg_flow_unlock(f);
-	if (!on && !off)
-		return;
 	pthread_mutex_lock(&e->wlock);
 	lg_flow_lock(f);
-	on = on && (f->flags & LG_FLOW_LIVE) && !f->offload && f->state == LG_TCP_ESTABLISHED;
-	off = off && (f->flags & LG_FLOW_LIVE) && (f->offload & LG_OFFLOAD_ON) &&
+	on = (f->flags & LG_FLOW_LIVE) && offload_wanted(e, f);
+	off = (f->flags & LG_FLOW_LIVE) && (f->offload & LG_OFFLOAD_ON) &&
 	      f->state != LG_TCP_ESTABLISHED;
 	lg_flow_unlock(f);
 	if (on) {
@@ -682,7 +690,8 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_ctx *c, struct lg
 				uint32_t now_s, bool kernel_nat)
 {
 	struct lg_flow *f;
-	enum lg_verdict v = inside_session(e, c, p, now_s, &f);
+	bool offload;
+	enum lg_verdict v = inside_session(e, c, p, now_s, &f, &offload);
 
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
@@ -690,7 +699,8 @@ static enum lg_verdict outbound(struct lg_engine *e, struct lg_ctx *c, struct lg
 		BUMP(c, packets_kernel_nat);
 	else
 		lg_nat_rewrite_src(p, f->pub_addr, f->pub_port);
-	consider_offload(e, c, f);
+	if (offload)
+		change_offload(e, c, f);
 	return v;
 }
 
@@ -778,7 +788,7 @@ static struct lg_flow *admit(struct lg_engine *e, struct lg_ctx *c, const struct
  * for a refused segment; HOLD: remember a refused SYN to answer it later (N5382-R4). Refused
  * packets refresh nothing (RFC 7857 section 7). */
 static enum lg_verdict outside_session(struct lg_engine *e, struct lg_ctx *c, const struct lg_pkt *p,
-				       uint64_t now_ns, bool hold, struct lg_flow **out)
+				       uint64_t now_ns, bool hold, struct lg_flow **out, bool *offload)
 {
 	uint32_t now_s = lg_eng_seconds(now_ns);
 	struct lg_flow *f = lg_eng_usable(e, c, &e->t4, lg_flowtab_find_public(e->t4.flows, p->daddr, p->dport, p->saddr,
@@ -808,6 +818,7 @@ static enum lg_verdict outside_session(struct lg_engine *e, struct lg_ctx *c, co
 	sooner = lg_eng_track_segment(c, f, 1, p, now_s);
 	f->pkts_in++;
 	f->bytes_in += p->len;
+	*offload = offload_due(e, f);
 	lg_flow_unlock(f);
 	lg_eng_observe(e, f, false, p, now_s);
 	if (sooner)
@@ -822,7 +833,8 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_ctx *c, struct lg_
 			       uint64_t now_ns, bool kernel_nat)
 {
 	struct lg_flow *f;
-	enum lg_verdict v = outside_session(e, c, p, now_ns, true, &f);
+	bool offload;
+	enum lg_verdict v = outside_session(e, c, p, now_ns, true, &f, &offload);
 
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
@@ -830,7 +842,8 @@ static enum lg_verdict inbound(struct lg_engine *e, struct lg_ctx *c, struct lg_
 		BUMP(c, packets_kernel_nat);
 	else
 		lg_nat_rewrite_dst(p, f->in_addr, f->in_port);
-	consider_offload(e, c, f);
+	if (offload)
+		change_offload(e, c, f);
 	return v;
 }
 
@@ -844,14 +857,15 @@ static enum lg_verdict hairpin_in(struct lg_engine *e, struct lg_ctx *c, struct 
 {
 	struct lg_flow *from, *to;
 	struct lg_pkt as_seen = *p;
-	enum lg_verdict v = inside_session(e, c, p, lg_eng_seconds(now_ns), &from);
+	bool offload; /* hairpinned flows stay ours: both legs are rewritten here */
+	enum lg_verdict v = inside_session(e, c, p, lg_eng_seconds(now_ns), &from, &offload);
 
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
 	as_seen.saddr = from->pub_addr;
 	as_seen.sport = from->pub_port;
 	/* no ICMP about a refused hairpin SYN: it would go to our own public address */
-	v = outside_session(e, c, &as_seen, now_ns, false, &to);
+	v = outside_session(e, c, &as_seen, now_ns, false, &to, &offload);
 	if (v != LG_VERDICT_ACCEPT)
 		return v;
 	BUMP(c, hairpinned);
