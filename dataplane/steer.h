@@ -1,7 +1,8 @@
 /* Steering: the iptables rules that send NATed TCP to our queues and keep kernel conntrack
  * off it, and the ip6tables rules that do the same for filtered IPv6. Everything lives in
  * chains of our own (raw LEMONGATE, mangle LEMONGATE-IN and LEMONGATE-OUT; for IPv6 raw
- * LEMONGATE and mangle LEMONGATE-FWD), so removal never touches the operator's rules. */
+ * LEMONGATE and mangle LEMONGATE-FWD; and the LEMONGATE-* chains they dispatch to), so removal
+ * never touches the operator's rules. */
 #ifndef LG_STEER_H
 #define LG_STEER_H
 

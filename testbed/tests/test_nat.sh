@@ -27,7 +27,7 @@ check_not "no rules left after a refused start" bash -c "ip netns exec lg-gw ipt
 sock=$("$LGTB" gateway start)
 check "gateway start prints the control socket path" test -S "$sock"
 check "lemongatectl finds the socket without flags" ctl ping
-check "rules installed in lg-gw" bash -c "ip netns exec lg-gw iptables-save | grep -q 'LEMONGATE-OUT.*NFQUEUE'"
+check "rules installed in lg-gw" bash -c "ip netns exec lg-gw iptables-save | grep -q 'LEMONGATE-OUT-FROM-IN.*NFQUEUE'"
 
 # An IMAP session held open while we look at it from the gateway and the server.
 in_client bash -c '
