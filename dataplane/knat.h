@@ -17,7 +17,10 @@
 
 #define LG_KNAT_SET "lemongate-knat"
 #define LG_KNAT_CTMARK 0x4c470001u  /* conntrack mark of our entries */
-#define LG_KNAT_PKTMARK 0x00400000u /* packet mark bit: the kernel translates this packet */
+/* Packet mark bit: the kernel translates this packet. A mark set by a rule, because the queue
+ * cannot say which conntrack entry a packet carries on kernels built without
+ * CONFIG_NETFILTER_NETLINK_GLUE_CT (NFQA_CFG_F_CONNTRACK refused with EOPNOTSUPP), as here. */
+#define LG_KNAT_PKTMARK 0x00400000u
 
 /* One flow, all in network byte order. */
 struct lg_knat_flow {

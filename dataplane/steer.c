@@ -275,12 +275,12 @@ int lg_steer_install(const struct lg_policy *pol, bool offload, char *err, size_
 		if (offload)
 			TRY("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix[i], "-p", "tcp", "-m",
 			    "set", "--match-set", LG_KNAT_SET, "src,src,dst", "-j", "RETURN");
-		/* hairpinning: to the public address and a NAT port */
-		TRY("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix[i], "-d", pub, "-p", "tcp",
-		    "--dport", ports, "-g", "LEMONGATE-UNTRACK");
-		/* through the gateway, not to its own addresses */
+		/* through the gateway, not to its own addresses; then hairpinning: to the public
+		 * address and a NAT port */
 		TRY("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix[i], "-p", "tcp", "-m",
 		    "addrtype", "!", "--dst-type", "LOCAL", "-g", "LEMONGATE-UNTRACK");
+		TRY("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix[i], "-d", pub, "-p", "tcp",
+		    "--dport", ports, "-g", "LEMONGATE-UNTRACK");
 	}
 	if (offload)
 		TRY("-t", "raw", "-A", "LEMONGATE-FROM-OUT", "-d", pub, "-p", "tcp", "--dport", ports,
