@@ -12,7 +12,8 @@
 # Figures: iperf3 TCP throughput with 1 and 8 streams, small-packet rate (packets/s the
 # gateway forwards, both ways, while 64 connections exchange 64-byte requests and responses,
 # one in flight each, so the stack cannot merge them), TCP connections per second
-# (bench/connrate). Each is the median over BENCH_ROUNDS rounds (default 3).
+# (bench/connrate). Each is the median over BENCH_ROUNDS rounds (default 5: this machine's
+# speed drifts by tenths of its figures from one round to the next).
 # Prints lemongate/nfq and lemongate/masq; the target is lemongate/nfq >= 0.9 for throughput
 # and packet rate.
 set -euo pipefail
@@ -20,7 +21,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BUILD=${LG_BUILD:-$ROOT/build}
 LGTB=$ROOT/testbed/lgtb
-ROUNDS=${BENCH_ROUNDS:-3}
+ROUNDS=${BENCH_ROUNDS:-5}
 SECS=${BENCH_SECONDS:-3}
 CONN_SECS=2
 CONN_PORT=9000
