@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <time.h>
 
 /* The conntrack entry outlives any idle time we keep a flow for: the kernel refreshes it to
@@ -22,6 +24,7 @@
 #define KNAT_CT_TIMEOUT 432000u
 #define KNAT_BUF 1024
 #define KNAT_MIN_HASH 1024u
+#define KNAT_ANSWER_WAIT_S 1
 
 struct lg_knat {
 	pthread_mutex_t lock;
@@ -272,6 +275,14 @@ struct lg_knat *lg_knat_open(uint32_t max_flows, char *err, size_t errlen)
 		goto fail;
 	}
 	k->portid = mnl_socket_get_portid(k->nl);
+	/* The kernel acknowledges a request before our send returns; an answer still missing a
+	 * second later was lost (a full receive buffer drops it), and waiting on would stall the
+	 * packet thread that asked: the request counts as failed. */
+	if (setsockopt(mnl_socket_get_fd(k->nl), SOL_SOCKET, SO_RCVTIMEO,
+		       &(struct timeval){ .tv_sec = KNAT_ANSWER_WAIT_S }, sizeof(struct timeval)) < 0) {
+		snprintf(err, errlen, "netfilter netlink socket: SO_RCVTIMEO: %s", strerror(errno));
+		goto fail;
+	}
 	rc = ct_flush_ours(k);
 	if (rc < 0 && rc != -ENOENT) {
 		snprintf(err, errlen, "conntrack over netlink: %s", strerror(-rc));
