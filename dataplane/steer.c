@@ -182,7 +182,11 @@ static int install6(const struct lg_policy *pol, const struct queue_args *q, cha
 		    size_t errlen)
 {
 	const char *in = pol->inside_if, *out = pol->outside_if;
+	char prefix[LG_MAX_PREFIXES][INET6_ADDRSTRLEN + 5];
+	size_t nprefix = pol->inside6_count;
 
+	for (size_t i = 0; i < nprefix; i++)
+		format_prefix6(&pol->inside6[i], prefix[i], sizeof(prefix[i]));
 	if (create_chains("ip6tables", chains6, CHAIN6_COUNT, false, err, errlen) != 0)
 		return -1;
 	TRY6("-t", "raw", "-A", "LEMONGATE", "-i", in, "-g", "LEMONGATE-FROM-IN");
@@ -190,33 +194,27 @@ static int install6(const struct lg_policy *pol, const struct queue_args *q, cha
 	TRY6("-t", "raw", "-A", "LEMONGATE-UNTRACK", "-j", "CT", "--notrack");
 	TRY6("-t", "mangle", "-A", "LEMONGATE-FWD", "-i", in, "-g", "LEMONGATE-FWD-FROM-IN");
 	TRY6("-t", "mangle", "-A", "LEMONGATE-FWD", "-i", out, "-g", "LEMONGATE-FWD-FROM-OUT");
-	for (size_t i = 0; i < pol->inside6_count; i++) {
-		char prefix[INET6_ADDRSTRLEN + 5];
-
-		format_prefix6(&pol->inside6[i], prefix, sizeof(prefix));
-		TRY6("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix, "-p", "tcp", "-m",
+	for (size_t i = 0; i < nprefix; i++) {
+		TRY6("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix[i], "-p", "tcp", "-m",
 		     "addrtype", "!", "--dst-type", "LOCAL", "-g", "LEMONGATE-UNTRACK");
-		TRY6("-t", "raw", "-A", "LEMONGATE-FROM-OUT", "-d", prefix, "-p", "tcp", "-g",
+		TRY6("-t", "raw", "-A", "LEMONGATE-FROM-OUT", "-d", prefix[i], "-p", "tcp", "-g",
 		     "LEMONGATE-UNTRACK");
-		TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-IN", "-o", out, "-s", prefix, "-p",
+		TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-IN", "-o", out, "-s", prefix[i], "-p",
 		     "tcp", "-j", "NFQUEUE", q->flag, q->num, q->bypass);
-		TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-OUT", "-o", in, "-d", prefix, "-p",
+		TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-OUT", "-o", in, "-d", prefix[i], "-p",
 		     "tcp", "-j", "NFQUEUE", q->flag, q->num, q->bypass);
 	}
 	for (size_t t = 0; t < ICMP6_ERROR_COUNT; t++) {
-		for (size_t i = 0; i < pol->inside6_count; i++) {
-			char prefix[INET6_ADDRSTRLEN + 5];
-
-			format_prefix6(&pol->inside6[i], prefix, sizeof(prefix));
-			TRY6("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix, "-p", "icmpv6",
+		for (size_t i = 0; i < nprefix; i++) {
+			TRY6("-t", "raw", "-A", "LEMONGATE-FROM-IN", "-s", prefix[i], "-p", "icmpv6",
 			     "--icmpv6-type", icmp6_errors[t], "-m", "addrtype", "!", "--dst-type",
 			     "LOCAL", "-g", "LEMONGATE-UNTRACK");
-			TRY6("-t", "raw", "-A", "LEMONGATE-FROM-OUT", "-d", prefix, "-p", "icmpv6",
+			TRY6("-t", "raw", "-A", "LEMONGATE-FROM-OUT", "-d", prefix[i], "-p", "icmpv6",
 			     "--icmpv6-type", icmp6_errors[t], "-g", "LEMONGATE-UNTRACK");
-			TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-IN", "-o", out, "-s", prefix,
+			TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-IN", "-o", out, "-s", prefix[i],
 			     "-p", "icmpv6", "--icmpv6-type", icmp6_errors[t], "-j", "NFQUEUE",
 			     q->flag, q->num, q->bypass);
-			TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-OUT", "-o", in, "-d", prefix,
+			TRY6("-t", "mangle", "-A", "LEMONGATE-FWD-FROM-OUT", "-o", in, "-d", prefix[i],
 			     "-p", "icmpv6", "--icmpv6-type", icmp6_errors[t], "-j", "NFQUEUE",
 			     q->flag, q->num, q->bypass);
 		}

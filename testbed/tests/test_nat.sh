@@ -30,10 +30,9 @@ check "lemongatectl finds the socket without flags" ctl ping
 check "rules installed in lg-gw" bash -c "ip netns exec lg-gw iptables-save | grep -q 'LEMONGATE-OUT-FROM-IN.*NFQUEUE'"
 # An operator's own rules after our jump still see the packets we untrack: our chains decide
 # by goto and hand each packet back to the built-in chain.
-in_gw_tables() { ip netns exec lg-gw iptables -w "$@"; }
-in_gw_tables -t raw -A PREROUTING -p tcp --dport 143
-in_gw_tables -t raw -A PREROUTING -p tcp --sport 143
-operator_count() { in_gw_tables -t raw -L PREROUTING -v -x -n | awk -v p="$1" '$0 ~ p { print $1 }'; }
+in_gw iptables -w -t raw -A PREROUTING -p tcp --dport 143
+in_gw iptables -w -t raw -A PREROUTING -p tcp --sport 143
+operator_count() { in_gw iptables -w -t raw -L PREROUTING -v -x -n | awk -v p="$1" '$0 ~ p { print $1 }'; }
 
 # An IMAP session held open while we look at it from the gateway and the server.
 in_client bash -c '
@@ -55,8 +54,8 @@ check "data both ways: CAPABILITY answered" grep -q '^a1 OK CAPABILITY' "$TB_TMP
 check "LOGIN alice/secret through NAT" grep -q '^a2 OK' "$TB_TMP/imap.out"
 check "an operator's raw rule after ours sees the outbound packets" test "$(operator_count 'dpt:143')" -gt 0
 check "an operator's raw rule after ours sees the inbound packets" test "$(operator_count 'spt:143')" -gt 0
-in_gw_tables -t raw -D PREROUTING -p tcp --dport 143
-in_gw_tables -t raw -D PREROUTING -p tcp --sport 143
+in_gw iptables -w -t raw -D PREROUTING -p tcp --dport 143
+in_gw iptables -w -t raw -D PREROUTING -p tcp --sport 143
 
 cport=$(in_client ss -Htn state established '( dport = :143 )' | awk '{print $3}' | sed 's/.*://' | head -1)
 check "client has an established connection" test -n "$cport"
